@@ -1,0 +1,161 @@
+"""State stores: where a target keeps the tool's own files (manifest, pending record, logs).
+
+One small interface, two implementations: a local folder and an S3 prefix. Every write can be
+conditional on the version read before (``expect``), so a commit never silently overwrites a
+concurrent one. The S3 store is handed a client; it never creates one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any, Protocol
+
+import xxhash
+
+from .errors import ConflictError, CorruptManifest, StoreError, WrongTarget
+from .model import STATE_DIR, Manifest
+
+MANIFEST_NAME = "manifest.json.gz"
+
+# ``expect`` values for conditional writes.
+ABSENT = "absent"  # the object must not exist yet
+ANY = None  # unconditional
+
+
+class Store(Protocol):
+    """Named blobs of the tool's state next to one target."""
+
+    location: str
+
+    def read(self, name: str) -> tuple[bytes | None, str | None]:
+        """(data, version) of ``name``, or (None, None) when it does not exist."""
+
+    def write(self, name: str, data: bytes, expect: str | None = ANY) -> str:
+        """Write ``name``; ``expect`` is a version read before, ABSENT, or ANY. Returns the new
+        version; raises ConflictError when the condition does not hold."""
+
+    def remove(self, name: str) -> None:
+        """Delete ``name`` if it exists."""
+
+
+class LocalStore:
+    """State in ``<root>/.planner/``; versions are content hashes; writes are atomic renames."""
+
+    def __init__(self, root: str) -> None:
+        self.dir = os.path.join(root, STATE_DIR)
+        self.location = self.dir + os.sep
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.dir, name)
+
+    def read(self, name: str) -> tuple[bytes | None, str | None]:
+        try:
+            with open(self._path(name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            raise StoreError(f"cannot read {self._path(name)}: {exc.strerror}") from None
+        return data, xxhash.xxh3_128_hexdigest(data)
+
+    def write(self, name: str, data: bytes, expect: str | None = ANY) -> str:
+        if expect is not ANY:
+            _, current = self.read(name)
+            if (expect == ABSENT and current is not None) or (
+                expect != ABSENT and current != expect
+            ):
+                raise ConflictError(
+                    f"{self.location}{name} changed since it was read (another deploy?); run again"
+                )
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{name}.", suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path(name))
+        except OSError as exc:
+            raise StoreError(f"cannot write {self._path(name)}: {exc.strerror}") from None
+        return xxhash.xxh3_128_hexdigest(data)
+
+    def remove(self, name: str) -> None:
+        try:
+            os.unlink(self._path(name))
+        except FileNotFoundError:
+            pass
+
+
+class S3Store:
+    """State under ``s3://bucket/<prefix>.planner/``; versions are ETags; writes use S3's
+    conditional PutObject (If-Match / If-None-Match). Objects get no ACL of their own, so they
+    stay private even when site files are public."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = f"{prefix}{STATE_DIR}/"
+        self.location = f"s3://{bucket}/{self.prefix}"
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    def read(self, name: str) -> tuple[bytes | None, str | None]:
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=self.key(name))
+        except Exception as exc:  # botocore's ClientError, without importing botocore here
+            if _code(exc) in ("NoSuchKey", "404"):
+                return None, None
+            raise
+        return resp["Body"].read(), resp["ETag"]
+
+    def write(self, name: str, data: bytes, expect: str | None = ANY) -> str:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(name), "Body": data}
+        if expect == ABSENT:
+            args["IfNoneMatch"] = "*"
+        elif expect is not ANY:
+            args["IfMatch"] = expect
+        try:
+            resp = self.client.put_object(
+                **args, ContentType="application/octet-stream", CacheControl="no-store"
+            )
+        except Exception as exc:
+            if _code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey"):
+                raise ConflictError(
+                    f"{self.location}{name} changed since it was read (another deploy?); run again"
+                ) from None
+            raise
+        return resp["ETag"]
+
+    def remove(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+
+
+def _code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def load_manifest(store: Store, target: str) -> tuple[Manifest | None, str | None]:
+    """The committed manifest of ``target`` and its version; (None, None) before the first
+    deploy. A manifest that names another target is refused."""
+    data, version = store.read(MANIFEST_NAME)
+    if data is None:
+        return None, None
+    try:
+        manifest = Manifest.loads(data)
+    except CorruptManifest as exc:
+        raise CorruptManifest(f"{store.location}{MANIFEST_NAME}: {exc}") from None
+    if manifest.target and manifest.target != target:
+        raise WrongTarget(
+            f"the manifest in {store.location} belongs to {manifest.target}, not {target}"
+        )
+    return manifest, version
+
+
+def commit_manifest(store: Store, manifest: Manifest, previous_version: str | None) -> str:
+    """Write ``manifest`` only if the stored one is still ``previous_version`` (or, on a first
+    deploy, still absent)."""
+    expect = ABSENT if previous_version is None else previous_version
+    return store.write(MANIFEST_NAME, manifest.dumps(), expect=expect)
