@@ -1,0 +1,114 @@
+"""Carry out a plan, in the order that keeps the site, the manifest and the CDN in step:
+
+1. finish the invalidation and deletes of a committed deploy that was interrupted;
+2. write the pending record (journal) naming every key about to be written;
+3. upload assets, then pages (HTML/XML), so no page points at an asset not yet there;
+4. commit the manifest, conditional on the version the plan was made against;
+5. create the invalidation on each distribution (CallerReference from the deploy id);
+6. delete removed objects; 7. remove the pending record.
+
+A crash anywhere leaves a record the next run uses to converge (see ``plan.compute_plan``).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Callable
+
+import xxhash
+from manifests import ScanError, commit_manifest
+from manifests.scan import hash_file
+
+from .backends import MULTIPART_THRESHOLD, Backend
+from .headers import is_page
+from .plan import JOURNAL_NAME, Journal, Plan, Upload
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Result:
+    uploaded: int = 0
+    uploaded_bytes: int = 0
+    deleted: int = 0
+    invalidations: dict[str, str] = field(default_factory=dict)  # distribution -> id
+    resumed: str | None = None  # deploy id whose pending work was finished first
+
+
+def _upload_one(plan: Plan, backend: Backend, up: Upload) -> None:
+    path = os.path.join(plan.site, *up.key.split("/"))
+    if up.size < MULTIPART_THRESHOLD:
+        with open(path, "rb") as f:
+            data = f.read()
+        # Send exactly the bytes that were hashed: a file edited since the scan is refused.
+        if len(data) != up.size or xxhash.xxh3_128_hexdigest(data) != up.hash:
+            raise ScanError(f"{up.key} changed since it was scanned; build again and rerun")
+        backend.put_bytes(up.key, data, up.content_type, up.cache_control)
+    else:
+        backend.put_file(up.key, path, up.content_type, up.cache_control)
+        if hash_file(path) != (up.hash, up.size):
+            raise ScanError(f"{up.key} changed while it was uploaded; build again and rerun")
+
+
+def _upload_all(plan: Plan, backend: Backend, ups: list[Upload], workers: int) -> None:
+    if not ups:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(_upload_one, plan, backend, u) for u in ups]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        for fut in pending:
+            fut.cancel()
+        for fut in futures:
+            if fut.done() and not fut.cancelled() and fut.exception() is not None:
+                raise fut.exception()  # type: ignore[misc]
+
+
+def finish(journal: Journal, backend: Backend, result: Result) -> None:
+    """Steps 5-7 for a committed deploy; safe to repeat (same CallerReference, idempotent
+    deletes)."""
+    if journal.paths:
+        for dist in journal.distribution_ids:
+            result.invalidations[dist] = backend.invalidate(
+                dist, journal.paths, journal.caller_reference
+            )
+    if journal.deletes:
+        backend.delete(list(journal.deletes))
+        result.deleted += len(journal.deletes)
+    backend.store.remove(JOURNAL_NAME)
+
+
+def apply_plan(plan: Plan, backend: Backend, workers: int = 8, log: Log = lambda _: None) -> Result:
+    result = Result()
+    if plan.resume is not None:
+        log(f"finishing interrupted deploy {plan.resume.deploy_id} first")
+        finish(plan.resume, backend, result)
+        result.resumed = plan.resume.deploy_id
+    if not plan.has_work:
+        return result
+
+    inv = plan.invalidation
+    journal = Journal(
+        deploy_id=plan.deploy_id,
+        base_deploy_id=plan.previous_deploy_id,
+        touched=tuple(sorted({u.key for u in plan.uploads} | set(plan.deletes))),
+        deletes=plan.deletes,
+        paths=inv.paths,
+        distribution_ids=inv.distribution_ids,
+        caller_reference=inv.caller_reference,
+    )
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+
+    assets = [u for u in plan.uploads if not is_page(u.content_type)]
+    pages = [u for u in plan.uploads if is_page(u.content_type)]
+    log(f"uploading {len(assets)} assets, then {len(pages)} pages")
+    _upload_all(plan, backend, assets, workers)
+    _upload_all(plan, backend, pages, workers)
+    result.uploaded = len(plan.uploads)
+    result.uploaded_bytes = plan.upload_bytes
+
+    commit_manifest(backend.store, plan.manifest, plan.previous_version)
+    log(f"committed manifest {plan.deploy_id}")
+    finish(journal, backend, result)
+    return result

@@ -1,0 +1,80 @@
+"""The one place that creates AWS clients, and the one boundary that turns botocore's
+exceptions into PlannerError messages (keeping AWS's error code, never credentials).
+
+boto3 is imported here and only when a client is needed, so commands on the local backend
+start fast. ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL_CLOUDFRONT``
+are honoured by botocore itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Iterator
+
+from .errors import AwsError
+
+
+@dataclass
+class Clients:
+    """Lazily created clients sharing one session."""
+
+    profile: str | None = None
+    region: str | None = None
+    max_attempts: int = 5
+
+    @cached_property
+    def session(self) -> Any:
+        import boto3
+
+        with aws_errors("AWS session"):
+            return boto3.Session(profile_name=self.profile, region_name=self.region)
+
+    def _config(self) -> Any:
+        from botocore.config import Config
+
+        return Config(
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            max_pool_connections=64,
+        )
+
+    @cached_property
+    def s3(self) -> Any:
+        with aws_errors("S3 client"):
+            return self.session.client("s3", config=self._config())
+
+    @cached_property
+    def cloudfront(self) -> Any:
+        # CloudFront is a global service; its API lives in us-east-1.
+        with aws_errors("CloudFront client"):
+            return self.session.client("cloudfront", region_name="us-east-1", config=self._config())
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def aws_errors(what: str) -> Iterator[None]:
+    """Turn botocore exceptions raised inside into AwsError("<what>: <Code>: <message>")."""
+    try:
+        yield
+    except AwsError:
+        raise
+    except Exception as exc:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        if isinstance(exc, NoCredentialsError):
+            raise AwsError(f"{what}: no AWS credentials found (set AWS_PROFILE or keys)") from None
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = err.get("Code", "Unknown")
+            message = err.get("Message") or exc.response.get("ResponseMetadata", {}).get(
+                "HTTPStatusCode", ""
+            )
+            raise AwsError(f"{what}: {code}: {message}") from None
+        if isinstance(exc, BotoCoreError):
+            raise AwsError(f"{what}: {exc}") from None
+        raise

@@ -1,0 +1,213 @@
+"""Where a deploy writes: the site objects, the state store and the CDN, per kind of target.
+
+``LocalBackend`` mirrors the site into a folder and keeps an invalidation log there, so the
+whole deploy runs without an AWS account. ``S3Backend`` writes to a bucket and submits
+CloudFront invalidations; it is handed its clients and never creates one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Protocol, Sequence
+
+from manifests import LocalStore, S3Store, Store
+from manifests.model import STATE_DIR
+
+from .aws import Clients, aws_errors
+from .errors import InvalidationError
+from .targets import LocalTarget, S3Target, Target
+
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+INVALIDATION_LOG = "invalidations.jsonl"
+
+
+class Backend(Protocol):
+    target: Target
+    store: Store
+    default_distributions: tuple[str, ...]
+
+    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
+
+    def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None: ...
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str: ...
+
+
+class LocalBackend:
+    """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log."""
+
+    default_distributions = ("local",)
+
+    def __init__(self, target: LocalTarget) -> None:
+        self.target = target
+        self.root = target.root
+        self.store = LocalStore(self.root)
+
+    def _dest(self, key: str) -> str:
+        return os.path.join(self.root, *key.split("/"))
+
+    def _atomic(self, key: str, write) -> None:
+        dest = self._dest(key)
+        folder = os.path.dirname(dest)
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".planner-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        self._atomic(key, lambda f: f.write(data))
+
+    def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None:
+        def copy(f) -> None:
+            with open(path, "rb") as src:
+                shutil.copyfileobj(src, f, 1 << 20)
+
+        self._atomic(key, copy)
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            dest = self._dest(key)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest)
+            # Remove folders the delete left empty, up to (not including) the root.
+            folder = os.path.dirname(dest)
+            while folder != self.root and folder.startswith(self.root):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    break
+                folder = os.path.dirname(folder)
+
+    def invalidation_log(self) -> list[dict[str, Any]]:
+        path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
+        try:
+            with open(path, encoding="utf-8") as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str:
+        # Same rule as CloudFront: a repeated reference with the same paths returns the earlier
+        # invalidation; with other paths it is an error.
+        for record in self.invalidation_log():
+            if record["distribution_id"] == distribution_id and record["caller_reference"] == reference:
+                if record["paths"] != list(paths):
+                    raise InvalidationError(
+                        f"invalidation reference {reference} was already used with other paths"
+                    )
+                return record["id"]
+        record = {
+            "id": f"L{reference[-12:].upper()}",
+            "distribution_id": distribution_id,
+            "caller_reference": reference,
+            "create_time": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "paths": list(paths),
+        }
+        path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return record["id"]
+
+
+class S3Backend:
+    """A bucket (under an optional prefix) behind CloudFront distributions."""
+
+    default_distributions: tuple[str, ...] = ()
+
+    def __init__(self, target: S3Target, clients: Clients) -> None:
+        self.target = target
+        self.clients = clients
+        self.bucket = target.bucket
+        self.prefix = target.prefix
+        self._store: S3Store | None = None
+
+    @property
+    def store(self) -> S3Store:  # created on first use so `plan` makes no client it needs not
+        if self._store is None:
+            self._store = _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
+        return self._store
+
+    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+        with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
+            self.clients.s3.put_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                Body=data,
+                ContentType=content_type,
+                CacheControl=cache_control,
+            )
+
+    def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=4)
+        with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
+            self.clients.s3.upload_file(
+                path,
+                self.bucket,
+                self.prefix + key,
+                ExtraArgs={"ContentType": content_type, "CacheControl": cache_control},
+                Config=config,
+            )
+
+    def delete(self, keys: Sequence[str]) -> None:
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            batch = keys[start : start + 1000]
+            with aws_errors(f"delete from s3://{self.bucket}/{self.prefix}"):
+                resp = self.clients.s3.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self.prefix + k} for k in batch], "Quiet": True},
+                )
+            errors = resp.get("Errors") or []
+            if errors:
+                first = errors[0]
+                raise InvalidationError(
+                    f"delete s3://{self.bucket}/{first.get('Key')}: {first.get('Code')}: "
+                    f"{first.get('Message')} ({len(errors)} keys failed)"
+                )
+
+    def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str:
+        batch = {"Paths": {"Quantity": len(paths), "Items": list(paths)}, "CallerReference": reference}
+        with aws_errors(f"CreateInvalidation on {distribution_id}"):
+            resp = self.clients.cloudfront.create_invalidation(
+                DistributionId=distribution_id, InvalidationBatch=batch
+            )
+        return resp["Invalidation"]["Id"]
+
+
+class _GuardedS3Store(S3Store):
+    """S3Store whose botocore errors surface as AwsError with their code."""
+
+    def read(self, name: str):
+        with aws_errors(f"read {self.location}{name}"):
+            return super().read(name)
+
+    def write(self, name: str, data: bytes, expect=None) -> str:
+        with aws_errors(f"write {self.location}{name}"):
+            return super().write(name, data, expect)
+
+    def remove(self, name: str) -> None:
+        with aws_errors(f"delete {self.location}{name}"):
+            super().remove(name)
+
+
+def make_backend(target: Target, clients: Clients | None = None) -> Backend:
+    if isinstance(target, LocalTarget):
+        return LocalBackend(target)
+    return S3Backend(target, clients or Clients())

@@ -1,0 +1,167 @@
+"""The ``planner`` command. Commands only parse options, call the library, and render."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from manifests import ManifestError
+
+from . import __version__
+from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
+from .errors import PlannerError
+from .headers import DEFAULT_CACHE_CONTROL
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER"}
+
+
+def _options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by ``plan`` and ``deploy``."""
+    opts = [
+        click.argument("site", type=click.Path(file_okay=False, path_type=str)),
+        click.option("--target", "-t", required=True, metavar="TARGET",
+                     help="s3://bucket[/prefix], file:///abs/dir or a folder path."),
+        click.option("--distribution", "-d", "distributions", multiple=True, metavar="ID",
+                     help="CloudFront distribution to invalidate (repeatable)."),
+        click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
+                     help="Skip files matching GLOB (a name, or a path with '/'); repeatable."),
+        click.option("--cache-control", default=DEFAULT_CACHE_CONTROL, show_default=True,
+                     help="Cache-Control header for uploaded files."),
+        click.option("--invalidate-added", is_flag=True,
+                     help="Invalidate new files too (only needed if they were requested before)."),
+        click.option("--max-deletes", type=click.IntRange(min=0), default=256, show_default=True,
+                     help="Refuse the deploy if it would delete more objects than this."),
+        click.option("--no-delete", is_flag=True, help="Keep objects removed from the build."),
+        click.option("--url-prefix", default="/", show_default=True,
+                     help="URL path under which the target's root is served."),
+        click.option("--paths-used", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Invalidation paths already used this month in the account."),
+        click.option("--free-paths-per-month", type=click.IntRange(min=0),
+                     default=FREE_PATHS_PER_MONTH, show_default=True),
+        click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
+                     show_default=True, help="Dollars per paid invalidation path."),
+        click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
+                     help="Parallel uploads."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+                     default="table", show_default=True),
+        click.option("--verbose", "-v", is_flag=True, help="List every upload, delete and path."),
+        click.option("--profile", default=None, help="AWS profile."),
+        click.option("--region", default=None, help="AWS region of the bucket."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's errors into a one-line message and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (PlannerError, ManifestError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(getattr(exc, "exit_code", 1))
+
+    return wrapper
+
+
+def _prepare(kw: dict[str, Any]):
+    from .aws import Clients
+    from .backends import make_backend
+    from .plan import Options
+    from .targets import check_apart, parse_target
+
+    target = parse_target(kw["target"])
+    check_apart(kw["site"], target)
+    backend = make_backend(target, Clients(profile=kw["profile"], region=kw["region"]))
+    options = Options(
+        cache_control=kw["cache_control"],
+        excludes=tuple(kw["excludes"]),
+        invalidate_added=kw["invalidate_added"],
+        max_deletes=kw["max_deletes"],
+        delete=not kw["no_delete"],
+        url_prefix=kw["url_prefix"],
+        distribution_ids=tuple(dict.fromkeys(kw["distributions"])),
+        free_paths_per_month=kw["free_paths_per_month"],
+        paths_used=kw["paths_used"],
+        price=kw["price_per_path"],
+    )
+    return backend, options
+
+
+def _show(plan, fmt: str, verbose: bool, result=None) -> None:
+    from . import render
+
+    if fmt == "json":
+        click.echo(render.to_json(plan, result))
+    elif result is None:
+        click.echo(render.to_text(plan, fmt, verbose), nl=False)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="planner")
+def cli() -> None:
+    """Deploy a static site to S3 and invalidate CloudFront as cheaply as possible.
+
+    \b
+    Example:
+      planner plan public --target s3://my-bucket --distribution E123ABC
+    """
+
+
+@cli.command()
+@_options
+@_errors
+def plan(**kw: Any) -> None:
+    """Show what a deploy would upload, delete and invalidate, and what it would cost.
+
+    \b
+    Example:
+      planner plan public --target ./site-out
+    """
+    from .plan import build_plan
+
+    backend, options = _prepare(kw)
+    the_plan = build_plan(kw["site"], backend, options, __version__)
+    _show(the_plan, kw["fmt"], kw["verbose"])
+
+
+@cli.command()
+@_options
+@click.option("--dry-run", is_flag=True, help="Only show the plan (same as `planner plan`).")
+@_errors
+def deploy(dry_run: bool, **kw: Any) -> None:
+    """Upload what changed, commit the manifest, invalidate, delete what was removed.
+
+    \b
+    Example:
+      planner deploy public --target s3://my-bucket --distribution E123ABC
+    """
+    from . import render
+    from .apply import apply_plan
+    from .plan import build_plan
+
+    backend, options = _prepare(kw)
+    the_plan = build_plan(kw["site"], backend, options, __version__)
+    if kw["fmt"] != "json":
+        _show(the_plan, kw["fmt"], kw["verbose"])
+    if dry_run:
+        if kw["fmt"] == "json":
+            _show(the_plan, "json", kw["verbose"])
+        return
+    log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
+    result = apply_plan(the_plan, backend, workers=kw["workers"], log=log)
+    if kw["fmt"] == "json":
+        _show(the_plan, "json", kw["verbose"], result)
+    else:
+        click.echo(("\n" if kw["fmt"] == "table" else "\n**") + render.summary_line(the_plan, result)
+                   + ("" if kw["fmt"] == "table" else "**"))
+
+
+def main() -> None:
+    cli(prog_name="planner")

@@ -1,0 +1,27 @@
+"""Errors of the planner package. Only the CLI turns them into click errors and exit codes."""
+
+
+class PlannerError(Exception):
+    """Base class for every error the planner raises on purpose."""
+
+    exit_code = 1
+
+
+class BadTarget(PlannerError):
+    """The --target value cannot be used."""
+
+
+class BadSite(PlannerError):
+    """The build folder cannot be deployed (empty, reserved names...)."""
+
+
+class TooManyDeletes(PlannerError):
+    """The deploy would delete more objects than --max-deletes allows."""
+
+
+class AwsError(PlannerError):
+    """An AWS call failed; the message keeps AWS's error code."""
+
+
+class InvalidationError(PlannerError):
+    """The invalidation could not be planned or submitted."""

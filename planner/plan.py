@@ -1,0 +1,278 @@
+"""A deploy plan is a value: ``compute_plan`` (pure) decides it, ``build_plan`` gathers its
+inputs (stored manifest, pending journal, scan of the build), ``apply.apply_plan`` acts on it.
+``planner plan`` and ``deploy --dry-run`` print the very value a deploy applies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import xxhash
+
+from manifests import DEFAULT_EXCLUDES, Diff, Entry, Manifest, diff, load_manifest, scan
+from manifests.errors import CorruptManifest
+from manifests.scan import MAX_KEY_BYTES
+
+from .backends import Backend
+from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH, CostModel
+from .errors import BadSite, TooManyDeletes
+from .headers import DEFAULT_CACHE_CONTROL, headers_for, is_page
+from .minimizer import Problem, Solution, minimize
+from .urls import normalise_url_prefix, urls_of
+
+JOURNAL_NAME = "pending.json"
+
+
+@dataclass(frozen=True)
+class Options:
+    cache_control: str = DEFAULT_CACHE_CONTROL
+    excludes: tuple[str, ...] = ()  # added to DEFAULT_EXCLUDES
+    invalidate_added: bool = False
+    max_deletes: int = 256
+    delete: bool = True
+    url_prefix: str = "/"
+    distribution_ids: tuple[str, ...] = ()
+    free_paths_per_month: int = FREE_PATHS_PER_MONTH
+    paths_used: int = 0
+    price: float = PRICE_PER_PATH
+    miss_cost: float | None = None
+    hash_workers: int | None = None
+
+
+@dataclass(frozen=True)
+class Upload:
+    key: str
+    reason: str  # "new", "changed", "headers", "unconfirmed"
+    size: int
+    hash: str
+    content_type: str
+    cache_control: str
+
+
+@dataclass(frozen=True)
+class Invalidation:
+    paths: tuple[str, ...]
+    distribution_ids: tuple[str, ...]
+    caller_reference: str
+    solution: Solution
+    free_paths: int  # free paths assumed left this month before this deploy
+
+
+@dataclass(frozen=True)
+class Journal:
+    """The pending record: written before a deploy's first write, removed when it is done.
+
+    ``touched`` are keys whose objects may no longer match the committed manifest. If the
+    manifest named ``deploy_id`` was committed, what is left to do is the invalidation and the
+    deletes; if not, the next plan re-uploads (or deletes) every touched key.
+    """
+
+    deploy_id: str
+    base_deploy_id: str | None
+    touched: tuple[str, ...]
+    deletes: tuple[str, ...]
+    paths: tuple[str, ...]
+    distribution_ids: tuple[str, ...]
+    caller_reference: str
+
+    def dumps(self) -> bytes:
+        doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        return json.dumps(doc, ensure_ascii=False, indent=1).encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> "Journal":
+        try:
+            doc = json.loads(data)
+            return cls(
+                deploy_id=str(doc["deploy_id"]),
+                base_deploy_id=doc["base_deploy_id"],
+                touched=tuple(doc["touched"]),
+                deletes=tuple(doc["deletes"]),
+                paths=tuple(doc["paths"]),
+                distribution_ids=tuple(doc["distribution_ids"]),
+                caller_reference=str(doc["caller_reference"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CorruptManifest(f"pending record is malformed ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Plan:
+    site: str
+    target: str
+    manifest: Manifest  # what the target will hold after the deploy
+    previous_deploy_id: str | None
+    previous_version: str | None  # store version (ETag) the plan was made against
+    diff: Diff
+    uploads: tuple[Upload, ...]  # in upload order: assets, then pages
+    deletes: tuple[str, ...]
+    kept: tuple[str, ...]  # removed from the build but kept (--no-delete)
+    invalidation: Invalidation
+    resume: Journal | None = None  # a committed deploy's unfinished invalidation/deletes
+    sizes: dict[str, int] = field(default_factory=dict)  # bytes per diff group
+
+    @property
+    def deploy_id(self) -> str:
+        return self.manifest.deploy_id
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.uploads or self.deletes)
+
+    @property
+    def upload_bytes(self) -> int:
+        return sum(u.size for u in self.uploads)
+
+
+def deploy_id_for(previous_deploy_id: str | None, target: str, manifest: Manifest) -> str:
+    """Derived from what is deployed and where, chained to the previous deploy: a retried
+    deploy of the same build gets the same id, and so the same CallerReference."""
+    h = xxhash.xxh3_128()
+    h.update(f"{previous_deploy_id or ''}\n{target}\n".encode())
+    h.update(manifest.content_digest_input())
+    return h.hexdigest()[:20]
+
+
+def compute_plan(
+    *,
+    site: str,
+    target: str,
+    previous: Manifest | None,
+    previous_version: str | None,
+    entries: dict[str, Entry],
+    journal: Journal | None,
+    options: Options,
+    tool_version: str,
+    key_prefix: str = "",
+    default_distributions: tuple[str, ...] = (),
+) -> Plan:
+    """Everything a deploy will do. Pure."""
+    if not entries:
+        raise BadSite(
+            f"build folder {site} has no files to deploy; refusing (an empty build would "
+            "delete the whole site)"
+        )
+    for key in entries:
+        if len((key_prefix + key).encode("utf-8")) > MAX_KEY_BYTES:
+            raise BadSite(f"key {key_prefix + key[:60]}... is longer than S3's 1024-byte limit")
+
+    previous_id = previous.deploy_id if previous else None
+    resume: Journal | None = None
+    dirty: set[str] = set()
+    if journal is not None:
+        if previous is not None and journal.deploy_id == previous_id:
+            resume = journal  # committed: only its invalidation and deletes are left
+        else:
+            dirty = set(journal.touched)  # never committed: objects may not match the manifest
+
+    new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
+    d = diff(previous, new)
+    old_entries = previous.entries if previous else {}
+
+    kept: tuple[str, ...] = ()
+    deletes = list(d.deleted)
+    if not options.delete and deletes:
+        kept = tuple(deletes)
+        deletes = []
+        merged = dict(entries)
+        merged.update({k: old_entries[k] for k in kept})
+        new = new.replace(entries=merged)
+    # Objects written by an uncommitted deploy that neither build nor manifest has: orphans.
+    orphans = sorted(k for k in dirty if k not in new.entries and k not in old_entries)
+    deletes = sorted(set(deletes) | set(orphans))
+    if len(deletes) > options.max_deletes:
+        raise TooManyDeletes(
+            f"the deploy would delete {len(deletes)} objects, more than --max-deletes "
+            f"{options.max_deletes}; nothing was changed (raise --max-deletes or use --no-delete)"
+        )
+
+    reasons: dict[str, str] = {k: "new" for k in d.added}
+    reasons.update({k: ("headers" if k in d.header_only else "changed") for k in d.modified})
+    reasons.update({k: "unconfirmed" for k in d.unchanged if k in dirty})
+    uploads = [
+        Upload(k, r, e.size, e.hash, e.content_type, e.cache_control)
+        for k, r in sorted(reasons.items())
+        for e in (entries[k],)
+    ]
+    uploads.sort(key=lambda u: (is_page(u.content_type), u.key))
+
+    has_work = bool(uploads or deletes)
+    deploy_id = deploy_id_for(previous_id, target, new) if has_work else (previous_id or "")
+    new = new.replace(deploy_id=deploy_id)
+
+    # Invalidate what may be cached with old content: modified, deleted, re-uploaded after an
+    # interrupted deploy; new files too with --invalidate-added.
+    must = [u.key for u in uploads if u.reason != "new" or u.key in dirty]
+    if options.invalidate_added:
+        must += [u.key for u in uploads if u.reason == "new"]
+    url_prefix = normalise_url_prefix(options.url_prefix)
+    changed_urls = frozenset(urls_of(must + deletes, url_prefix))
+    universe = frozenset(urls_of(set(old_entries) | set(new.entries) | set(orphans), url_prefix))
+    distributions = options.distribution_ids or default_distributions
+    free = max(0, options.free_paths_per_month - options.paths_used)
+    model = CostModel(
+        free_paths=free,
+        price=options.price,
+        miss_cost=options.miss_cost,
+        distributions=max(1, len(distributions)),
+    )
+    solution = minimize(Problem(universe=universe, changed=changed_urls, model=model))
+    invalidation = Invalidation(
+        paths=solution.paths,
+        distribution_ids=tuple(distributions),
+        caller_reference=f"planner-{deploy_id}",
+        solution=solution,
+        free_paths=free,
+    )
+    sizes = {
+        "added": sum(entries[k].size for k in d.added),
+        "modified": sum(entries[k].size for k in d.modified),
+        "deleted": sum(old_entries[k].size for k in d.deleted),
+        "unchanged": sum(entries[k].size for k in d.unchanged),
+    }
+    return Plan(
+        site=site,
+        target=target,
+        manifest=new,
+        previous_deploy_id=previous_id,
+        previous_version=previous_version,
+        diff=d,
+        uploads=tuple(uploads),
+        deletes=tuple(deletes),
+        kept=kept,
+        invalidation=invalidation,
+        resume=resume,
+        sizes=sizes,
+    )
+
+
+def read_journal(backend: Backend) -> Journal | None:
+    data, _ = backend.store.read(JOURNAL_NAME)
+    return None if data is None else Journal.loads(data)
+
+
+def build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
+    """Read the target's state, scan the build, and compute the plan. Writes nothing."""
+    target = backend.target.uri
+    previous, version = load_manifest(backend.store, target)
+    journal = read_journal(backend)
+    entries = scan(
+        site,
+        headers_for(options.cache_control),
+        excludes=DEFAULT_EXCLUDES + tuple(options.excludes),
+        workers=options.hash_workers,
+    )
+    return compute_plan(
+        site=os.path.abspath(site),
+        target=target,
+        previous=previous,
+        previous_version=version,
+        entries=entries,
+        journal=journal,
+        options=options,
+        tool_version=tool_version,
+        key_prefix=getattr(backend.target, "prefix", ""),
+        default_distributions=backend.default_distributions,
+    )

@@ -1,0 +1,181 @@
+"""Plans and results as tables (people), JSON (machines) and markdown (CI summaries)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tabulate import tabulate
+
+from .apply import Result
+from .plan import Plan
+
+LIST_LIMIT = 20  # rows of uploads / deletes / paths shown without --verbose
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def money(x: float) -> str:
+    return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
+
+
+def plan_dict(plan: Plan) -> dict[str, Any]:
+    """The stable JSON shape (documented in the README)."""
+    inv = plan.invalidation
+    sol = inv.solution
+    d = plan.diff
+    return {
+        "target": plan.target,
+        "site": plan.site,
+        "summary": {
+            "added": {"files": len(d.added), "bytes": plan.sizes.get("added", 0)},
+            "modified": {"files": len(d.modified), "bytes": plan.sizes.get("modified", 0)},
+            "deleted": {"files": len(d.deleted), "bytes": plan.sizes.get("deleted", 0)},
+            "unchanged": {"files": len(d.unchanged), "bytes": plan.sizes.get("unchanged", 0)},
+        },
+        "uploads": [{"key": u.key, "reason": u.reason, "size": u.size} for u in plan.uploads],
+        "deletes": [{"key": k} for k in plan.deletes],
+        "kept": [{"key": k} for k in plan.kept],
+        "unchanged": len(d.unchanged),
+        "invalidation": {
+            "paths": list(inv.paths),
+            "distribution_ids": list(inv.distribution_ids),
+            "changed_urls": sol.changed_urls,
+            "collateral_urls": sol.collateral_urls,
+            "paid_paths": sol.paid_paths,
+            "cost_usd": round(sol.cost_usd, 6),
+            "free_paths": inv.free_paths,
+            "caller_reference": inv.caller_reference if inv.paths else None,
+        },
+        "manifest": {
+            "previous_deploy_id": plan.previous_deploy_id,
+            "deploy_id": plan.deploy_id,
+        },
+        "resume": None
+        if plan.resume is None
+        else {
+            "deploy_id": plan.resume.deploy_id,
+            "paths": list(plan.resume.paths),
+            "deletes": list(plan.resume.deletes),
+        },
+    }
+
+
+def result_dict(result: Result) -> dict[str, Any]:
+    return {
+        "uploaded": result.uploaded,
+        "uploaded_bytes": result.uploaded_bytes,
+        "deleted": result.deleted,
+        "invalidations": [{"distribution_id": k, "id": v} for k, v in result.invalidations.items()],
+        "resumed": result.resumed,
+    }
+
+
+def to_json(plan: Plan, result: Result | None = None) -> str:
+    doc = plan_dict(plan)
+    if result is not None:
+        doc["result"] = result_dict(result)
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def _cut(rows: list[Any], verbose: bool) -> tuple[list[Any], str]:
+    if verbose or len(rows) <= LIST_LIMIT:
+        return rows, ""
+    return rows[:LIST_LIMIT], f"... and {len(rows) - LIST_LIMIT} more (--verbose shows all)"
+
+
+def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
+    """The plan for people: ``fmt`` is 'table' (terminal) or 'markdown' (CI summaries)."""
+    md = fmt == "markdown"
+    tf = "github" if md else "simple"
+    out: list[str] = []
+
+    def heading(text: str) -> None:
+        out.append(f"\n### {text}\n" if md else f"\n{text}")
+
+    prev = plan.previous_deploy_id or "none (first deploy)"
+    title = f"Plan: {plan.site} -> {plan.target}"
+    out.append(f"## {title}\n" if md else title)
+    out.append(f"deploy {plan.deploy_id or '-'}, previous {prev}")
+    if plan.resume is not None:
+        r = plan.resume
+        out.append(
+            f"pending: deploy {r.deploy_id} was interrupted; its {len(r.paths)} invalidation "
+            f"paths and {len(r.deletes)} deletes are finished first"
+        )
+    d = plan.diff
+    rows = [
+        ["added", len(d.added), human_bytes(plan.sizes.get("added", 0))],
+        ["modified", len(d.modified), human_bytes(plan.sizes.get("modified", 0))],
+        ["deleted", len(d.deleted), human_bytes(plan.sizes.get("deleted", 0))],
+        ["unchanged", len(d.unchanged), human_bytes(plan.sizes.get("unchanged", 0))],
+    ]
+    out.append("")
+    out.append(tabulate(rows, headers=["change", "files", "bytes"], tablefmt=tf,
+                        colalign=("left", "right", "right")))
+
+    if plan.uploads:
+        heading(f"Uploads ({len(plan.uploads)}, {human_bytes(plan.upload_bytes)})")
+        urows, more = _cut([[u.key, u.reason, human_bytes(u.size)] for u in plan.uploads], verbose)
+        out.append(tabulate(urows, headers=["key", "reason", "size"], tablefmt=tf))
+        if more:
+            out.append(more)
+    if plan.deletes:
+        heading(f"Deletes ({len(plan.deletes)})")
+        drows, more = _cut([[k] for k in plan.deletes], verbose)
+        out.append(tabulate(drows, headers=["key"], tablefmt=tf))
+        if more:
+            out.append(more)
+    if plan.kept:
+        out.append(f"\nkept (--no-delete): {len(plan.kept)} removed files stay in the target")
+
+    inv = plan.invalidation
+    sol = inv.solution
+    heading("Invalidation")
+    if not inv.paths:
+        out.append("nothing to invalidate")
+    else:
+        where = ", ".join(inv.distribution_ids) or "no distribution given (not submitted)"
+        out.append(
+            f"{len(inv.paths)} paths for {sol.changed_urls} changed URLs"
+            f" ({sol.collateral_urls} needless misses) on {where}"
+        )
+        prows, more = _cut([[p] for p in inv.paths], verbose)
+        out.append(tabulate(prows, headers=["path"], tablefmt=tf))
+        if more:
+            out.append(more)
+        out.append(
+            f"free paths left this month: {inv.free_paths}; paid paths: {sol.paid_paths}; "
+            f"cost: {money(sol.cost_usd)}"
+        )
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def summary_line(plan: Plan, result: Result) -> str:
+    """One line, s3deploy style: what the deploy did."""
+    if not plan.has_work and result.resumed is None:
+        return f"Nothing to deploy: {len(plan.diff.unchanged)} files unchanged."
+    total = len(plan.manifest.entries) + len(plan.diff.deleted) - len(plan.kept)
+    changed = len(plan.uploads) + len(plan.deletes)
+    pct = 100.0 * changed / total if total else 0.0
+    parts = [
+        f"Uploaded {result.uploaded} ({human_bytes(result.uploaded_bytes)})",
+        f"deleted {result.deleted}",
+        f"skipped {len(plan.diff.unchanged) - sum(u.reason == 'unconfirmed' for u in plan.uploads)}",
+    ]
+    if result.invalidations:
+        ids = ", ".join(f"{k}:{v}" for k, v in result.invalidations.items())
+        parts.append(f"invalidated {len(plan.invalidation.paths)} paths ({ids})")
+    else:
+        parts.append("no invalidation")
+    line = ", ".join(parts) + f" ({pct:.0f}% changed)."
+    if result.resumed:
+        line = f"Finished interrupted deploy {result.resumed}. " + line
+    return line
