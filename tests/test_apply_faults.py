@@ -1,0 +1,191 @@
+"""A deploy interrupted at any step converges when run again (local backend).
+
+A wrapper backend raises at its N-th write (upload, delete, invalidation or state write),
+the way a killed process would stop; the rerun must leave the target equal to the build, the
+manifest equal to the target, no pending record, and every changed URL invalidated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from manifests import Manifest
+from planner.apply import apply_plan
+from planner.backends import LocalBackend
+from planner.plan import JOURNAL_NAME, Options, build_plan
+from planner.targets import LocalTarget
+
+
+class Crash(Exception):
+    pass
+
+
+class Counter:
+    def __init__(self, fail_at: int | None) -> None:
+        self.n = 0
+        self.fail_at = fail_at
+
+    def step(self) -> None:
+        if self.n == self.fail_at:
+            raise Crash(f"crash at step {self.n}")
+        self.n += 1
+
+
+class FailingStore:
+    def __init__(self, inner, counter: Counter) -> None:
+        self.inner, self.counter, self.location = inner, counter, inner.location
+
+    def read(self, name):
+        return self.inner.read(name)
+
+    def write(self, name, data, expect=None):
+        self.counter.step()
+        return self.inner.write(name, data, expect)
+
+    def remove(self, name):
+        self.counter.step()
+        return self.inner.remove(name)
+
+
+class FailingBackend:
+    def __init__(self, inner: LocalBackend, counter: Counter) -> None:
+        self.inner, self.counter = inner, counter
+        self.target = inner.target
+        self.default_distributions = inner.default_distributions
+        self.store = FailingStore(inner.store, counter)
+
+    def put_bytes(self, *a):
+        self.counter.step()
+        return self.inner.put_bytes(*a)
+
+    def put_file(self, *a):
+        self.counter.step()
+        return self.inner.put_file(*a)
+
+    def delete(self, keys):
+        self.counter.step()
+        return self.inner.delete(keys)
+
+    def invalidate(self, *a):
+        self.counter.step()
+        return self.inner.invalidate(*a)
+
+
+def write_site(root, files: dict[str, str]) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    for key, text in files.items():
+        path = os.path.join(root, *key.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+V1 = {
+    "index.html": "home",
+    "about/index.html": "about v1",
+    "css/a.css": "a{}",
+    "js/x.js": "x()",
+    "img/logo.svg": "<svg/>",
+}
+V2 = dict(V1, **{"about/index.html": "about v2", "css/a.css": "a{color:red}", "new.html": "n"})
+del V2["js/x.js"]
+CHANGED_V1_V2 = {"/about/", "/about/index.html", "/css/a.css", "/js/x.js"}
+
+
+def deploy(site, target, backend=None):
+    backend = backend or LocalBackend(LocalTarget(target))
+    plan = build_plan(site, backend, Options(), "test")
+    return apply_plan(plan, backend, workers=2)
+
+
+def target_files(target) -> dict[str, str]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(target):
+        dirnames[:] = [d for d in dirnames if d != ".planner"]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            key = os.path.relpath(path, target).replace(os.sep, "/")
+            with open(path, encoding="utf-8") as f:
+                out[key] = f.read()
+    return out
+
+
+def invalidated(target) -> set[str]:
+    log = LocalBackend(LocalTarget(target)).invalidation_log()
+    return {p for record in log for p in record["paths"]}
+
+
+def assert_converged(target, files: dict[str, str]) -> None:
+    assert target_files(target) == files
+    store = LocalBackend(LocalTarget(target)).store
+    data, _ = store.read("manifest.json.gz")
+    assert set(Manifest.loads(data).entries) == set(files)
+    assert store.read(JOURNAL_NAME) == (None, None)
+
+
+def steps_of_full_deploy(tmp_path) -> int:
+    site, target = tmp_path / "count-site", tmp_path / "count-target"
+    write_site(site, V1)
+    deploy(str(site), str(target))
+    write_site(site, V2)
+    counter = Counter(None)
+    deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), counter))
+    return counter.n
+
+
+def test_interrupted_deploy_converges_at_every_step(tmp_path):
+    total = steps_of_full_deploy(tmp_path)
+    assert total >= 7  # journal, 3 uploads, commit, invalidation, delete, journal removal
+    for k in range(total):
+        site, target = tmp_path / f"site{k}", tmp_path / f"target{k}"
+        write_site(site, V1)
+        deploy(str(site), str(target))
+        write_site(site, V2)
+        with pytest.raises(Crash):
+            deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), Counter(k)))
+        deploy(str(site), str(target))
+        assert_converged(str(target), V2)
+        assert CHANGED_V1_V2 <= invalidated(str(target)), f"step {k}"
+
+
+def test_interrupted_deploy_then_a_revert_converges_to_the_old_build(tmp_path):
+    total = steps_of_full_deploy(tmp_path)
+    for k in range(total):
+        site, target = tmp_path / f"site{k}", tmp_path / f"target{k}"
+        write_site(site, V1)
+        deploy(str(site), str(target))
+        write_site(site, V2)
+        with pytest.raises(Crash):
+            deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), Counter(k)))
+        write_site(site, V1)  # the team reverts before the rerun
+        deploy(str(site), str(target))
+        assert_converged(str(target), V1)
+        # Whatever the interrupted deploy may have put in front of the CDN is invalidated.
+        log = invalidated(str(target))
+        store = LocalBackend(LocalTarget(str(target))).store
+        assert store.read(JOURNAL_NAME) == (None, None)
+        touched_before_crash = {"/about/", "/about/index.html", "/css/a.css", "/new.html"}
+        if k >= 2:  # the journal and at least one upload happened
+            assert log, f"step {k}: nothing invalidated after a partial deploy"
+        assert log <= touched_before_crash | CHANGED_V1_V2
+
+
+def test_crash_twice_then_converge(tmp_path):
+    total = steps_of_full_deploy(tmp_path)
+    for k in range(0, total, 2):
+        for j in (0, 3):
+            site, target = tmp_path / f"s{k}-{j}", tmp_path / f"t{k}-{j}"
+            write_site(site, V1)
+            deploy(str(site), str(target))
+            write_site(site, V2)
+            for fail in (k, j):
+                try:
+                    deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), Counter(fail)))
+                except Crash:
+                    pass
+            deploy(str(site), str(target))
+            assert_converged(str(target), V2)
+            assert CHANGED_V1_V2 <= invalidated(str(target))
