@@ -102,7 +102,7 @@ def apply_plan(plan: Plan, backend: Backend, workers: int = 8, log: Log = lambda
 
     assets = [u for u in plan.uploads if not is_page(u.content_type)]
     pages = [u for u in plan.uploads if is_page(u.content_type)]
-    log(f"uploading {len(assets)} assets, then {len(pages)} pages")
+    log(f"uploading {len(assets)} assets, then {len(pages)} pages (HTML/XML)")
     _upload_all(plan, backend, assets, workers)
     _upload_all(plan, backend, pages, workers)
     result.uploaded = len(plan.uploads)

@@ -103,7 +103,10 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     prev = plan.previous_deploy_id or "none (first deploy)"
     title = f"Plan: {plan.site} -> {plan.target}"
     out.append(f"## {title}\n" if md else title)
-    out.append(f"deploy {plan.deploy_id or '-'}, previous {prev}")
+    if plan.has_work:
+        out.append(f"deploy {plan.deploy_id}, previous {prev}")
+    else:
+        out.append(f"no changes; the target holds deploy {plan.deploy_id or '-'}")
     if plan.resume is not None:
         r = plan.resume
         out.append(
@@ -140,7 +143,10 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     sol = inv.solution
     heading("Invalidation")
     if not inv.paths:
-        out.append("nothing to invalidate")
+        out.append(
+            "nothing to invalidate"
+            + (" (new files were never cached)" if plan.diff.added and plan.has_work else "")
+        )
     else:
         where = ", ".join(inv.distribution_ids) or "no distribution given (not submitted)"
         out.append(
@@ -152,7 +158,8 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
         if more:
             out.append(more)
         out.append(
-            f"free paths left this month: {inv.free_paths}; paid paths: {sol.paid_paths}; "
+            f"free paths left this month: {inv.free_paths} (from --paths-used); "
+            f"paid paths: {sol.paid_paths}; "
             f"cost: {money(sol.cost_usd)}"
         )
     return "\n".join(out).lstrip("\n") + "\n"
