@@ -1,0 +1,399 @@
+"""The manifest model: deterministic gzipped JSON, strict loading, immutability."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import zlib
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from manifests import FORMAT_VERSION, CorruptManifest, Entry, Manifest
+from manifests.model import check_key
+
+H1 = "0123456789abcdef0123456789abcdef"
+H2 = "fedcba9876543210fedcba9876543210"
+
+
+def _entries() -> dict[str, Entry]:
+    return {
+        "index.html": Entry(H1, 120, "text/html; charset=utf-8", "max-age=60"),
+        "css/site.css": Entry(H2, 3400, "text/css", "max-age=31536000, immutable"),
+        "img/café #1.png": Entry(H1, 0, "image/png", "no-cache"),
+        "a b/100%.txt": Entry(H2, 7, "text/plain", ""),
+    }
+
+
+def _manifest(entries: dict[str, Entry] | None = None, **kw: Any) -> Manifest:
+    fields = {
+        "target": "s3://bucket/site/",
+        "deploy_id": "d-2",
+        "previous_deploy_id": "d-1",
+        "tool_version": "0.1.0",
+    }
+    fields.update(kw)
+    return Manifest(entries=_entries() if entries is None else entries, **fields)
+
+
+def _gz_json(doc: Any) -> bytes:
+    return gzip.compress(json.dumps(doc).encode())
+
+
+def _doc(**changes: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "tool_version": "0.1.0",
+        "target": "t",
+        "deploy_id": "d",
+        "previous_deploy_id": None,
+        "entries": {"index.html": [H1, 10, "text/html", "max-age=60"]},
+    }
+    doc.update(changes)
+    return doc
+
+
+# --- round trip and determinism --------------------------------------------------------------
+
+
+def test_dumps_loads_round_trip_keeps_every_field() -> None:
+    m = _manifest()
+    back = Manifest.loads(m.dumps())
+    assert back == m
+    assert dict(back.entries) == _entries()
+    assert (back.target, back.deploy_id, back.previous_deploy_id, back.tool_version) == (
+        "s3://bucket/site/",
+        "d-2",
+        "d-1",
+        "0.1.0",
+    )
+    assert back.format_version == FORMAT_VERSION
+
+
+def test_round_trip_of_a_first_deploy_with_no_previous_id() -> None:
+    m = _manifest(previous_deploy_id=None)
+    assert Manifest.loads(m.dumps()).previous_deploy_id is None
+
+
+def test_round_trip_of_an_empty_site() -> None:
+    m = _manifest(entries={})
+    back = Manifest.loads(m.dumps())
+    assert back == m and back.keys == () and back.total_size == 0
+
+
+def test_insertion_order_does_not_change_the_bytes() -> None:
+    forward = _entries()
+    backward = dict(reversed(list(forward.items())))
+    assert list(forward) != list(backward)
+    assert _manifest(forward).dumps() == _manifest(backward).dumps()
+
+
+def test_dumps_twice_gives_the_same_bytes() -> None:
+    m = _manifest()
+    assert m.dumps() == m.dumps()
+    assert m.dumps() == _manifest().dumps()  # a separately built equal manifest
+
+
+def test_dumps_has_no_timestamp_or_file_name_in_the_gzip_header() -> None:
+    data = _manifest().dumps()
+    assert data[:2] == b"\x1f\x8b"
+    assert data[4:8] == b"\x00\x00\x00\x00"  # MTIME
+    assert data[3] & 0x08 == 0  # FLG.FNAME unset
+
+
+def test_serialised_entries_are_sorted_by_key() -> None:
+    doc = json.loads(gzip.decompress(_manifest().dumps()))
+    assert list(doc["entries"]) == sorted(_entries())
+    assert doc["entries"]["index.html"] == [H1, 120, "text/html; charset=utf-8", "max-age=60"]
+
+
+def test_non_ascii_keys_are_stored_as_utf8_not_escapes() -> None:
+    raw = gzip.decompress(_manifest().dumps())
+    assert "img/café #1.png".encode() in raw
+
+
+def test_keys_are_sorted_and_total_size_sums_entries() -> None:
+    m = _manifest()
+    assert m.keys == tuple(sorted(_entries()))
+    assert m.total_size == 120 + 3400 + 0 + 7
+
+
+def test_manifest_entries_cannot_be_mutated() -> None:
+    source = _entries()
+    m = _manifest(source)
+    with pytest.raises(TypeError):
+        m.entries["new.html"] = Entry(H1, 1, "text/html", "")  # type: ignore[index]
+    source["later.html"] = Entry(H1, 1, "text/html", "")  # the caller's dict stays theirs
+    assert "later.html" not in m.entries
+    assert "later.html" not in m.keys
+
+
+def test_replace_returns_a_new_manifest_and_keeps_the_old_one() -> None:
+    m = _manifest()
+    r = m.replace(deploy_id="d-3", previous_deploy_id="d-2")
+    assert (r.deploy_id, r.previous_deploy_id) == ("d-3", "d-2")
+    assert (m.deploy_id, m.previous_deploy_id) == ("d-2", "d-1")
+    assert r.entries == m.entries and r.keys == m.keys
+
+
+def test_content_digest_input_ignores_ids_but_not_entries() -> None:
+    a = _manifest(deploy_id="x", previous_deploy_id=None, tool_version="1")
+    b = _manifest(deploy_id="y", previous_deploy_id="x", tool_version="2")
+    assert a.content_digest_input() == b.content_digest_input()
+    changed = dict(_entries())
+    changed["index.html"] = Entry(H2, 120, "text/html; charset=utf-8", "max-age=60")
+    assert _manifest(changed).content_digest_input() != a.content_digest_input()
+
+
+# --- loads refuses broken input --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # Not gzip at all (e.g. someone stored plain JSON).
+        (json.dumps(_doc()).encode(), "not valid gzip"),
+        # Empty object body (gzip.decompress(b"") is b"", so it fails as JSON).
+        (b"", "manifest is not valid"),
+        # A gzip stream cut short (interrupted upload).
+        (_gz_json(_doc())[:-6], "not valid gzip"),
+        # Gzip of text that is not JSON.
+        (gzip.compress(b"<html>not json</html>"), "not valid JSON"),
+        # Gzip of bytes that are not UTF-8.
+        (gzip.compress(b"\xff\xfe\x00garbage"), "not valid JSON"),
+        # JSON, but a list rather than an object.
+        (_gz_json([1, 2, 3]), "not a JSON object"),
+        # JSON null.
+        (_gz_json(None), "not a JSON object"),
+        # A newer tool's manifest.
+        (_gz_json(_doc(format_version=2)), r"format version 2 is not supported \(expected 1\)"),
+        # No version at all.
+        (
+            _gz_json({k: v for k, v in _doc().items() if k != "format_version"}),
+            "format version None",
+        ),
+        # Version as a string.
+        (_gz_json(_doc(format_version="1")), "format version '1'"),
+        # No entries.
+        (_gz_json({k: v for k, v in _doc().items() if k != "entries"}), "malformed.*entries"),
+        # Entries as a list instead of an object.
+        (_gz_json(_doc(entries=[["index.html", H1, 1, "a", "b"]])), "malformed"),
+        # An entry with three fields instead of four.
+        (_gz_json(_doc(entries={"a.html": [H1, 1, "text/html"]})), "malformed"),
+        # An entry that is a number.
+        (_gz_json(_doc(entries={"a.html": 5})), "malformed"),
+        # A size that is text.
+        (_gz_json(_doc(entries={"a.html": [H1, "10", "t", "c"]})), "entry 'a.html' is malformed"),
+        # A negative size.
+        (_gz_json(_doc(entries={"a.html": [H1, -1, "t", "c"]})), "entry 'a.html' is malformed"),
+        # A hash that is not text.
+        (_gz_json(_doc(entries={"a.html": [123, 1, "t", "c"]})), "entry 'a.html' is malformed"),
+    ],
+    ids=[
+        "plain-json",
+        "empty",
+        "truncated-gzip",
+        "gzip-of-html",
+        "gzip-of-non-utf8",
+        "json-list",
+        "json-null",
+        "future-version",
+        "missing-version",
+        "string-version",
+        "missing-entries",
+        "entries-list",
+        "entry-too-short",
+        "entry-number",
+        "size-string",
+        "size-negative",
+        "hash-number",
+    ],
+)
+def test_loads_refuses_broken_manifests_with_a_helpful_message(data: bytes, message: str) -> None:
+    with pytest.raises(CorruptManifest, match=message):
+        Manifest.loads(data)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=zlib.error,
+    reason="bug: Manifest.loads catches OSError/EOFError/BadGzipFile but not zlib.error, "
+    "which gzip.decompress raises for a valid header followed by a corrupt deflate body",
+)
+def test_loads_refuses_gzip_with_a_corrupt_body() -> None:
+    good = _manifest().dumps()
+    corrupt = good[:10] + b"\xff" * 40 + good[-8:]
+    with pytest.raises(CorruptManifest, match="not valid gzip"):
+        Manifest.loads(corrupt)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("../etc/passwd", "escapes"),  # climbs out of the target
+        ("a/../../b", "escapes"),  # climbs out from inside
+        ("a/..", "escapes"),  # ends on '..'
+        ("..", "escapes"),  # just '..'
+        ("./index.html", "escapes"),  # '.' part: not normalised
+        ("a/./b", "escapes"),  # '.' part in the middle
+        ("/index.html", "not a relative POSIX path"),  # absolute
+        ("//host/x", "not a relative POSIX path"),  # absolute, UNC-like
+        ("a//b", "escapes"),  # empty part in the middle
+        ("dir/", "escapes"),  # trailing slash: empty last part
+        ("", "empty"),  # empty key
+        ("a\\b", "not a relative POSIX path"),  # Windows separator
+        ("a\x00b", "not a relative POSIX path"),  # NUL byte
+        (".planner/manifest.json.gz", "state folder"),  # the tool's own state
+        (".planner", "state folder"),  # the state folder itself
+    ],
+)
+def test_loads_refuses_unsafe_keys(key: str, message: str) -> None:
+    data = _gz_json(_doc(entries={key: [H1, 1, "t", "c"]}))
+    with pytest.raises(CorruptManifest, match=message) as info:
+        Manifest.loads(data)
+    assert repr(key) in str(info.value)  # the message names the key
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "index.html",
+        "a/b/c.html",
+        "...",  # three dots is an ordinary name
+        ".well-known/security.txt",
+        "blog/.planner/x",  # only the top-level state folder is reserved
+        ".plannerx/a",
+        "100% done/#1 *?.html",
+        "日本語/ページ.html",
+    ],
+)
+def test_check_key_accepts_clean_relative_paths(key: str) -> None:
+    check_key(key)
+    data = _gz_json(_doc(entries={key: [H1, 1, "t", "c"]}))
+    assert list(Manifest.loads(data).entries) == [key]
+
+
+def test_unknown_extra_fields_are_ignored() -> None:
+    m = Manifest.loads(_gz_json(_doc(comment="written by hand")))
+    assert m.keys == ("index.html",)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="bug: loads compares format_version with '!=', so true and 1.0 (equal to 1 in "
+    "Python) are accepted and kept as the manifest's format_version",
+)
+@pytest.mark.parametrize("version", [True, 1.0])
+def test_loads_refuses_a_format_version_that_is_not_the_integer_1(version: Any) -> None:
+    with pytest.raises(CorruptManifest, match="format version"):
+        Manifest.loads(_gz_json(_doc(format_version=version)))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="bug: loads only checks the hash and size of an entry; headers that are not "
+    "text are turned into the strings 'None'/'5' by str(), and a boolean size passes "
+    "isinstance(size, int)",
+)
+@pytest.mark.parametrize(
+    "value",
+    [
+        [H1, 1, None, "max-age=60"],  # Content-Type null
+        [H1, 1, "text/html", 5],  # Cache-Control a number
+        [H1, True, "text/html", ""],  # size a boolean
+    ],
+    ids=["null-content-type", "numeric-cache-control", "boolean-size"],
+)
+def test_loads_refuses_entries_with_wrongly_typed_fields(value: list[Any]) -> None:
+    with pytest.raises(CorruptManifest, match="malformed"):
+        Manifest.loads(_gz_json(_doc(entries={"a.html": value})))
+
+
+# --- property: round trip --------------------------------------------------------------------
+
+_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_part = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\\\x00"),
+    min_size=1,
+    max_size=8,
+).filter(lambda p: p not in (".", ".."))
+_key = st.lists(_part, min_size=1, max_size=4).map("/".join).filter(
+    lambda k: k.split("/")[0] != ".planner"
+)
+_hash = st.text("0123456789abcdef", min_size=32, max_size=32)
+_entry = st.builds(Entry, _hash, st.integers(0, 2**53), _text, _text)
+
+
+@settings(max_examples=200)
+@given(
+    entries=st.dictionaries(_key, _entry, max_size=12),
+    target=_text,
+    deploy_id=_text,
+    previous=st.none() | _text,
+    tool_version=_text,
+)
+def test_any_valid_manifest_round_trips_byte_for_byte(
+    entries: dict[str, Entry], target: str, deploy_id: str, previous: str | None, tool_version: str
+) -> None:
+    m = Manifest(entries, target, deploy_id, previous, tool_version)
+    data = m.dumps()
+    back = Manifest.loads(data)
+    assert back == m
+    assert back.keys == tuple(sorted(entries))
+    assert back.dumps() == data
+    backwards = dict(reversed(list(entries.items())))
+    shuffled = Manifest(backwards, target, deploy_id, previous, tool_version)
+    assert shuffled.dumps() == data
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=pytest.fail.Exception,
+    reason="bug: loads passes target/deploy_id/tool_version through str() (null becomes "
+    "the text 'None', so load_manifest then reports the manifest as belonging to target "
+    "'None') and keeps previous_deploy_id unchecked (any JSON value)",
+)
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("target", None),  # would become the target "None"
+        ("deploy_id", 7),  # would become "7"
+        ("previous_deploy_id", ["d-1"]),  # kept as a list
+    ],
+)
+def test_loads_refuses_metadata_that_is_not_text(field: str, value: Any) -> None:
+    with pytest.raises(CorruptManifest):
+        Manifest.loads(_gz_json(_doc(**{field: value})))
+
+
+# --- property: loads accepts a key exactly when check_key does -------------------------------
+
+# Keys built from the fragments that make keys unsafe, so that bad keys are common.
+_tricky_key = st.lists(
+    st.sampled_from(["a", "b.html", "/", ".", "..", "\\", "\x00", ".planner", "é", " ", "%2F"]),
+    min_size=0,
+    max_size=6,
+).map("".join)
+
+
+def _key_ok(key: str) -> bool:
+    try:
+        check_key(key)
+    except CorruptManifest:
+        return False
+    return True
+
+
+@settings(max_examples=500)
+@given(keys=st.lists(_tricky_key, min_size=1, max_size=4, unique=True))
+def test_loads_accepts_a_set_of_keys_exactly_when_each_key_is_valid(keys: list[str]) -> None:
+    data = _gz_json(_doc(entries={k: [H1, 1, "t", "c"] for k in keys}))
+    if all(_key_ok(k) for k in keys):
+        assert sorted(Manifest.loads(data).entries) == sorted(keys)
+    else:
+        with pytest.raises(CorruptManifest):
+            Manifest.loads(data)
