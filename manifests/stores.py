@@ -7,9 +7,15 @@ concurrent one. The S3 store is handed a client; it never creates one.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; conditional writes are best effort there
+    fcntl = None  # type: ignore[assignment]
 
 import xxhash
 
@@ -60,7 +66,14 @@ class LocalStore:
         return data, xxhash.xxh3_128_hexdigest(data)
 
     def write(self, name: str, data: bytes, expect: str | None = ANY) -> str:
-        if expect is not ANY:
+        try:
+            os.makedirs(self.dir, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot write {self.location}: {exc.strerror}") from None
+        if expect is ANY:
+            return self._replace(name, data)
+        # Check and replace under an exclusive lock, so two deploys cannot both pass the check.
+        with self._locked():
             _, current = self.read(name)
             if (expect == ABSENT and current is not None) or (
                 expect != ABSENT and current != expect
@@ -68,8 +81,20 @@ class LocalStore:
                 raise ConflictError(
                     f"{self.location}{name} changed since it was read (another deploy?); run again"
                 )
+            return self._replace(name, data)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            os.makedirs(self.dir, exist_ok=True)
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _replace(self, name: str, data: bytes) -> str:
+        try:
             fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
