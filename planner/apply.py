@@ -22,6 +22,7 @@ from manifests import ScanError, commit_manifest
 from manifests.scan import hash_file
 
 from .backends import MULTIPART_THRESHOLD, Backend
+from .errors import AwsError
 from .headers import is_page
 from .plan import JOURNAL_NAME, Journal, Plan, Upload
 
@@ -65,14 +66,19 @@ def _upload_all(plan: Plan, backend: Backend, ups: list[Upload], workers: int) -
                 raise fut.exception()  # type: ignore[misc]
 
 
-def finish(journal: Journal, backend: Backend, result: Result) -> None:
+def finish(journal: Journal, backend: Backend, result: Result, log: Log = lambda _: None) -> None:
     """Steps 5-7 for a committed deploy; safe to repeat (same CallerReference, idempotent
-    deletes)."""
+    deletes). A distribution deleted since the record was written has nothing cached: skipped."""
     if journal.paths:
         for dist in journal.distribution_ids:
-            result.invalidations[dist] = backend.invalidate(
-                dist, journal.paths, journal.caller_reference
-            )
+            try:
+                result.invalidations[dist] = backend.invalidate(
+                    dist, journal.paths, journal.caller_reference
+                )
+            except AwsError as exc:
+                if exc.code != "NoSuchDistribution":
+                    raise
+                log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
     if journal.deletes:
         backend.delete(list(journal.deletes))
         result.deleted += len(journal.deletes)
@@ -83,12 +89,14 @@ def apply_plan(plan: Plan, backend: Backend, workers: int = 8, log: Log = lambda
     result = Result()
     if plan.resume is not None:
         log(f"finishing interrupted deploy {plan.resume.deploy_id} first")
-        finish(plan.resume, backend, result)
+        finish(plan.resume, backend, result, log)
         result.resumed = plan.resume.deploy_id
     if not plan.has_work:
         return result
 
     inv = plan.invalidation
+    if inv.paths:
+        backend.check_distributions(inv.distribution_ids)
     journal = Journal(
         deploy_id=plan.deploy_id,
         base_deploy_id=plan.previous_deploy_id,

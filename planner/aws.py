@@ -74,7 +74,7 @@ def aws_errors(what: str) -> Iterator[None]:
             message = err.get("Message") or exc.response.get("ResponseMetadata", {}).get(
                 "HTTPStatusCode", ""
             )
-            raise AwsError(f"{what}: {code}: {message}") from None
+            raise AwsError(f"{what}: {code}: {message}", code=code) from None
         if isinstance(exc, BotoCoreError):
             raise AwsError(f"{what}: {exc}") from None
         raise

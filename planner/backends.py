@@ -39,6 +39,8 @@ class Backend(Protocol):
 
     def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str: ...
 
+    def check_distributions(self, distribution_ids: Sequence[str]) -> None: ...
+
 
 class LocalBackend:
     """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log."""
@@ -90,6 +92,9 @@ class LocalBackend:
                 except OSError:
                     break
                 folder = os.path.dirname(folder)
+
+    def check_distributions(self, distribution_ids: Sequence[str]) -> None:
+        """Any name will do: the local log plays every distribution."""
 
     def invalidation_log(self) -> list[dict[str, Any]]:
         path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
@@ -181,6 +186,13 @@ class S3Backend:
                     f"delete s3://{self.bucket}/{first.get('Key')}: {first.get('Code')}: "
                     f"{first.get('Message')} ({len(errors)} keys failed)"
                 )
+
+    def check_distributions(self, distribution_ids: Sequence[str]) -> None:
+        """Fail (NoSuchDistribution, AccessDenied...) before anything is written, so a mistyped
+        id never leaves a committed deploy waiting for an invalidation that cannot be made."""
+        for dist in distribution_ids:
+            with aws_errors(f"distribution {dist}"):
+                self.clients.cloudfront.get_distribution(Id=dist)
 
     def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str:
         batch = {"Paths": {"Quantity": len(paths), "Items": list(paths)}, "CallerReference": reference}

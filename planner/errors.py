@@ -20,7 +20,11 @@ class TooManyDeletes(PlannerError):
 
 
 class AwsError(PlannerError):
-    """An AWS call failed; the message keeps AWS's error code."""
+    """An AWS call failed; the message keeps AWS's error code, also kept in ``code``."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class InvalidationError(PlannerError):

@@ -189,3 +189,41 @@ def test_crash_twice_then_converge(tmp_path):
             deploy(str(site), str(target))
             assert_converged(str(target), V2)
             assert CHANGED_V1_V2 <= invalidated(str(target))
+
+
+def test_resume_skips_a_distribution_deleted_since(tmp_path):
+    from planner.apply import Result, finish
+    from planner.errors import AwsError
+    from planner.plan import Journal
+
+    class Gone(LocalBackend):
+        def invalidate(self, dist, paths, reference):
+            if dist == "EGONE":
+                raise AwsError("CreateInvalidation on EGONE: NoSuchDistribution: x", code="NoSuchDistribution")
+            return super().invalidate(dist, paths, reference)
+
+    backend = Gone(LocalTarget(str(tmp_path)))
+    journal = Journal("d", "p", (), (), ("/a",), ("EGONE", "EOK"), "planner-d")
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+    result, said = Result(), []
+    finish(journal, backend, result, said.append)
+    assert list(result.invalidations) == ["EOK"]
+    assert "EGONE no longer exists" in said[0]
+    assert backend.store.read(JOURNAL_NAME) == (None, None)
+
+
+def test_other_invalidation_errors_keep_the_pending_record(tmp_path):
+    from planner.apply import Result, finish
+    from planner.errors import AwsError
+    from planner.plan import Journal
+
+    class Throttled(LocalBackend):
+        def invalidate(self, dist, paths, reference):
+            raise AwsError("CreateInvalidation: Throttling: slow down", code="Throttling")
+
+    backend = Throttled(LocalTarget(str(tmp_path)))
+    journal = Journal("d", "p", (), ("x.css",), ("/a",), ("E1",), "planner-d")
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+    with pytest.raises(AwsError, match="Throttling"):
+        finish(journal, backend, Result())
+    assert backend.store.read(JOURNAL_NAME)[0] is not None
