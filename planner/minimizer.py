@@ -1,16 +1,49 @@
-"""Turn changed URLs into CloudFront invalidation paths. Pure.
+"""Turn changed URLs into the cheapest list of CloudFront invalidation paths. Pure.
 
-The interface is ``minimize(Problem) -> Solution``. This first implementation submits the
-exact paths, and ``/*`` when there are more than CloudFront accepts in progress at once; the
-cost-aware search replaces it behind the same interface.
+The model (README, "The cost model"): a plan P is a list of paths; a path ending in ``*`` is
+a wildcard covering every URL that starts with the text before the ``*``; any other path
+covers the identical URL. A plan is valid when it covers every changed URL, has at most
+``max_wildcards`` wildcards and at most ``max_paths`` other paths. Its cost is
+
+    price * max(0, k * |P| - F) + miss * k * collateral(P)
+
+(k distributions, F free paths left, collateral = unchanged URLs the plan covers). We return
+a valid plan of minimum cost; among equal costs, fewest paths, then least collateral.
+
+How (and why it is exact):
+
+1. Candidates. Only the set of *changed* URLs a wildcard covers matters for validity; among
+   all wildcards covering the same set X, the longest prefix covers the fewest URLs. The sets
+   X a prefix can cover are the nodes of the compressed trie of the sorted changed URLs (the
+   "LCP intervals"), and the best prefix for a node is the longest common prefix of its URLs,
+   shortened so it never ends inside a ``%XX`` escape. A wildcard covering fewer than two
+   changed URLs is never better than an exact path. Two wildcards either nest (one is then
+   useless) or cover disjoint sets. So an optimal plan is an antichain S of trie nodes
+   (|S| <= W), plus exact paths for the changed URLs no node of S covers.
+
+2. With g(S) = sum(c_v - 1) the paths S saves and u(S) = sum(u_v) its collateral, the cost is
+   phi(g) + miss*k*u with phi convex in g. A tree dynamic programme over (wildcards used,
+   Pareto frontier of (g, u)) is exact; an incumbent plan and a lower bound prune it.
+
+3. The incumbent and the bound come from Lagrangian relaxation: for mu in [0, price*k],
+   phi(g) >= mu * (g_free - g), so cost >= mu * g_free + min_S (miss*k*u - mu*g), and the
+   inner minimum is a small tree knapsack over at most W nodes. When the exact programme
+   would exceed its work budget (very large, adversarial inputs), the best plan found is
+   returned with ``exact=False`` and the best Lagrangian bound as ``cost_lower_bound_usd``.
 """
 
 from __future__ import annotations
 
+import bisect
+import time
 from dataclasses import dataclass, field
 
 from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS, CostModel
 from .errors import InvalidationError
+
+_TOP = "\x7f"  # sorts after every character of an encoded URL path
+_EPS = 1e-12
+TIME_BUDGET = 1.0  # seconds the exact search may take before the best plan found is returned
 
 
 @dataclass(frozen=True)
@@ -18,8 +51,17 @@ class Problem:
     universe: frozenset[str]  # every encoded URL that may be cached
     changed: frozenset[str]  # encoded URLs that must be invalidated
     model: CostModel = field(default_factory=CostModel)
-    max_wildcards: int = MAX_WILDCARDS_IN_PROGRESS
-    max_paths: int = MAX_PATHS_IN_PROGRESS
+    max_wildcards: int = MAX_WILDCARDS_IN_PROGRESS  # W: wildcard paths allowed now
+    max_paths: int = MAX_PATHS_IN_PROGRESS  # other paths allowed now
+
+
+@dataclass(frozen=True)
+class Covered:
+    """One path of a plan and what it covers."""
+
+    path: str
+    changed: int
+    collateral: int
 
 
 @dataclass(frozen=True)
@@ -29,6 +71,9 @@ class Solution:
     collateral_urls: int
     paid_paths: int
     cost_usd: float
+    cost_lower_bound_usd: float
+    exact: bool = True
+    wildcard_cover: tuple[Covered, ...] = ()
 
     @property
     def wildcards(self) -> int:
@@ -40,8 +85,428 @@ def covers(path: str, url: str) -> bool:
     return url.startswith(path[:-1]) if path.endswith("*") else url == path
 
 
+def trim_escape(prefix: str) -> str:
+    """Shorten ``prefix`` so it does not end inside a ``%XX`` escape."""
+    if prefix.endswith("%"):
+        return prefix[:-1]
+    if len(prefix) >= 2 and prefix[-2] == "%":
+        return prefix[:-2]
+    return prefix
+
+
+def _count_prefix(sorted_urls: list[str], prefix: str) -> int:
+    lo = bisect.bisect_left(sorted_urls, prefix)
+    return bisect.bisect_left(sorted_urls, prefix + _TOP, lo) - lo
+
+
+def _lcp(a: str, b: str) -> int:
+    """Length of the common prefix, by binary search on C-level slice comparisons."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+@dataclass
+class _Node:
+    prefix: str  # the wildcard text before '*', or "" when the node offers no wildcard
+    changed: int  # c_v: changed URLs below
+    collateral: int  # u_v: unchanged URLs the wildcard would cover
+    children: list["_Node"]
+    lo: int = 0  # range of the sorted changed URLs below
+    hi: int = 0
+
+    @property
+    def saving(self) -> int:
+        return self.changed - 1
+
+
+def build_candidates(
+    changed: list[str], universe: list[str], leaves: bool = False
+) -> list[_Node]:
+    """The LCP-interval forest of the sorted changed URLs, each node with its best wildcard.
+
+    ``changed`` and ``universe`` are sorted; ``changed`` is a subset of ``universe``. With
+    ``leaves``, single changed URLs become nodes too (wildcard = the URL itself + ``*``): worth
+    it only when the limit on exact paths binds, so that a wildcard must stand for one URL.
+    """
+    m = len(changed)
+    stack: list[list] = [[0, 0, []]]  # open intervals: [lcp, left bound, children]
+    for i in range(1, m):
+        cur = _lcp(changed[i - 1], changed[i])
+        left = i - 1
+        last: _Node | None = None
+        while cur < stack[-1][0]:
+            lcp_len, left, kids = stack.pop()
+            node = _make_node(changed, universe, lcp_len, left, i - 1, kids)
+            if cur <= stack[-1][0]:
+                stack[-1][2].append(node)
+            else:
+                last = node
+        if cur > stack[-1][0]:
+            stack.append([cur, left, [last] if last is not None else []])
+    while len(stack) > 1:
+        lcp_len, left, kids = stack.pop()
+        stack[-1][2].append(_make_node(changed, universe, lcp_len, left, m - 1, kids))
+    # The bottom interval (lcp 0) is no candidate: a path must start with "/".
+    roots = stack[0][2]
+    if leaves:
+        roots = _add_leaves(changed, universe, roots, 0, m - 1)
+    return roots
+
+
+def _add_leaves(changed, universe, kids: list[_Node], lo: int, hi: int) -> list[_Node]:
+    """``kids`` plus a leaf node for each position in [lo, hi] that no kid covers, sorted."""
+    taken = set()
+    for kid in kids:
+        taken.update(range(kid.lo, kid.hi + 1))
+        kid.children = _add_leaves(changed, universe, kid.children, kid.lo, kid.hi)
+    out = list(kids)
+    for i in range(lo, hi + 1):
+        if i not in taken:
+            url = changed[i]
+            prefix = trim_escape(url)
+            if prefix == url and _count_prefix(changed, url) == 1:
+                out.append(_Node(url, 1, _count_prefix(universe, url) - 1, [], i, i))
+    out.sort(key=lambda n: n.lo)
+    return out
+
+
+def _make_node(
+    changed: list[str], universe: list[str], lcp_len: int, left: int, right: int, kids: list
+) -> _Node:
+    count = right - left + 1
+    prefix = trim_escape(changed[left][:lcp_len])
+    if not prefix or _count_prefix(changed, prefix) != count:
+        # Trimming made it cover more changed URLs: an ancestor offers that set for less.
+        return _Node("", count, 0, kids, left, right)
+    covered = _count_prefix(universe, prefix)
+    return _Node(prefix, count, covered - count, kids, left, right)
+
+
+def _postorder(roots: list[_Node]) -> list[_Node]:
+    out: list[_Node] = []
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            out.append(node)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(node.children))
+    return out
+
+
+class _Budget(Exception):
+    pass
+
+
+class _Search:
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        self.changed = sorted(problem.changed)
+        self.universe = sorted(problem.universe | problem.changed)
+        self.m = len(self.changed)
+        model = problem.model
+        self.k = max(1, model.distributions)
+        self.free = max(0, model.free_paths)
+        self.price = model.price
+        self.miss_k = model.miss * self.k  # dollars per needless miss, all distributions
+        self.W = max(0, problem.max_wildcards)
+        self.M = max(0, problem.max_paths)
+        leaves = self.m > self.M
+        self.roots = build_candidates(self.changed, self.universe, leaves) if self.W else []
+        self.order = _postorder(self.roots)
+
+    # --- cost ------------------------------------------------------------------------------
+
+    def cost(self, n: int, u: int) -> float:
+        return self.price * max(0, self.k * n - self.free) + self.miss_k * u
+
+    def key(self, w: int, g: int, u: int) -> tuple[float, int, int]:
+        n = self.m - g
+        return (round(self.cost(n, u), 9), n, u)
+
+    def feasible(self, w: int, g: int) -> bool:
+        return w <= self.W and (self.m - g) - w <= self.M
+
+    # --- Lagrangian relaxation: min over antichains |S| <= W of sum(miss_k*u - mu*(c-1)) --
+
+    def lagrange(self, mu: float) -> tuple[float, list[_Node]]:
+        W = self.W
+        best: dict[int, list[float]] = {}
+        pres: dict[int, list[list[float]]] = {}
+        for node in self.order:
+            acc = [0.0]
+            pre = [acc]
+            for child in node.children:
+                arr = best.get(id(child))
+                if arr is None or len(arr) == 1:
+                    pre.append(acc)
+                    continue
+                out = [0.0] * min(W + 1, len(acc) + len(arr) - 1)
+                for i, a in enumerate(acc):
+                    for j, b in enumerate(arr):
+                        if i + j > W:
+                            break
+                        v = a + b
+                        if v < out[i + j]:
+                            out[i + j] = v
+                for t in range(1, len(out)):  # at most t wildcards
+                    if out[t - 1] < out[t]:
+                        out[t] = out[t - 1]
+                acc = out
+                pre.append(acc)
+            val = self.miss_k * node.collateral - mu * node.saving if node.prefix else 0.0
+            arr = acc
+            if val < 0 and (len(acc) < 2 or val < acc[1]):
+                arr = list(acc) if len(acc) > 1 else [0.0, val]
+                for t in range(1, len(arr)):
+                    arr[t] = min(arr[t], val)
+            if len(arr) > 1 and arr[-1] < 0:
+                best[id(node)] = arr
+                pres[id(node)] = pre
+        # Combine the roots like children of a virtual node.
+        acc, pre, used = [0.0], [[0.0]], []
+        for root in self.roots:
+            arr = best.get(id(root))
+            if arr is None:
+                continue
+            out = [0.0] * min(W + 1, len(acc) + len(arr) - 1)
+            for i, a in enumerate(acc):
+                for j, b in enumerate(arr):
+                    if i + j > W:
+                        break
+                    if a + b < out[i + j]:
+                        out[i + j] = a + b
+            for t in range(1, len(out)):
+                if out[t - 1] < out[t]:
+                    out[t] = out[t - 1]
+            acc = out
+            pre.append(acc)
+            used.append(root)
+        chosen: list[_Node] = []
+        self._pick(used, pre, best, pres, len(acc) - 1, acc[-1], mu, chosen)
+        return acc[-1], chosen
+
+    def _pick(self, kids, pre, best, pres, w, target, mu, chosen) -> None:
+        """Walk back through the sequential merges to find the chosen nodes."""
+        stack = [(kids, pre, w, target)]
+        while stack:
+            kids, pre, w, target = stack.pop()
+            for idx in range(len(kids) - 1, -1, -1):
+                child = kids[idx]
+                arr = best.get(id(child))
+                before = pre[idx]
+                if arr is None:
+                    continue
+                found = None
+                for j in range(min(w, len(arr) - 1), -1, -1):
+                    i = w - j
+                    a = before[min(i, len(before) - 1)]
+                    if abs(a + arr[j] - target) <= 1e-9 * (1 + abs(target)):
+                        found = (i, j, a)
+                        break
+                if found is None:  # numerical safety: take nothing from this child
+                    continue
+                i, j, a = found
+                if j:
+                    self._descend(child, j, arr[j], best, pres, mu, chosen, stack)
+                w, target = i, a
+
+    def _descend(self, node, w, target, best, pres, mu, chosen, stack) -> None:
+        val = self.miss_k * node.collateral - mu * node.saving if node.prefix else None
+        if val is not None and abs(val - target) <= 1e-9 * (1 + abs(target)):
+            chosen.append(node)
+            return
+        kids = [c for c in node.children]
+        pre = pres[id(node)]
+        stack.append((kids, pre, w, target))
+
+    # --- exact search over Pareto frontiers -------------------------------------------------
+
+    def exact(self, incumbent: float, deadline: float, slope: float = 0.0, alpha: float = -1e300):
+        """Exact search: per node and wildcard count, the Pareto frontier of (savings g,
+        collateral u). A partial point is dropped when even the best completion cannot beat
+        the incumbent: cost >= alpha + sum over S of (miss_k*u - slope*g) (the Lagrangian
+        bound), with the part outside the node bounded by the best antichain there, ignoring
+        the wildcard limit. Returns the chosen nodes, or None if no plan is valid."""
+        W, miss_k, m = self.W, self.miss_k, self.m
+        limit = incumbent + 1e-9
+        work = 0
+        # f: best reduced value of an antichain inside each subtree (no wildcard limit).
+        f: dict[int, float] = {}
+        for node in self.order:
+            inside = sum(f[id(c)] for c in node.children)
+            if node.prefix:
+                inside = min(inside, miss_k * node.collateral - slope * node.saving)
+            f[id(node)] = min(0.0, inside)
+        # out: best reduced value outside each subtree, its ancestors excluded.
+        out: dict[int, float] = {}
+        total_roots = sum(f[id(r)] for r in self.roots)
+        stack = [(r, total_roots - f[id(r)]) for r in self.roots]
+        while stack:
+            node, outside = stack.pop()
+            out[id(node)] = outside
+            kids_total = sum(f[id(c)] for c in node.children)
+            stack.extend((c, outside + kids_total - f[id(c)]) for c in node.children)
+
+        def keep(g: int, u: int, rest: float, others: int) -> bool:
+            if alpha + miss_k * u - slope * g + rest > limit:
+                return False
+            return self.cost(max(0, m - g - others), u) <= limit
+
+        cross = m <= self.M  # see pareto()
+
+        def merge(A, B, rest, others):
+            nonlocal work
+            res: list[list[tuple]] = [[] for _ in range(min(W + 1, len(A) + len(B) - 1))]
+            for wa, la in enumerate(A):
+                if not la:
+                    continue
+                for wb, lb in enumerate(B):
+                    if wa + wb > W:
+                        break
+                    if not lb:
+                        continue
+                    work += len(la) * len(lb)
+                    if work > 20_000:
+                        work = 0
+                        if time.monotonic() > deadline:
+                            raise _Budget
+                    bucket = res[wa + wb]
+                    for ga, ua, ra in la:
+                        for gb, ub, rb in lb:
+                            g, u = ga + gb, ua + ub
+                            if keep(g, u, rest, others):
+                                bucket.append((g, u, (ra, rb)))
+            return pareto(res)
+
+        def pareto(levels):
+            """Drop dominated points: same or fewer wildcards, at least the savings, at most
+            the collateral. Across wildcard counts only when the exact-path limit cannot
+            bind (fewer wildcards may need more exact paths)."""
+            kept_levels: list[list[tuple]] = []
+            stair_u: list[int] = []
+            stair_g: list[int] = []
+            for level in levels:
+                level.sort(key=lambda p: (p[1], -p[0]))
+                kept = []
+                for point in level:
+                    g, u = point[0], point[1]
+                    if kept and kept[-1][0] >= g:
+                        continue
+                    if stair_u:
+                        pos = bisect.bisect_right(stair_u, u) - 1
+                        if pos >= 0 and stair_g[pos] >= g:
+                            continue
+                    kept.append(point)
+                kept_levels.append(kept)
+                if kept and cross:
+                    merged = sorted(list(zip(stair_u, stair_g)) + [(p[1], p[0]) for p in kept])
+                    stair_u, stair_g = [], []
+                    for u, g in merged:
+                        if stair_g and g <= stair_g[-1]:
+                            continue
+                        if stair_u and stair_u[-1] == u:
+                            stair_g[-1] = g
+                            continue
+                        stair_u.append(u)
+                        stair_g.append(g)
+            while kept_levels and not kept_levels[-1]:
+                kept_levels.pop()
+            return kept_levels
+
+        empty = [[(0, 0, None)]]
+        frontier: dict[int, list[list[tuple]]] = {}
+        for node in self.order:
+            acc = empty
+            kids = node.children
+            rest_kids = sum(f[id(c)] for c in kids)
+            merged = 0
+            for child in kids:
+                rest_kids -= f[id(child)]
+                fc = frontier.pop(id(child), None)
+                if fc is None or len(fc) == 1:
+                    continue
+                merged += child.changed
+                acc = merge(acc, fc, out[id(node)] + rest_kids, m - merged)
+            if node.prefix and W >= 1:
+                levels = [list(x) for x in acc] + [[] for _ in range(W + 1 - len(acc))]
+                if keep(node.saving, node.collateral, out[id(node)], m - node.changed):
+                    levels[1].append((node.saving, node.collateral, node))
+                acc = pareto(levels)
+            if len(acc) > 1:
+                frontier[id(node)] = acc
+        acc = empty
+        rest_roots = sum(f[id(r)] for r in self.roots)
+        merged = 0
+        for root in self.roots:
+            rest_roots -= f[id(root)]
+            fr = frontier.pop(id(root), None)
+            if fr is not None and len(fr) > 1:
+                merged += root.changed
+                acc = merge(acc, fr, rest_roots, m - merged)
+        best = None
+        for w, level in enumerate(acc):
+            for g, u, ref in level:
+                if not self.feasible(w, g):
+                    continue
+                key = self.key(w, g, u)
+                if best is None or key < best[0]:
+                    best = (key, ref)
+        if best is None:
+            return None
+        return _collect(best[1])
+
+
+def _collect(ref) -> list[_Node]:
+    out: list[_Node] = []
+    stack = [ref]
+    while stack:
+        r = stack.pop()
+        if r is None:
+            continue
+        if isinstance(r, _Node):
+            out.append(r)
+        else:
+            stack.extend(r)
+    return out
+
+
+def _solution(search: _Search, wild: list[_Node], bound: float, exact: bool) -> Solution:
+    covered: set[int] = set()
+    paths: list[str] = []
+    cover: list[Covered] = []
+    changed = search.changed
+    for node in sorted(wild, key=lambda n: n.prefix):
+        lo = bisect.bisect_left(changed, node.prefix)
+        covered.update(range(lo, lo + node.changed))
+        paths.append(node.prefix + "*")
+        cover.append(Covered(node.prefix + "*", node.changed, node.collateral))
+    exact_paths = [u for i, u in enumerate(changed) if i not in covered]
+    all_paths = tuple(sorted(exact_paths + paths))
+    collateral = sum(n.collateral for n in wild)
+    model = search.problem.model
+    cost = search.cost(len(all_paths), collateral)
+    return Solution(
+        paths=all_paths,
+        changed_urls=search.m,
+        collateral_urls=collateral,
+        paid_paths=model.paid_paths(len(all_paths)),
+        cost_usd=cost,
+        cost_lower_bound_usd=cost if exact else min(cost, max(0.0, bound)),
+        exact=exact,
+        wildcard_cover=tuple(cover),
+    )
+
+
 def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
-    """Cost and coverage of a given list of paths."""
+    """Cost and coverage of a given list of paths (for alternatives and tests)."""
     universe = problem.universe | problem.changed
     wild = [p[:-1] for p in paths if p.endswith("*")]
     exact = {p for p in paths if not p.endswith("*")}
@@ -49,23 +514,95 @@ def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
     collateral = len(covered - problem.changed)
     cost = problem.model.cost(len(paths), collateral)
     return Solution(
-        paths=paths,
+        paths=tuple(paths),
         changed_urls=len(problem.changed),
         collateral_urls=collateral,
         paid_paths=problem.model.paid_paths(len(paths)),
         cost_usd=cost,
+        cost_lower_bound_usd=cost,
     )
 
 
-def minimize(problem: Problem) -> Solution:
-    """Exact paths, or ``/*`` when they exceed the paths CloudFront accepts at once."""
-    if not problem.changed:
-        return evaluate(problem, ())
-    if len(problem.changed) <= problem.max_paths:
-        return evaluate(problem, tuple(sorted(problem.changed)))
-    if problem.max_wildcards < 1:
-        raise InvalidationError(
-            f"{len(problem.changed)} paths exceed the {problem.max_paths} CloudFront accepts "
-            "at once, and no wildcard may be submitted now"
-        )
-    return evaluate(problem, ("/*",))
+def minimize(problem: Problem, time_budget: float = TIME_BUDGET) -> Solution:
+    """A valid plan of minimum cost (see the module docstring); raises InvalidationError when
+    no valid plan exists (more changed URLs than paths allowed, and no wildcard allowed)."""
+    deadline = time.monotonic() + time_budget
+    search = _Search(problem)
+    if search.m == 0:
+        return _solution(search, [], 0.0, True)
+    best: list = []  # [(key, nodes)]
+
+    def consider(nodes: list[_Node]) -> None:
+        g = sum(n.saving for n in nodes)
+        if search.feasible(len(nodes), g):
+            key = search.key(len(nodes), g, sum(n.collateral for n in nodes))
+            if not best or key < best[0][0]:
+                best[:] = [(key, nodes)]
+
+    consider([])  # exact paths
+    bound, slope, alpha = _dual(search, consider) if search.roots else (0.0, 0.0, -1e300)
+    if not best and not search.roots:
+        raise InvalidationError(_no_plan(search))
+    incumbent = best[0][0][0] if best else float("inf")
+    if best and incumbent <= bound + 1e-9 and not search.roots:
+        return _solution(search, best[0][1], bound, True)
+    try:
+        nodes = search.exact(incumbent, deadline, slope, alpha) if search.roots else None
+    except _Budget:
+        if not best:
+            raise InvalidationError(_no_plan(search)) from None
+        return _solution(search, best[0][1], bound, incumbent <= bound + 1e-9)
+    if nodes is None:
+        if not best:
+            raise InvalidationError(_no_plan(search))
+        nodes = best[0][1]
+    return _solution(search, nodes, bound, True)
+
+
+def _dual(search: _Search, consider) -> tuple[float, float, float]:
+    """Best Lagrangian lower bound on the cost; every plan met on the way goes to ``consider``.
+
+    psi(g) = price * max(0, k*(m - g) - F), for g >= g_min (fewer savings would need more
+    exact paths than allowed: infinite), is convex; for a slope s >= 0,
+    cost(S) >= min_g (psi(g) + s*g) + min_S (miss_k*u(S) - s*g(S)), and the best s is found
+    by bisection on the sign of the subgradient.
+    """
+    m, k, price = search.m, search.k, search.price
+    g_min = max(0, m - search.M - search.W)
+    g_free = min(max(m - search.free / k, g_min), m)
+
+    def psi(g: float) -> float:
+        return price * max(0.0, k * (m - g) - search.free)
+
+    def alpha(slope: float) -> tuple[float, float]:
+        return min((psi(g) + slope * g, g) for g in (g_min, g_free, m))
+
+    top = price * k + search.miss_k * len(search.universe) + 1.0
+    lo, hi = 0.0, top
+    bound, best_slope, best_alpha = 0.0, 0.0, 0.0
+    for i in range(24):
+        slope = hi if i == 0 else (lo + hi) / 2
+        value, nodes = search.lagrange(slope)
+        consider(nodes)
+        a, g_star = alpha(slope)
+        if a + value > bound:
+            bound, best_slope, best_alpha = a + value, slope, a
+        gap = g_star - sum(n.saving for n in nodes)  # subgradient of the bound in the slope
+        if i == 0:
+            if gap > 0:
+                break  # even the steepest slope saves too little: the bound is here
+            continue
+        if gap > 0:
+            lo = slope
+        else:
+            hi = slope
+        if hi - lo <= 1e-9 * top:
+            break
+    return bound, best_slope, best_alpha
+
+
+def _no_plan(search: _Search) -> str:
+    return (
+        f"{search.m} changed URLs need more than the {search.M} paths and "
+        f"{search.W} wildcards CloudFront accepts now"
+    )

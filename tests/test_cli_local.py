@@ -66,13 +66,15 @@ def test_edit_uploads_one_file_and_logs_its_invalidation(site, tmp_path):
     (site / "about" / "index.html").write_text("<h1>new about</h1>")
     doc = plan_json(site, target)
     assert doc["uploads"] == [{"key": "about/index.html", "reason": "changed", "size": 18}]
-    assert doc["invalidation"]["paths"] == ["/about/", "/about/index.html"]
+    # one wildcard covers both forms of the page, and nothing else is under /about/
+    assert doc["invalidation"]["paths"] == ["/about/*"]
+    assert doc["invalidation"]["changed_urls"] == 2 and doc["invalidation"]["collateral_urls"] == 0
     r = run("deploy", str(site), "--target", str(target), "--format", "json")
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)["result"]
     assert result["uploaded"] == 1 and result["invalidations"][0]["distribution_id"] == "local"
     log = (target / ".planner" / "invalidations.jsonl").read_text().splitlines()
-    assert json.loads(log[-1])["paths"] == ["/about/", "/about/index.html"]
+    assert json.loads(log[-1])["paths"] == ["/about/*"]
     assert (target / "about" / "index.html").read_text() == "<h1>new about</h1>"
 
 
@@ -98,7 +100,8 @@ def test_removed_file_is_deleted_and_invalidated(site, tmp_path):
     r = run("deploy", str(site), "--target", str(target), "--format", "json")
     doc = json.loads(r.stdout)
     assert doc["deletes"] == [{"key": "blog/second-post/index.html"}]
-    assert doc["invalidation"]["paths"] == ["/blog/second-post/", "/blog/second-post/index.html"]
+    assert doc["invalidation"]["paths"] == ["/blog/second-post/*"]
+    assert doc["invalidation"]["collateral_urls"] == 0
     assert not (target / "blog" / "second-post").exists()  # empty folder removed too
     assert files_of(target) == files_of(site)
 

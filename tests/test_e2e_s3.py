@@ -159,7 +159,7 @@ def test_editing_one_page_uploads_only_it_and_invalidates_both_of_its_urls(moto,
     assert counts == {key: (2 if key == "about/index.html" else 1) for key in SITE}
 
     (inv,) = invalidations(moto.cloudfront, site.distribution_id)
-    assert inv_paths(inv) == ["/about/", "/about/index.html"]
+    assert inv_paths(inv) == ["/about/*"]  # both forms of the page, nothing else
     reference = inv["InvalidationBatch"]["CallerReference"]
     assert reference.startswith("planner-")
     assert reference == doc["invalidation"]["caller_reference"]
@@ -211,7 +211,7 @@ def test_removed_files_are_deleted_from_the_bucket_and_invalidated(moto, site, p
         set(SITE) - {"css/site.css", "about/index.html"}
     )
     (inv,) = invalidations(moto.cloudfront, site.distribution_id)
-    assert inv_paths(inv) == ["/about/", "/about/index.html", "/css/site.css"]
+    assert inv_paths(inv) == ["/about/*", "/css/site.css"]
 
 
 def test_prefix_target_writes_under_the_prefix_and_invalidates_urls_without_it(moto, site, public):
@@ -244,11 +244,11 @@ def test_prefix_target_writes_under_the_prefix_and_invalidates_urls_without_it(m
     ("flag", "expected"),
     [
         # Default: new URLs were never cached, so they cost nothing to leave alone.
-        ((), ["/about/", "/about/index.html"]),
+        ((), ["/about/*"]),
         # --invalidate-added: new files too (they may have been requested, and 404s cached).
         (
             ("--invalidate-added",),
-            ["/about/", "/about/index.html", "/blog/", "/blog/index.html", "/js/new.js"],
+            ["/about/*", "/blog/*", "/js/new.js"],
         ),
     ],
 )
@@ -301,7 +301,10 @@ def test_changed_cache_control_reuploads_with_the_new_header_and_invalidates(mot
         head = moto.s3.head_object(Bucket=site.bucket, Key=key)
         assert head["CacheControl"] == "public, max-age=5", key
     (inv,) = invalidations(moto.cloudfront, site.distribution_id)
-    assert len(inv_paths(inv)) == len(SITE) + 2  # two index pages have two URLs each
+    # every URL changed (two index pages have two URLs each): one wildcard, no needless miss
+    assert doc["invalidation"]["changed_urls"] == len(SITE) + 2
+    assert doc["invalidation"]["collateral_urls"] == 0
+    assert inv_paths(inv) == ["/*"]
 
 
 def test_name_with_space_and_non_ascii_is_percent_encoded_in_the_invalidation(moto, site, public):
@@ -343,7 +346,7 @@ def test_plan_writes_nothing_and_shows_exactly_what_deploy_then_does(moto, site,
     assert snapshot(moto, site) == before
     assert upload_keys(planned) == ["about/index.html", "blog/index.html"]
     assert planned["deletes"] == [{"key": "js/app.js"}]
-    assert planned["invalidation"]["paths"] == ["/about/", "/about/index.html", "/js/app.js"]
+    assert planned["invalidation"]["paths"] == ["/about/*", "/js/app.js"]
 
     done = deploy(moto, public, site)
 

@@ -1,44 +1,105 @@
+"""The cost-aware minimizer: case tables and a brute-force oracle (hypothesis)."""
+
+import itertools
+
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.cost import CostModel
 from planner.errors import InvalidationError
-from planner.minimizer import Problem, covers, evaluate, minimize
+from planner.minimizer import Problem, covers, evaluate, minimize, trim_escape
+from planner.urls import urls_of
 
-urls = st.lists(st.from_regex(r"/[a-c]{1,3}(/[a-c]{1,3})?", fullmatch=True), min_size=1, max_size=30)
+PAGES = ["index.html", "about/index.html", "blog/index.html"] + [
+    f"blog/post-{i}/index.html" for i in range(12)
+]
+ASSETS = ["css/site.3f2a.css", "js/app.js", "img/café menu.png", "img/100%.png", "img/a*b.png"]
+SITE = urls_of(PAGES + ASSETS)
 
 
-@given(urls, st.data())
-def test_plan_covers_every_changed_url(universe, data):
-    changed = data.draw(st.sets(st.sampled_from(universe)))
-    sol = minimize(Problem(frozenset(universe), frozenset(changed), max_paths=5))
-    assert all(any(covers(p, u) for p in sol.paths) for u in changed)
-    assert sol.changed_urls == len(changed)
-    if len(changed) <= 5:
-        assert sorted(sol.paths) == sorted(changed)  # exact paths: no needless misses
-        assert sol.collateral_urls == 0
-    else:
-        assert sol.paths == ("/*",)
-        assert sol.collateral_urls == len(set(universe) - changed)
+def solve(changed_keys, universe=SITE, **kw):
+    model_kw = {k: kw.pop(k) for k in list(kw) if k in ("free_paths", "price", "miss_cost", "distributions")}
+    problem = Problem(frozenset(universe), frozenset(urls_of(changed_keys)), CostModel(**model_kw), **kw)
+    return minimize(problem)
+
+
+@pytest.mark.parametrize(
+    "changed, kwargs, paths",
+    [
+        # root-only change: '/' and '/index.html'; '/*' would hit the whole site
+        (["index.html"], {}, ("/", "/index.html")),
+        # pretty URL: one wildcard covers both forms and nothing else
+        (["about/index.html"], {}, ("/about/*",)),
+        # every post of a section changed: one wildcard, no needless miss
+        ([f"blog/post-{i}/index.html" for i in range(12)], {}, ("/blog/post-*",)),
+        # the section index too: the whole section
+        ([f"blog/post-{i}/index.html" for i in range(12)] + ["blog/index.html"], {}, ("/blog/*",)),
+        # a fingerprinted CSS change rewrites every page: within the free allowance, the fewest
+        # paths that invalidate nothing needlessly
+        (PAGES + ["css/site.3f2a.css"], {}, ("/", "/about/*", "/blog/*", "/css/site.3f2a.css", "/index.html")),
+        # ... and with no free path left, '/*' (4 needless misses) beats 5 paid paths
+        (PAGES + ["css/site.3f2a.css"], {"free_paths": 0}, ("/*",)),
+        # names with a space, non-ASCII and '%': encoded exact paths
+        (["img/café menu.png", "img/100%.png"], {}, ("/img/100%25.png", "/img/caf%C3%A9%20menu.png")),
+        # a literal '*' stays encoded; the folder wildcard covers all three images
+        (["img/café menu.png", "img/100%.png", "img/a*b.png"], {}, ("/img/*",)),
+        # no wildcard may be submitted now: exact paths only
+        ([f"blog/post-{i}/index.html" for i in range(3)], {"max_wildcards": 0},
+         tuple(sorted(urls_of([f"blog/post-{i}/index.html" for i in range(3)])))),
+    ],
+)
+def test_cases(changed, kwargs, paths):
+    assert solve(changed, **kwargs).paths == paths
+
+
+def test_deleted_urls_are_covered_even_if_gone_from_the_build():
+    universe = urls_of(["a.html", "old/x.html", "old/y.html"])
+    sol = solve(["old/x.html", "old/y.html"], universe=universe)
+    assert sol.paths == ("/old/*",) and sol.collateral_urls == 0
 
 
 def test_nothing_changed_means_no_paths():
-    sol = minimize(Problem(frozenset({"/a"}), frozenset()))
-    assert sol.paths == () and sol.cost_usd == 0 and sol.paid_paths == 0
+    sol = solve([])
+    assert sol.paths == () and sol.cost_usd == 0 and sol.exact
 
 
-def test_more_than_3000_paths_fall_back_to_star():
-    changed = frozenset(f"/p{i}.html" for i in range(3001))
-    sol = minimize(Problem(changed | {"/keep.css"}, changed))
-    assert sol.paths == ("/*",)
-    assert sol.collateral_urls == 1
+def test_beyond_the_free_paths_wildcards_trade_misses_for_paths():
+    universe = [f"/p/{i}" for i in range(100)] + ["/q"]
+    changed = universe[:60]
+    # 60 exact paths, 59 paid ($0.295) vs '/p/*' with 40 needless misses ($0.0052)
+    sol = minimize(Problem(frozenset(universe), frozenset(changed), CostModel(free_paths=1)))
+    assert sol.paths == ("/p/*",) and sol.collateral_urls == 40
+    assert sol.cost_usd == pytest.approx(0.005 * 40 / 1000)
 
 
-def test_no_wildcard_left_and_too_many_paths_is_an_error():
+def test_expensive_misses_keep_exact_paths():
+    universe = [f"/p/{i}" for i in range(100)]
+    changed = universe[:3]
+    sol = minimize(Problem(frozenset(universe), frozenset(changed), CostModel(free_paths=0, miss_cost=0.01)))
+    assert sorted(sol.paths) == sorted(changed)
+
+
+def test_too_many_paths_without_wildcards_is_an_error():
     changed = frozenset(f"/p{i}" for i in range(4))
-    with pytest.raises(InvalidationError, match="no wildcard"):
+    with pytest.raises(InvalidationError, match="wildcards"):
         minimize(Problem(changed, changed, max_paths=3, max_wildcards=0))
+
+
+def test_more_than_3000_changed_urls_use_wildcards():
+    universe = [f"/s{i % 7}/p{i}" for i in range(5000)]
+    sol = minimize(Problem(frozenset(universe), frozenset(universe[:4000]), CostModel()))
+    assert len([p for p in sol.paths if not p.endswith("*")]) <= 3000
+    assert sol.wildcards <= 15
+    assert all(any(covers(p, u) for p in sol.paths) for u in universe[:4000])
+
+
+@pytest.mark.parametrize(
+    "prefix, trimmed",
+    [("/a%C3%A9", "/a%C3%A9"), ("/a%C3%A", "/a%C3"), ("/a%C3%", "/a%C3"), ("/a", "/a")],
+)
+def test_wildcards_never_end_inside_an_escape(prefix, trimmed):
+    assert trim_escape(prefix) == trimmed
 
 
 @pytest.mark.parametrize(
@@ -56,27 +117,86 @@ def test_covers(path, url, hit):
     assert covers(path, url) is hit
 
 
-@pytest.mark.parametrize(
-    "free, n, dists, paid",
-    [
-        (1000, 10, 1, 0),  # well within the allowance
-        (5, 10, 1, 5),  # 5 free, 5 paid
-        (0, 3, 1, 3),  # allowance used up
-        (15, 10, 2, 5),  # each distribution's paths count against the account
-    ],
-)
-def test_paid_paths(free, n, dists, paid):
-    model = CostModel(free_paths=free, distributions=dists)
-    assert model.paid_paths(n) == paid
-    assert model.cost(n, 0) == pytest.approx(0.005 * paid)
-
-
-def test_needless_misses_cost_a_thousandth_of_a_path_by_default():
-    model = CostModel(free_paths=0)
-    assert model.cost(1, 1000) == pytest.approx(0.005 + 0.005)
-
-
 def test_evaluate_counts_collateral_of_wildcards():
     problem = Problem(frozenset({"/a/1", "/a/2", "/b"}), frozenset({"/a/1"}))
-    sol = evaluate(problem, ("/a/*",))
-    assert sol.collateral_urls == 1
+    assert evaluate(problem, ("/a/*",)).collateral_urls == 1
+
+
+# --- brute force ------------------------------------------------------------------------------
+
+
+def brute_force(problem):
+    """Every wildcard a URL prefix allows (never ending inside an escape), every subset of at
+    most W of them, exact paths for the rest: the lexicographic best (cost, paths, misses)."""
+    universe = sorted(problem.universe | problem.changed)
+    changed = problem.changed
+    prefixes = sorted(
+        {u[:n] for u in universe for n in range(1, len(u) + 1) if trim_escape(u[:n]) == u[:n]}
+    )
+    best = None
+    for r in range(min(problem.max_wildcards, len(prefixes)) + 1):
+        for combo in itertools.combinations(prefixes, r):
+            covered = {u for u in universe if any(u.startswith(p) for p in combo)}
+            exact = changed - covered
+            if len(exact) > problem.max_paths:
+                continue
+            n, misses = r + len(exact), len(covered - changed)
+            key = (round(problem.model.cost(n, misses), 9), n, misses)
+            best = key if best is None or key < best else best
+    return best
+
+
+segment = st.sampled_from(["a", "b", "/", "%C3%A9", "ab", "-"])
+url = st.lists(segment, max_size=3).map(lambda parts: "/" + "".join(parts))
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sets(url, min_size=1, max_size=7), st.data())
+def test_minimizer_matches_brute_force(universe, data):
+    ordered = sorted(universe)
+    changed = data.draw(st.sets(st.sampled_from(ordered)), label="changed")
+    model = CostModel(
+        free_paths=data.draw(st.integers(0, 5), label="free"),
+        miss_cost=data.draw(st.sampled_from([0.0, 0.000005, 0.001, 0.0025, 0.004, 0.006, 0.02]), label="miss"),
+        distributions=data.draw(st.integers(1, 2), label="k"),
+    )
+    problem = Problem(
+        frozenset(ordered),
+        frozenset(changed),
+        model,
+        max_wildcards=data.draw(st.integers(0, 3), label="W"),
+        max_paths=data.draw(st.integers(0, 7), label="M"),
+    )
+    want = brute_force(problem)
+    try:
+        sol = minimize(problem)
+    except InvalidationError:
+        assert want is None
+        return
+    assert want is not None, sol.paths
+    assert all(any(covers(p, u) for p in sol.paths) for u in changed)
+    assert sol.wildcards <= problem.max_wildcards
+    assert len(sol.paths) - sol.wildcards <= problem.max_paths
+    assert (round(sol.cost_usd, 9), len(sol.paths), sol.collateral_urls) == want
+    assert sol.exact and sol.cost_lower_bound_usd == pytest.approx(sol.cost_usd)
+    # the reported figures are those of the paths themselves
+    check = evaluate(problem, sol.paths)
+    assert (check.collateral_urls, check.paid_paths) == (sol.collateral_urls, sol.paid_paths)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_lower_bound_never_exceeds_the_cost_on_larger_instances(seed):
+    import random
+
+    rng = random.Random(seed)
+    universe = sorted({f"/s{rng.randrange(4)}/t{rng.randrange(6)}/p{rng.randrange(30)}" for _ in range(400)})
+    changed = rng.sample(universe, rng.randrange(1, len(universe)))
+    problem = Problem(frozenset(universe), frozenset(changed), CostModel(free_paths=rng.randrange(0, 200)),
+                      max_wildcards=rng.randrange(0, 16), max_paths=rng.randrange(50, 400))
+    try:
+        sol = minimize(problem, time_budget=0.05)
+    except InvalidationError:
+        return
+    assert sol.cost_lower_bound_usd <= sol.cost_usd + 1e-12
+    assert all(any(covers(p, u) for p in sol.paths) for u in changed)

@@ -64,7 +64,9 @@ def test_modified_page_is_uploaded_and_both_url_forms_invalidated():
     new = dict(SITE, **{"about/index.html": e("9")})
     p = plan_for(SITE, new)
     assert [(u.key, u.reason) for u in p.uploads] == [("about/index.html", "changed")]
-    assert p.invalidation.paths == ("/about/", "/about/index.html")
+    assert p.invalidation.paths == ("/about/*",)  # both URL forms, nothing else
+    assert p.invalidation.solution.changed_urls == 2
+    assert p.invalidation.solution.collateral_urls == 0
 
 
 def test_header_change_is_reuploaded_and_invalidated():
@@ -156,5 +158,6 @@ def test_cost_counts_every_distribution():
     new = dict(SITE, **{"about/index.html": e("9")})
     p = plan_for(SITE, new, distribution_ids=("E1", "E2"), paths_used=999)
     assert p.invalidation.free_paths == 1
-    assert p.invalidation.solution.paid_paths == 3  # 2 paths x 2 distributions - 1 free
-    assert p.invalidation.solution.cost_usd == pytest.approx(0.015)
+    assert p.invalidation.paths == ("/about/*",)
+    assert p.invalidation.solution.paid_paths == 1  # 1 path x 2 distributions - 1 free
+    assert p.invalidation.solution.cost_usd == pytest.approx(0.005)
