@@ -1,24 +1,35 @@
 """Scan a build folder into manifest entries: walk, filter, hash (xxh3-128), stream.
 
-Hashing is done by a few threads, each with one reusable buffer, so memory does not grow
-with file size; ``os.read``/``readinto`` release the GIL, which lets two cores overlap I/O
-and hashing on sites of many small files.
+Every file is read into one reusable buffer, so memory does not grow with file size. On
+Linux, files are hashed by forked helper processes (one per extra core) while the walk goes
+on: they take batches of paths through pipes and answer with digests, free of this process's
+GIL, which serialises the many small reads of a site. Elsewhere, or when this process runs
+other threads, hashing uses threads.
 """
 
 from __future__ import annotations
 
+import collections
 import fnmatch
+import gc
 import os
 import re
 import stat
+import struct
+import sys
 import threading
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 import xxhash
 
+try:
+    import fcntl
+except ImportError:  # not on Windows; only the Linux helpers use it
+    fcntl = None  # type: ignore[assignment]
+
 from .errors import ScanError
-from .model import STATE_DIR, Entry
+from .model import STATE_DIR, Entry, _new_entry
 
 # Names skipped at any depth unless the caller passes its own list.
 DEFAULT_EXCLUDES: tuple[str, ...] = (
@@ -32,8 +43,9 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "desktop.ini",
 )
 
-CHUNK = 1 << 20  # streaming buffer per hashing thread
+CHUNK = 1 << 20  # streaming buffer per hashing worker
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 HeadersFor = Callable[[str], tuple[str, str]]
 
@@ -44,19 +56,33 @@ class FoundFile:
     path: str  # path to open
 
 
+def _compile(patterns: Sequence[str]) -> tuple[frozenset[str], Callable | None, Callable | None]:
+    """The rules of :func:`_matcher`, split for speed: names without wildcards go into a set
+    (an exact regex match is set membership), the other names and the paths into one regex
+    each (``None`` when there are none)."""
+    # A trailing '/' is dropped; a leading '/' (or any inner one) makes a path pattern.
+    cleaned = [p.rstrip("/") for p in patterns if p.strip("/")]
+    names = [p for p in cleaned if "/" not in p]
+    paths = [p.lstrip("/") for p in cleaned if "/" in p]
+    literal = frozenset(p for p in names if not any(c in p for c in "*?["))
+    wild = [p for p in names if p not in literal]
+    name_match = re.compile("|".join(fnmatch.translate(p) for p in wild)).match if wild else None
+    path_match = re.compile("|".join(fnmatch.translate(p) for p in paths)).match if paths else None
+    return literal, name_match, path_match
+
+
 def _matcher(patterns: Sequence[str]) -> Callable[[str, str], bool]:
     """Glob rules: a pattern without '/' matches a name at any depth; with '/', the
     relative path from the top (a leading '/' anchors it, a trailing '/' is dropped).
     All patterns are compiled into two regular expressions, matched once per entry."""
-    cleaned = [p.strip("/") for p in patterns if p.strip("/")]
-    names = [p for p in cleaned if "/" not in p]
-    paths = [p for p in cleaned if "/" in p]
-    never = re.compile(r"(?!)")
-    name_re = re.compile("|".join(fnmatch.translate(p) for p in names)) if names else never
-    path_re = re.compile("|".join(fnmatch.translate(p) for p in paths)) if paths else never
+    literal, name_match, path_match = _compile(patterns)
 
     def excluded(rel: str, name: str) -> bool:
-        return name_re.match(name) is not None or path_re.match(rel) is not None
+        return (
+            name in literal
+            or (name_match is not None and name_match(name) is not None)
+            or (path_match is not None and path_match(rel) is not None)
+        )
 
     return excluded
 
@@ -67,6 +93,21 @@ def walk(root: str, excludes: Iterable[str] = DEFAULT_EXCLUDES) -> list[FoundFil
     Symlinks are followed while they stay inside ``root``; a link that leaves it, a broken
     link and a link loop are refused with :class:`ScanError`.
     """
+    keys: list[str] = []
+    paths: list[str] = []
+    _walk(root, excludes, keys, paths)
+    return [FoundFile(keys[i], paths[i]) for i in sorted(range(len(keys)), key=keys.__getitem__)]
+
+
+def _walk(
+    root: str,
+    excludes: Iterable[str],
+    keys: list[str],
+    paths: list[str],
+    progress: Callable[[], None] | None = None,
+) -> None:
+    """Append the key and the path of every file below ``root`` to ``keys`` and ``paths``,
+    in walk order (not sorted); ``progress()`` is called after each folder. Raises ScanError."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -76,29 +117,52 @@ def walk(root: str, excludes: Iterable[str] = DEFAULT_EXCLUDES) -> list[FoundFil
     if not stat.S_ISDIR(st.st_mode):
         raise ScanError(f"build folder {root} is not a folder")
     real_root = os.path.realpath(root)
-    excluded = _matcher(list(excludes))
-    found: list[FoundFile] = []
-    # Directory identities on the current descent path: a repeat is a loop.
-    stack: list[tuple[str, str, frozenset[tuple[int, int]]]] = [
-        (root, "", frozenset({(st.st_dev, st.st_ino)}))
-    ]
+    literal, name_match, path_match = _compile(list(excludes))
+    add_key = keys.append
+    add_path = paths.append
+    scandir = os.scandir
+    # A folder whose identity (device, inode) repeats one on its descent path is a loop. Only
+    # a symlink or a mount can make one: with no mount below the root, plain folders need no
+    # stat call, and the identities of a path's folders are looked up when a symlink needs them.
+    stat_folders = _mounts_below(real_root)
+    idents: dict[str, tuple[int, int]] = {root: (st.st_dev, st.st_ino)}
+
+    def loops(ident: tuple[int, int], chain: tuple[str, ...]) -> bool:
+        for folder in chain:
+            known = idents.get(folder)
+            if known is None:
+                fst = os.stat(folder)
+                known = idents[folder] = (fst.st_dev, fst.st_ino)
+            if known == ident:
+                return True
+        return False
+
+    # (folder path, its key prefix, the paths of the folders from the root down to it)
+    stack: list[tuple[str, str, tuple[str, ...]]] = [(root, "", (root,))]
     while stack:
-        path, rel_dir, ancestors = stack.pop()
+        path, rel_dir, chain = stack.pop()
         try:
-            with os.scandir(path) as it:
+            with scandir(path) as it:
                 items = list(it)
         except OSError as exc:
             raise ScanError(f"cannot read folder {_show(path)}: {exc.strerror}") from None
         for item in items:
             name = item.name
-            rel = f"{rel_dir}{name}"
-            if excluded(rel, name):
+            rel = rel_dir + name
+            if (
+                name in literal
+                or (name_match is not None and name_match(name) is not None)
+                or (path_match is not None and path_match(rel) is not None)
+            ):
                 continue
             try:
                 # d_type from the directory listing: no stat call for plain files and folders.
                 if item.is_file(follow_symlinks=False):
-                    _check_name(rel)
-                    found.append(FoundFile(rel, item.path))
+                    # An ASCII key is valid UTF-8 and has as many bytes as characters.
+                    if len(rel) > MAX_KEY_BYTES or not rel.isascii():
+                        _check_name(rel)
+                    add_key(rel)
+                    add_path(item.path)
                     continue
                 if item.is_symlink():
                     target = os.path.realpath(item.path)
@@ -107,26 +171,50 @@ def walk(root: str, excludes: Iterable[str] = DEFAULT_EXCLUDES) -> list[FoundFil
                             f"symlink {_show(rel)} points outside the build folder; refusing it"
                         )
                     try:
-                        mode = os.stat(item.path).st_mode
+                        ist = os.stat(item.path)
                     except OSError:
                         raise ScanError(f"symlink {_show(rel)} is broken or loops") from None
-                    if stat.S_ISREG(mode):
+                    if stat.S_ISREG(ist.st_mode):
                         _check_name(rel)
-                        found.append(FoundFile(rel, item.path))
+                        add_key(rel)
+                        add_path(item.path)
                         continue
-                    if not stat.S_ISDIR(mode):
+                    if not stat.S_ISDIR(ist.st_mode):
                         continue
                 elif not item.is_dir(follow_symlinks=False):
                     continue  # sockets, fifos, devices: not part of a site
-                ist = item.stat()
+                elif not stat_folders:
+                    stack.append((item.path, rel + "/", chain + (item.path,)))
+                    continue
+                else:
+                    ist = item.stat()
+                ident = (ist.st_dev, ist.st_ino)
+                if loops(ident, chain):
+                    raise ScanError(f"symlink loop at {_show(rel)}; refusing it")
             except OSError as exc:
                 raise ScanError(f"cannot stat {_show(rel)}: {exc.strerror}") from None
-            ident = (ist.st_dev, ist.st_ino)
-            if ident in ancestors:
-                raise ScanError(f"symlink loop at {_show(rel)}; refusing it")
-            stack.append((item.path, rel + "/", ancestors | {ident}))
-    found.sort(key=lambda f: f.key)
-    return found
+            idents[item.path] = ident
+            stack.append((item.path, rel + "/", chain + (item.path,)))
+        if progress is not None:
+            progress()
+
+
+def _mounts_below(real_root: str) -> bool:
+    """Whether a file system is mounted somewhere below ``real_root`` (True when unknown)."""
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            table = f.read()
+    except OSError:
+        return True
+    below = os.fsencode(real_root.rstrip("/") + "/")
+    for line in table.splitlines():
+        fields = line.split(b" ")
+        if len(fields) > 4:
+            # Octal escapes for space, tab, newline and backslash, as in /proc/self/mountinfo.
+            point = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]), fields[4])
+            if point.startswith(below):
+                return True
+    return False
 
 
 def _show(text: str) -> str:
@@ -148,11 +236,16 @@ def hash_file(path: str, buf: bytearray | None = None) -> tuple[str, int]:
     if buf is None:
         buf = bytearray(CHUNK)
     view = memoryview(buf)
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    limit = len(buf)
+    fd = os.open(path, _O_FLAGS)
     try:
         size = os.fstat(fd).st_size
         n = os.readv(fd, [view])
-        if n < CHUNK:
+        if n == size and n < limit:
+            # The whole file in one read (a regular file reads short only at its end):
+            # most files of a site take this path, with no probe read.
+            return xxhash.xxh3_128_hexdigest(view[:n]), size
+        if n < limit:
             more = os.readv(fd, [view[n : n + 1]])
             if more == 0:
                 digest, total = xxhash.xxh3_128_hexdigest(view[:n]), n
@@ -173,35 +266,389 @@ def hash_file(path: str, buf: bytearray | None = None) -> tuple[str, int]:
     return digest, size
 
 
-def hash_files(files: Sequence[FoundFile], workers: int | None = None) -> list[tuple[str, int]]:
-    """(hash, size) of ``files`` in the same order, computed by ``workers`` threads."""
-    n = len(files)
-    workers = max(1, min(workers or os.cpu_count() or 1, n or 1))
-    out: list[tuple[str, int]] = [("", 0)] * n
-    errors: list[BaseException] = []
+# Files per work item: large enough that taking work costs little, small enough that the
+# workers finish together.
+BATCH = 32
+# Below this many files, hashing stays in this process (threads): a helper process costs
+# more than it saves. Tests may lower it to exercise the process path on small trees.
+PROCESS_MIN_FILES = 1000
 
-    def run(start: int) -> None:
+
+def _batches(n: int, size: int = BATCH) -> list[tuple[int, int]]:
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _hash_batches(
+    paths: Sequence[str],
+    keys: Sequence[str],
+    out: list,
+    errors: list[tuple[int, ScanError]],
+    batches: Iterable[tuple[int, int]],
+    buf: bytearray | None = None,
+) -> None:
+    """Hash ``paths[i]`` into ``out[i]`` for every ``(start, stop)`` range of ``batches``;
+    a file that cannot be hashed goes into ``errors`` as ``(i, ScanError)``."""
+    if buf is None:
         buf = bytearray(CHUNK)
-        i = start
+    hash_one = hash_file
+    for start, stop in batches:
         try:
-            for i in range(start, n, workers):
-                out[i] = hash_file(files[i].path, buf)
-        except ScanError as exc:
-            errors.append(exc)
-        except OSError as exc:
-            errors.append(ScanError(f"cannot read {_show(files[i].key)}: {exc.strerror}"))
+            out[start:stop] = _hash_list(paths[start:stop], buf)
+            continue
+        except (OSError, ScanError):
+            pass  # one by one, to know which files fail and why
+        for i in range(start, stop):
+            try:
+                out[i] = hash_one(paths[i], buf)
+            except ScanError as exc:
+                errors.append((i, exc))
+            except OSError as exc:
+                errors.append((i, ScanError(f"cannot read {_show(keys[i])}: {exc.strerror}")))
 
-    if workers == 1:
-        run(0)
-    else:
-        threads = [threading.Thread(target=run, args=(s,), daemon=True) for s in range(workers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    if errors:
-        raise errors[0]
+
+def _hash_list(paths: Sequence[str], buf: bytearray) -> list[tuple[str, int]]:
+    """``[hash_file(p, buf) for p in paths]``, with fewer system calls and less Python per
+    file for the many files smaller than the buffer: the size comes from ``lseek``, and one
+    positional read gets all of a file that did not change; any other file goes through
+    :func:`hash_file`."""
+    preadv = getattr(os, "preadv", None)
+    if preadv is None:
+        return [hash_file(p, buf) for p in paths]
+    view = memoryview(buf)
+    bufs = [view]
+    limit = len(buf)
+    open_, lseek, close = os.open, os.lseek, os.close
+    hexdigest = xxhash.xxh3_128_hexdigest
+    hash_one = hash_file
+    out = []
+    add = out.append
+    for path in paths:
+        fd = open_(path, _O_FLAGS)
+        try:
+            size = lseek(fd, 0, os.SEEK_END)
+            n = preadv(fd, bufs, 0) if size < limit else -1
+        finally:
+            close(fd)
+        add((hexdigest(view[:n]), size) if n == size else hash_one(path, buf))
     return out
+
+
+def _first_error(errors: list[tuple[int, ScanError]], keys: Sequence[str]) -> ScanError:
+    """The error of the first failing file in key order, whatever worker met it first."""
+    return min(errors, key=lambda e: keys[e[0]])[1]
+
+
+def _hash_all(
+    paths: Sequence[str], keys: Sequence[str], workers: int | None
+) -> list[tuple[str, int]]:
+    """(hash, size) of every path, in order; raises the ScanError of the first failing key."""
+    n = len(paths)
+    workers = max(1, min(workers or _default_workers(), n or 1))
+    out: list = [None] * n
+    errors: list[tuple[int, ScanError]] = []
+    if workers == 1:
+        _hash_batches(paths, keys, out, errors, [(0, n)])
+    elif n >= PROCESS_MIN_FILES and _can_fork():
+        helpers = _Helpers(workers - 1, paths, keys, out, errors)
+        try:
+            helpers.add(n)
+            helpers.finish()
+        except BaseException:
+            helpers.abort()
+            raise
+    else:
+        _hash_in_threads(paths, keys, out, errors, workers)
+    if errors:
+        raise _first_error(errors, keys)
+    return out
+
+
+def _hash_in_threads(
+    paths: Sequence[str],
+    keys: Sequence[str],
+    out: list,
+    errors: list[tuple[int, ScanError]],
+    workers: int,
+) -> None:
+    """Threads take work items from one shared iterator (atomic under the GIL). They only
+    overlap while one of them is in a system call or hashes 64 KiB or more at once."""
+    work = iter(_batches(len(paths)))
+    threads = [
+        threading.Thread(target=_hash_batches, args=(paths, keys, out, errors, work))
+        for _ in range(workers)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def _default_workers() -> int:
+    """One per core this process may run on, at most 8 (hashing from memory gains little
+    beyond that, and each worker may be a process)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def _can_fork() -> bool:
+    """Helpers are forked copies of this process: only on Linux (macOS frameworks do not
+    survive a fork) and only while this process runs a single thread (a fork copies no other
+    thread, so a lock one of them holds would stay locked in the copy)."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:  # threads started by native code too
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+_TASK = struct.Struct("<IHI")  # first index, file count, bytes of paths that follow
+_DONE = struct.Struct("<IHB")  # first index, file count, 0 (digests and sizes follow) or 1
+# Batches handed to a helper and not yet answered: enough to keep it busy while this process
+# does something else for a while (sorting the keys), few once the end is near.
+_IN_FLIGHT = 24
+_IN_FLIGHT_AT_END = 2
+_IN_FLIGHT_MEANWHILE = 128
+
+
+class _Helper:
+    __slots__ = ("pid", "task", "done", "out", "inbox", "busy")
+
+    def __init__(self, pid: int, task: int, done: int) -> None:
+        self.pid = pid
+        self.task = task  # write end of its task pipe (non-blocking)
+        self.done = done  # read end of its result pipe (non-blocking)
+        self.out = bytearray()  # tasks not yet written to the pipe
+        self.inbox = bytearray()  # results not yet parsed
+        self.busy: dict[int, tuple[int, int]] = {}  # first index -> batch
+
+
+class _Helpers:
+    """Forked processes that hash batches of files for this one, free of its GIL.
+
+    Files are handed out while they are found: ``add(count)`` makes batches of the first
+    ``count`` paths, ``pump()`` (non-blocking) sends each helper a few batches, their paths in
+    a pipe, and collects the digests and sizes it sends back. ``finish()`` hashes what is left
+    here, taking batches from the end while the helpers take them from the front, then waits
+    for the helpers. A batch a helper could not finish (an error, a crash) is hashed again
+    here, which records the error exactly as the in-process path does.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        paths: Sequence[str],
+        keys: Sequence[str],
+        out: list,
+        errors: list[tuple[int, ScanError]],
+    ) -> None:
+        self.paths, self.keys, self.out, self.errors = paths, keys, out, errors
+        self.queued = 0  # paths already put into batches
+        self.pending: collections.deque[tuple[int, int]] = collections.deque()
+        self.redo: list[tuple[int, int]] = []
+        self.helpers: list[_Helper] = []
+        self.in_flight = _IN_FLIGHT
+        self.buf: bytearray | None = None  # for the batches hashed here
+        for _ in range(count):
+            fds: list[int] = []
+            try:
+                fds += os.pipe()
+                fds += os.pipe()
+                pid = os.fork()
+            except OSError:  # no more pipes or processes: the ones running share the work
+                for fd in fds:
+                    os.close(fd)
+                break
+            task_r, task_w, done_r, done_w = fds
+            if pid == 0:  # pragma: no cover - runs in the helper, which never returns
+                code = 1
+                try:
+                    # This process keeps only its own ends (the other helpers' pipes must see
+                    # end-of-file when the parent closes them).
+                    theirs = [f for other in self.helpers for f in (other.task, other.done)]
+                    for fd in [task_w, done_r, *theirs]:
+                        os.close(fd)
+                    code = _helper_main(task_r, done_w)
+                finally:
+                    os._exit(code)
+            os.close(task_r)
+            os.close(done_w)
+            try:  # room for many batches of paths while this process is busy elsewhere
+                fcntl.fcntl(task_w, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[union-attr]
+            except (AttributeError, OSError):
+                pass
+            os.set_blocking(task_w, False)
+            os.set_blocking(done_r, False)
+            self.helpers.append(_Helper(pid, task_w, done_r))
+
+    def add(self, count: int, last: bool = False) -> None:
+        """Queue the paths up to ``count`` in batches; the rest of a batch waits for more
+        paths unless ``last``."""
+        while count - self.queued >= BATCH or (last and count > self.queued):
+            stop = min(self.queued + BATCH, count)
+            self.pending.append((self.queued, stop))
+            self.queued = stop
+        if len(self.out) < self.queued:
+            self.out.extend([None] * (self.queued - len(self.out)))
+
+    def pump(self) -> None:
+        """Without blocking: collect the helpers' results and hand them more batches."""
+        for h in list(self.helpers):
+            if self._collect(h):
+                self._feed(h)
+
+    def _feed(self, h: _Helper) -> None:
+        while len(h.busy) < self.in_flight and self.pending:
+            start, stop = batch = self.pending.popleft()
+            data = "\0".join(self.paths[start:stop]).encode("utf-8", "surrogateescape")
+            h.out += _TASK.pack(start, stop - start, len(data))
+            h.out += data
+            h.busy[start] = batch
+        if h.out:
+            try:
+                del h.out[: os.write(h.task, h.out)]
+            except BlockingIOError:
+                pass
+            except OSError:  # the helper is gone
+                self._lose(h)
+
+    def _collect(self, h: _Helper, block: bool = False) -> bool:
+        """Read what the helper has answered (all of it, to its exit, if ``block``); False
+        once it has exited."""
+        while True:
+            try:
+                data = os.read(h.done, 1 << 16)
+            except BlockingIOError:
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self._lose(h)
+                return False
+            h.inbox += data
+            self._parse(h)
+            if not block:
+                return True
+
+    def _parse(self, h: _Helper) -> None:
+        inbox, out = h.inbox, self.out
+        pos = 0
+        while len(inbox) - pos >= _DONE.size:
+            start, count, failed = _DONE.unpack_from(inbox, pos)
+            need = 0 if failed else 40 * count
+            end = pos + _DONE.size + need
+            if len(inbox) < end:
+                break
+            batch = h.busy.pop(start)
+            if failed:
+                self.redo.append(batch)
+            else:
+                base = pos + _DONE.size
+                hexes = inbox[base : base + 32 * count].decode("ascii")
+                sizes = struct.unpack_from(f"<{count}Q", inbox, base + 32 * count)
+                for k in range(count):
+                    out[start + k] = (hexes[32 * k : 32 * k + 32], sizes[k])
+            pos = end
+        del inbox[:pos]
+
+    def _lose(self, h: _Helper) -> None:
+        """A helper that has exited (or is gone): what it had not answered is done here."""
+        self.redo.extend(h.busy.values())
+        h.busy.clear()
+        self.helpers.remove(h)
+        self._end(h, kill=True)
+
+    def _end(self, h: _Helper, kill: bool) -> None:
+        for fd in (h.task, h.done):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        try:
+            if kill:
+                os.kill(h.pid, 9)  # SIGKILL
+            os.waitpid(h.pid, 0)
+        except (ChildProcessError, ProcessLookupError):
+            pass
+
+    def finish(self) -> None:
+        """Hash what is left, sharing it with the helpers, and wait for them."""
+        self.add(len(self.paths), last=True)
+        local = self._hash_here
+        while self.pending:
+            if len(self.pending) <= 2 * _IN_FLIGHT * len(self.helpers):
+                self.in_flight = _IN_FLIGHT_AT_END  # near the end: commit little to anyone
+            self.pump()
+            if self.pending:
+                local(self.pending.pop())
+        for h in self.helpers:  # nothing more to hand out: let them finish and exit
+            if h.out:
+                os.set_blocking(h.task, True)
+                try:
+                    while h.out:
+                        del h.out[: os.write(h.task, h.out)]
+                except OSError:
+                    pass
+            os.close(h.task)
+            h.task = -1
+        for h in list(self.helpers):
+            os.set_blocking(h.done, True)
+            self._collect(h, block=True)
+        for batch in self.redo:
+            local(batch)
+        self.redo = []
+
+    def abort(self) -> None:
+        """Stop the helpers at once (an error or Ctrl-C in this process)."""
+        for h in list(self.helpers):
+            self.helpers.remove(h)
+            self._end(h, kill=True)
+
+    def _hash_here(self, batch: tuple[int, int]) -> None:
+        if self.buf is None:
+            self.buf = bytearray(CHUNK)
+        _hash_batches(self.paths, self.keys, self.out, self.errors, (batch,), self.buf)
+
+
+def _helper_main(task: int, done: int) -> int:
+    """A helper's loop: read batches of paths, hash them, write back digests and sizes."""
+    gc.disable()  # no collection: a finaliser of the parent's garbage must not run twice
+    buf = bytearray(CHUNK)
+    inbox = bytearray()
+    while data := os.read(task, 1 << 16):
+        inbox += data
+        pos = 0
+        while len(inbox) - pos >= _TASK.size:
+            start, count, length = _TASK.unpack_from(inbox, pos)
+            end = pos + _TASK.size + length
+            if len(inbox) < end:
+                break
+            paths = inbox[pos + _TASK.size : end].decode("utf-8", "surrogateescape").split("\0")
+            pos = end
+            try:
+                results = _hash_list(paths, buf)
+                hexes = "".join([d for d, _ in results]).encode("ascii")
+                if len(results) != count or len(hexes) != 32 * count:
+                    raise ValueError("unexpected digest")
+                reply = _DONE.pack(start, count, 0) + hexes + struct.pack(
+                    f"<{count}Q", *[size for _, size in results]
+                )
+            except Exception:  # the parent hashes this batch again and reports the error
+                reply = _DONE.pack(start, count, 1)
+            view = memoryview(reply)
+            while view:
+                view = view[os.write(done, view) :]
+        del inbox[:pos]
+    return 0
+
+
+def hash_files(files: Sequence[FoundFile], workers: int | None = None) -> list[tuple[str, int]]:
+    """(hash, size) of ``files`` in the same order, computed by ``workers`` threads (or, on
+    Linux, processes)."""
+    return _hash_all([f.path for f in files], [f.key for f in files], workers)
 
 
 def scan(
@@ -210,11 +657,117 @@ def scan(
     excludes: Iterable[str] = DEFAULT_EXCLUDES,
     workers: int | None = None,
 ) -> dict[str, Entry]:
-    """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type, Cache-Control)."""
-    files = walk(root, excludes)
-    hashed = hash_files(files, workers)
-    entries: dict[str, Entry] = {}
-    for f, (digest, size) in zip(files, hashed):
-        ctype, cc = headers(f.key)
-        entries[f.key] = Entry(digest, size, ctype, cc)
-    return entries
+    """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type, Cache-Control).
+
+    With more than one worker on Linux, hashing starts while the walk goes on: once the walk
+    has found PROCESS_MIN_FILES files, forked helpers hash batches of them as they are found.
+    """
+    return scan_meanwhile(root, headers, excludes, workers)
+
+
+def scan_meanwhile(
+    root: str,
+    headers: HeadersFor,
+    excludes: Iterable[str] = DEFAULT_EXCLUDES,
+    workers: int | None = None,
+    meanwhile: Callable[[], object] | None = None,
+) -> dict[str, Entry]:
+    """:func:`scan`, also calling ``meanwhile()`` once: while helper processes hash, if there
+    are any, else first. Its errors come before any of the scan's, as if it ran before."""
+    workers = max(1, workers or _default_workers())
+    keys: list[str] = []
+    paths: list[str] = []
+    helpers: _Helpers | None = None
+    in_process = False  # decided: no helper processes for this scan
+    out: list = []
+    errors: list[tuple[int, ScanError]] = []
+
+    def progress() -> None:
+        nonlocal helpers, in_process
+        if helpers is None:
+            if in_process or len(paths) < PROCESS_MIN_FILES:
+                return
+            in_process = workers == 1 or not _can_fork()
+            try:
+                helpers = None if in_process else _Helpers(workers - 1, paths, keys, out, errors)
+            except OSError:  # no pipes or processes to spare: hash here after the walk
+                in_process = True
+            if helpers is None:
+                return
+        if len(paths) - helpers.queued >= BATCH:
+            helpers.add(len(paths))
+            helpers.pump()
+
+    order: list[int] | None = None
+    heads: list[tuple[str, str]] = []
+    made: list[Entry | None] = []
+    head_error: Exception | None = None
+    try:
+        try:
+            _walk(root, excludes, keys, paths, progress)
+        except ScanError as exc:
+            walk_error = exc
+        else:
+            walk_error = None
+        if walk_error is not None:
+            if helpers is not None:
+                helpers.abort()
+                helpers = None
+            if meanwhile is not None:
+                meanwhile()
+            raise walk_error
+        if helpers is not None:
+            helpers.add(len(paths), last=True)
+            if meanwhile is not None:
+                # Hand the helpers a good part of what is left (the pipes hold it), since
+                # nothing is handed out while ``meanwhile`` runs.
+                share = len(helpers.pending) // (len(helpers.helpers) + 1)
+                helpers.in_flight = max(_IN_FLIGHT, min(share, _IN_FLIGHT_MEANWHILE))
+                helpers.pump()
+                meanwhile()
+                helpers.in_flight = _IN_FLIGHT
+            # While the helpers hash, this process sorts, asks for the headers (in key order,
+            # stopping at the first error, as below), makes the entries of the files already
+            # hashed, then joins in the hashing.
+            helpers.pump()
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            new = _new_entry
+            for n, i in enumerate(order):
+                if not n % 256:
+                    helpers.pump()
+                try:
+                    ctype, cc = headers(keys[i])
+                except Exception as exc:
+                    head_error = exc
+                    break
+                heads.append((ctype, cc))
+                done = out[i]
+                made.append(None if done is None else new(done[0], done[1], ctype, cc))
+            helpers.finish()
+            helpers = None
+            if errors:
+                raise _first_error(errors, keys)
+            if head_error is not None:
+                raise head_error
+        else:
+            if meanwhile is not None:
+                meanwhile()
+            out = _hash_all(paths, keys, workers)
+    finally:
+        if helpers is not None:
+            helpers.abort()
+    new = _new_entry
+    if order is None:
+        entries: dict[str, Entry] = {}
+        for i in sorted(range(len(keys)), key=keys.__getitem__):
+            key = keys[i]
+            digest, size = out[i]
+            ctype, cc = headers(key)
+            entries[key] = new(digest, size, ctype, cc)
+        return entries
+    for n, entry in enumerate(made):
+        if entry is None:
+            digest, size = out[order[n]]
+            ctype, cc = heads[n]
+            made[n] = new(digest, size, ctype, cc)
+    return dict(zip([keys[i] for i in order], made))
