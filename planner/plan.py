@@ -5,15 +5,16 @@ inputs (stored manifest, pending journal, scan of the build), ``apply.apply_plan
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from dataclasses import dataclass, field
 
 import xxhash
 
-from manifests import DEFAULT_EXCLUDES, Diff, Entry, Manifest, diff, load_manifest, scan
+from manifests import DEFAULT_EXCLUDES, Diff, Entry, Manifest, diff, load_manifest
 from manifests.errors import CorruptManifest
-from manifests.scan import MAX_KEY_BYTES
+from manifests.scan import MAX_KEY_BYTES, scan_meanwhile
 
 from .backends import Backend
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH, CostModel
@@ -154,8 +155,12 @@ def compute_plan(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
             "delete the whole site)"
         )
+    # An ASCII key has as many UTF-8 bytes as characters: only the others need encoding.
+    room = MAX_KEY_BYTES - len(key_prefix.encode("utf-8"))
     for key in entries:
-        if len((key_prefix + key).encode("utf-8")) > MAX_KEY_BYTES:
+        if (len(key) > room or not key.isascii()) and len(
+            (key_prefix + key).encode("utf-8")
+        ) > MAX_KEY_BYTES:
             raise BadSite(f"key {key_prefix + key[:60]}... is longer than S3's 1024-byte limit")
 
     previous_id = previous.deploy_id if previous else None
@@ -190,7 +195,8 @@ def compute_plan(
 
     reasons: dict[str, str] = {k: "new" for k in d.added}
     reasons.update({k: ("headers" if k in d.header_only else "changed") for k in d.modified})
-    reasons.update({k: "unconfirmed" for k in d.unchanged if k in dirty})
+    if dirty:
+        reasons.update({k: "unconfirmed" for k in d.unchanged if k in dirty})
     uploads = [
         Upload(k, r, e.size, e.hash, e.content_type, e.cache_control)
         for k, r in sorted(reasons.items())
@@ -209,7 +215,13 @@ def compute_plan(
         must += [u.key for u in uploads if u.reason == "new"]
     url_prefix = normalise_url_prefix(options.url_prefix)
     changed_urls = frozenset(urls_of(must + deletes, url_prefix))
-    universe = frozenset(urls_of(set(old_entries) | set(new.entries) | set(orphans), url_prefix))
+    # Every URL that may be cached only matters for what a wildcard would also hit: with
+    # nothing to invalidate there is no path to choose, and a 20,000-page site saves the work.
+    universe = (
+        frozenset(urls_of(set(old_entries) | set(new.entries) | set(orphans), url_prefix))
+        if changed_urls
+        else frozenset()
+    )
     distributions = options.distribution_ids or default_distributions
     free = max(0, options.free_paths_per_month - options.paths_used)
     model = CostModel(
@@ -226,11 +238,14 @@ def compute_plan(
         solution=solution,
         free_paths=free,
     )
+    added_bytes = sum(entries[k].size for k in d.added)
+    modified_bytes = sum(entries[k].size for k in d.modified)
     sizes = {
-        "added": sum(entries[k].size for k in d.added),
-        "modified": sum(entries[k].size for k in d.modified),
+        "added": added_bytes,
+        "modified": modified_bytes,
         "deleted": sum(old_entries[k].size for k in d.deleted),
-        "unchanged": sum(entries[k].size for k in d.unchanged),
+        # Every key of the build is added, modified or unchanged.
+        "unchanged": sum(e.size for e in entries.values()) - added_bytes - modified_bytes,
     }
     return Plan(
         site=site,
@@ -255,15 +270,35 @@ def read_journal(backend: Backend) -> Journal | None:
 
 def build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
     """Read the target's state, scan the build, and compute the plan. Writes nothing."""
+    # No cyclic garbage collection while the plan is built: its tens of thousands of new
+    # objects would set off collections that walk the whole heap again and again.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _build_plan(site, backend, options, tool_version)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
     target = backend.target.uri
-    previous, version = load_manifest(backend.store, target)
-    journal = read_journal(backend)
-    entries = scan(
+    state: dict[str, object] = {}
+
+    def read_state() -> None:
+        state["previous"], state["version"] = load_manifest(backend.store, target)
+        state["journal"] = read_journal(backend)
+
+    # The stored state is read while helper processes hash the build (same result, same
+    # errors first, as reading it before the scan).
+    entries = scan_meanwhile(
         site,
         headers_for(options.cache_control),
         excludes=DEFAULT_EXCLUDES + tuple(options.excludes),
         workers=options.hash_workers,
+        meanwhile=read_state,
     )
+    previous, version, journal = state["previous"], state["version"], state["journal"]
     return compute_plan(
         site=os.path.abspath(site),
         target=target,

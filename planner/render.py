@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tabulate import tabulate
-
 from .apply import Result
 from .plan import Plan
 
@@ -93,6 +91,8 @@ def _cut(rows: list[Any], verbose: bool) -> tuple[list[Any], str]:
 
 def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     """The plan for people: ``fmt`` is 'table' (terminal) or 'markdown' (CI summaries)."""
+    from tabulate import tabulate  # only for people's formats: JSON runs skip its import cost
+
     md = fmt == "markdown"
     tf = "github" if md else "simple"
     out: list[str] = []
