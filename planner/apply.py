@@ -13,6 +13,7 @@ A crash anywhere leaves a record the next run uses to converge (see ``plan.compu
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable
@@ -22,7 +23,7 @@ from manifests import ScanError, commit_manifest
 from manifests.scan import hash_file
 
 from .backends import MULTIPART_THRESHOLD, Backend
-from .errors import AwsError
+from .errors import AwsError, InvalidationError
 from .headers import is_page
 from .plan import JOURNAL_NAME, Journal, Plan, Upload
 
@@ -66,15 +67,58 @@ def _upload_all(plan: Plan, backend: Backend, ups: list[Upload], workers: int) -
                 raise fut.exception()  # type: ignore[misc]
 
 
-def finish(journal: Journal, backend: Backend, result: Result, log: Log = lambda _: None) -> None:
+# CloudFront's answers that mean "not now": too many invalidations in progress (15 wildcard
+# paths or 3,000 file paths per distribution), or throttling that outlasted botocore's retries.
+RETRY_LATER = ("TooManyInvalidationsInProgress", "Throttling", "ThrottlingException")
+
+
+@dataclass
+class Waiting:
+    """How long to wait for CloudFront to accept an invalidation, and with what clock."""
+
+    timeout: float = 600.0
+    first_delay: float = 5.0
+    max_delay: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+
+
+def _submit(backend: Backend, dist: str, journal: Journal, waiting: Waiting, log: Log) -> str:
+    """CreateInvalidation, retried with exponential backoff while CloudFront says "not now",
+    up to ``waiting.timeout`` seconds; then the pending record stays for the next run."""
+    deadline = waiting.clock() + waiting.timeout
+    delay = waiting.first_delay
+    while True:
+        try:
+            return backend.invalidate(dist, journal.paths, journal.caller_reference)
+        except AwsError as exc:
+            if exc.code not in RETRY_LATER:
+                raise
+            if waiting.clock() + delay > deadline:
+                raise InvalidationError(
+                    f"CloudFront still refuses the invalidation on {dist} ({exc.code}) after "
+                    f"waiting {waiting.timeout:.0f} s; the site and manifest are deployed, and "
+                    "the invalidation stays pending: the next run submits it"
+                ) from None
+            log(f"{exc.code} on {dist}: retrying in {delay:.0f} s")
+            waiting.sleep(delay)
+            delay = min(delay * 2, waiting.max_delay)
+
+
+def finish(
+    journal: Journal,
+    backend: Backend,
+    result: Result,
+    log: Log = lambda _: None,
+    waiting: Waiting | None = None,
+) -> None:
     """Steps 5-7 for a committed deploy; safe to repeat (same CallerReference, idempotent
     deletes). A distribution deleted since the record was written has nothing cached: skipped."""
+    waiting = waiting or Waiting()
     if journal.paths:
         for dist in journal.distribution_ids:
             try:
-                result.invalidations[dist] = backend.invalidate(
-                    dist, journal.paths, journal.caller_reference
-                )
+                result.invalidations[dist] = _submit(backend, dist, journal, waiting, log)
             except AwsError as exc:
                 if exc.code != "NoSuchDistribution":
                     raise
@@ -85,11 +129,17 @@ def finish(journal: Journal, backend: Backend, result: Result, log: Log = lambda
     backend.store.remove(JOURNAL_NAME)
 
 
-def apply_plan(plan: Plan, backend: Backend, workers: int = 8, log: Log = lambda _: None) -> Result:
+def apply_plan(
+    plan: Plan,
+    backend: Backend,
+    workers: int = 8,
+    log: Log = lambda _: None,
+    waiting: Waiting | None = None,
+) -> Result:
     result = Result()
     if plan.resume is not None:
         log(f"finishing interrupted deploy {plan.resume.deploy_id} first")
-        finish(plan.resume, backend, result, log)
+        finish(plan.resume, backend, result, log, waiting)
         result.resumed = plan.resume.deploy_id
     if not plan.has_work:
         return result
@@ -118,5 +168,7 @@ def apply_plan(plan: Plan, backend: Backend, workers: int = 8, log: Log = lambda
 
     commit_manifest(backend.store, plan.manifest, plan.previous_version)
     log(f"committed manifest {plan.deploy_id}")
-    finish(journal, backend, result)
+    if inv.must_wait:
+        log("CloudFront has too many invalidations in progress: waiting (--wait-timeout)")
+    finish(journal, backend, result, log, waiting)
     return result

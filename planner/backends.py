@@ -19,7 +19,8 @@ from manifests import LocalStore, S3Store, Store
 from manifests.model import STATE_DIR
 
 from .aws import Clients, aws_errors
-from .errors import InvalidationError
+from .budget import CACHE_NAME, Usage, cache_codec, month_of, read_usage, recorded_usage
+from .errors import AwsError, InvalidationError
 from .targets import LocalTarget, S3Target, Target
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -40,6 +41,8 @@ class Backend(Protocol):
     def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str: ...
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None: ...
+
+    def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage: ...
 
 
 class LocalBackend:
@@ -95,6 +98,14 @@ class LocalBackend:
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Any name will do: the local log plays every distribution."""
+
+    def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage:
+        """The log is this backend's CloudFront: its paths of ``month``; nothing is ever in
+        progress (a local invalidation completes when it is written)."""
+        used = sum(
+            len(r["paths"]) for r in self.invalidation_log() if r["create_time"][:7] == month
+        )
+        return Usage(month, used, "local invalidation log")
 
     def invalidation_log(self) -> list[dict[str, Any]]:
         path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
@@ -194,13 +205,57 @@ class S3Backend:
             with aws_errors(f"distribution {dist}"):
                 self.clients.cloudfront.get_distribution(Id=dist)
 
+    def _cache(self):
+        def read() -> bytes | None:
+            return self.store.read(CACHE_NAME)[0]
+
+        def write(data: bytes) -> None:
+            self.store.write(CACHE_NAME, data)
+
+        return cache_codec(read, write)
+
+    def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage:
+        """CloudFront's own count (all distributions of the account, other tools included);
+        without permission to list, the tool's own record, and the Usage says so."""
+        load, save = self._cache()
+        try:
+            with aws_errors("reading this month's invalidations"):
+                return read_usage(
+                    self.clients.cloudfront, month, tuple(distribution_ids), load, save
+                )
+        except AwsError as exc:
+            if exc.code not in ("AccessDenied", "AccessDeniedException"):
+                raise
+            return Usage(
+                month,
+                recorded_usage(load(), month),
+                "tool record",
+                note="no permission to list invalidations (AccessDenied): counted from the "
+                "tool's own record; pass --paths-used to set it",
+            )
+
     def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str:
         batch = {"Paths": {"Quantity": len(paths), "Items": list(paths)}, "CallerReference": reference}
         with aws_errors(f"CreateInvalidation on {distribution_id}"):
             resp = self.clients.cloudfront.create_invalidation(
                 DistributionId=distribution_id, InvalidationBatch=batch
             )
-        return resp["Invalidation"]["Id"]
+        inv = resp["Invalidation"]
+        self._record(distribution_id, inv["Id"], paths, inv.get("CreateTime"))
+        return inv["Id"]
+
+    def _record(self, distribution_id: str, inv_id: str, paths: Sequence[str], created) -> None:
+        """Add a submitted invalidation to the tool's own record (the count cache), for when
+        listing is not allowed. Best effort: the record is only a fallback."""
+        when = created if isinstance(created, _dt.datetime) else _dt.datetime.now(_dt.UTC)
+        load, save = self._cache()
+        try:
+            cache = load()
+            wild = sum(1 for p in paths if p.endswith("*"))
+            cache[f"{distribution_id}/{inv_id}"] = [len(paths), wild, month_of(when)]
+            save(cache)
+        except Exception:  # noqa: BLE001 - a failed record must not fail a made invalidation
+            pass
 
 
 class _GuardedS3Store(S3Store):

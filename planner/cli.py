@@ -37,8 +37,19 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--no-delete", is_flag=True, help="Keep objects removed from the build."),
         click.option("--url-prefix", default="/", show_default=True,
                      help="URL path under which the target's root is served."),
-        click.option("--paths-used", type=click.IntRange(min=0), default=0, show_default=True,
-                     help="Invalidation paths already used this month in the account."),
+        click.option("--paths-used", type=click.IntRange(min=0), default=None,
+                     help="Paths already used this month in the account (default: read from "
+                          "CloudFront, all distributions)."),
+        click.option("--pace", type=click.Choice(["even", "none"]), default="even",
+                     show_default=True,
+                     help="even: spend at most the free paths left / days left x 3 per deploy; "
+                          "none: all that is left."),
+        click.option("--miss-cost", type=click.FloatRange(min=0), default=None,
+                     help="Dollars per needless cache miss  [default: price-per-path / 1000]"),
+        click.option("--wait-timeout", type=click.FloatRange(min=0), default=600.0,
+                     show_default=True,
+                     help="Seconds to wait while CloudFront has too many invalidations in "
+                          "progress; then the invalidation stays pending for the next run."),
         click.option("--free-paths-per-month", type=click.IntRange(min=0),
                      default=FREE_PATHS_PER_MONTH, show_default=True),
         click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
@@ -89,7 +100,9 @@ def _prepare(kw: dict[str, Any]):
         distribution_ids=tuple(dict.fromkeys(kw["distributions"])),
         free_paths_per_month=kw["free_paths_per_month"],
         paths_used=kw["paths_used"],
+        pace=kw["pace"],
         price=kw["price_per_path"],
+        miss_cost=kw["miss_cost"],
     )
     return backend, options
 
@@ -143,7 +156,7 @@ def deploy(dry_run: bool, **kw: Any) -> None:
       planner deploy public --target s3://my-bucket --distribution E123ABC
     """
     from . import render
-    from .apply import apply_plan
+    from .apply import Waiting, apply_plan
     from .plan import build_plan
 
     backend, options = _prepare(kw)
@@ -155,7 +168,9 @@ def deploy(dry_run: bool, **kw: Any) -> None:
             _show(the_plan, "json", kw["verbose"])
         return
     log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
-    result = apply_plan(the_plan, backend, workers=kw["workers"], log=log)
+    result = apply_plan(
+        the_plan, backend, workers=kw["workers"], log=log, waiting=Waiting(kw["wait_timeout"])
+    )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
     else:

@@ -5,10 +5,12 @@ inputs (stored manifest, pending journal, scan of the build), ``apply.apply_plan
 
 from __future__ import annotations
 
+import datetime as _dt
 import gc
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 import xxhash
 
@@ -17,10 +19,17 @@ from manifests.errors import CorruptManifest
 from manifests.scan import MAX_KEY_BYTES, scan_meanwhile
 
 from .backends import Backend
-from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH, CostModel
-from .errors import BadSite, TooManyDeletes
+from .budget import Budget, Usage, days_left_in_month, month_of
+from .cost import (
+    FREE_PATHS_PER_MONTH,
+    MAX_PATHS_IN_PROGRESS,
+    MAX_WILDCARDS_IN_PROGRESS,
+    PRICE_PER_PATH,
+    CostModel,
+)
+from .errors import BadSite, InvalidationError, TooManyDeletes
 from .headers import DEFAULT_CACHE_CONTROL, headers_for, is_page
-from .minimizer import Problem, Solution, minimize
+from .minimizer import Problem, Solution, evaluate, minimize
 from .urls import normalise_url_prefix, urls_of
 
 JOURNAL_NAME = "pending.json"
@@ -36,7 +45,9 @@ class Options:
     url_prefix: str = "/"
     distribution_ids: tuple[str, ...] = ()
     free_paths_per_month: int = FREE_PATHS_PER_MONTH
-    paths_used: int = 0
+    paths_used: int | None = None  # None: read from CloudFront (or the local log)
+    pace: str = "even"  # or "none"
+    now: _dt.datetime | None = None  # None: the clock (UTC)
     price: float = PRICE_PER_PATH
     miss_cost: float | None = None
     hash_workers: int | None = None
@@ -53,12 +64,24 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class Alternative:
+    name: str  # "exact paths", "/*", "chosen"
+    solution: Solution | None  # None: not valid now (e.g. more than 3,000 exact paths)
+
+
+@dataclass(frozen=True)
 class Invalidation:
     paths: tuple[str, ...]
     distribution_ids: tuple[str, ...]
     caller_reference: str
     solution: Solution
-    free_paths: int  # free paths assumed left this month before this deploy
+    free_paths: int  # free paths the cost model counts for this deploy (the pace allowance)
+    budget: Budget | None = None
+    usage: Usage | None = None
+    max_wildcards: int = MAX_WILDCARDS_IN_PROGRESS  # allowed now, after those in progress
+    max_paths: int = MAX_PATHS_IN_PROGRESS
+    must_wait: bool = False  # not submittable until invalidations in progress complete
+    alternatives: tuple[Alternative, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,8 +171,10 @@ def compute_plan(
     tool_version: str,
     key_prefix: str = "",
     default_distributions: tuple[str, ...] = (),
+    usage: Usage | Callable[[], Usage] | None = None,
 ) -> Plan:
-    """Everything a deploy will do. Pure."""
+    """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
+    reads it: called only when there is something to invalidate."""
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -222,21 +247,9 @@ def compute_plan(
         if changed_urls
         else frozenset()
     )
-    distributions = options.distribution_ids or default_distributions
-    free = max(0, options.free_paths_per_month - options.paths_used)
-    model = CostModel(
-        free_paths=free,
-        price=options.price,
-        miss_cost=options.miss_cost,
-        distributions=max(1, len(distributions)),
-    )
-    solution = minimize(Problem(universe=universe, changed=changed_urls, model=model))
-    invalidation = Invalidation(
-        paths=solution.paths,
-        distribution_ids=tuple(distributions),
-        caller_reference=f"planner-{deploy_id}",
-        solution=solution,
-        free_paths=free,
+    distributions = tuple(options.distribution_ids or default_distributions)
+    invalidation = plan_invalidation(
+        universe, changed_urls, distributions, options, usage, f"planner-{deploy_id}"
     )
     added_bytes = sum(entries[k].size for k in d.added)
     modified_bytes = sum(entries[k].size for k in d.modified)
@@ -260,6 +273,70 @@ def compute_plan(
         invalidation=invalidation,
         resume=resume,
         sizes=sizes,
+    )
+
+
+def plan_invalidation(
+    universe: frozenset[str],
+    changed: frozenset[str],
+    distributions: tuple[str, ...],
+    options: Options,
+    usage: Usage | Callable[[], Usage] | None,
+    reference: str,
+) -> Invalidation:
+    """Budget, limits, the minimizer's plan and the alternatives to show beside it. Pure."""
+    now = options.now or _dt.datetime.now(_dt.UTC)
+    if changed and callable(usage) and options.paths_used is None:
+        usage = usage()
+    if callable(usage):
+        usage = None
+    if options.paths_used is not None:
+        used, source = options.paths_used, "--paths-used"
+    elif usage is not None:
+        used, source = usage.paths_used, usage.source
+    else:
+        used, source = 0, "none read"
+    budget = Budget(options.free_paths_per_month, used, days_left_in_month(now), options.pace, source)
+    wild_ip = usage.wildcards_in_progress if usage else 0
+    files_ip = usage.files_in_progress if usage else 0
+    max_w = max(0, MAX_WILDCARDS_IN_PROGRESS - wild_ip)
+    max_p = max(0, MAX_PATHS_IN_PROGRESS - files_ip)
+    model = CostModel(
+        free_paths=budget.allowance,
+        price=options.price,
+        miss_cost=options.miss_cost,
+        distributions=max(1, len(distributions)),
+    )
+    problem = Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p)
+    must_wait = False
+    try:
+        solution = minimize(problem)
+    except InvalidationError:
+        # Not submittable while others are in progress: plan what will be submitted once they
+        # complete; the deploy waits for that (--wait-timeout), or leaves it pending.
+        must_wait = True
+        problem = Problem(universe, changed, model)
+        solution = minimize(problem)
+    alternatives: tuple[Alternative, ...] = ()
+    if changed:
+        exact = tuple(sorted(changed))
+        alternatives = (
+            Alternative("exact paths", evaluate(problem, exact) if len(exact) <= problem.max_paths else None),
+            Alternative("/*", evaluate(problem, ("/*",)) if problem.max_wildcards else None),
+            Alternative("chosen", solution),
+        )
+    return Invalidation(
+        paths=solution.paths,
+        distribution_ids=distributions,
+        caller_reference=reference,
+        solution=solution,
+        free_paths=budget.allowance,
+        budget=budget,
+        usage=usage,
+        max_wildcards=max_w,
+        max_paths=max_p,
+        must_wait=must_wait,
+        alternatives=alternatives,
     )
 
 
@@ -310,4 +387,8 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
         tool_version=tool_version,
         key_prefix=getattr(backend.target, "prefix", ""),
         default_distributions=backend.default_distributions,
+        usage=lambda: backend.usage(
+            month_of(options.now or _dt.datetime.now(_dt.UTC)),
+            options.distribution_ids or backend.default_distributions,
+        ),
     )

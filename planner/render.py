@@ -54,6 +54,23 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "wildcards": sol.wildcards,
             "free_paths": inv.free_paths,
             "caller_reference": inv.caller_reference if inv.paths else None,
+            "budget": _budget_dict(inv),
+            "coverage": [
+                {"path": c.path, "changed": c.changed, "collateral": c.collateral}
+                for c in coverage(sol)
+            ],
+            "alternatives": [
+                {
+                    "name": a.name,
+                    "valid": a.solution is not None,
+                    "paths": len(a.solution.paths) if a.solution else None,
+                    "collateral_urls": a.solution.collateral_urls if a.solution else None,
+                    "paid_paths": a.solution.paid_paths if a.solution else None,
+                    "cost_usd": round(a.solution.cost_usd, 6) if a.solution else None,
+                }
+                for a in inv.alternatives
+            ],
+            "must_wait": inv.must_wait,
         },
         "manifest": {
             "previous_deploy_id": plan.previous_deploy_id,
@@ -67,6 +84,32 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "deletes": list(plan.resume.deletes),
         },
     }
+
+
+def _budget_dict(inv) -> dict[str, Any] | None:
+    b = inv.budget
+    if b is None:
+        return None
+    return {
+        "free_paths_per_month": b.free_per_month,
+        "paths_used": b.paths_used,
+        "source": b.source,
+        "free_paths_left": b.free_left,
+        "pace": b.pace,
+        "days_left": b.days_left,
+        "pace_allowance": b.allowance,
+        "max_wildcards_now": inv.max_wildcards,
+        "max_paths_now": inv.max_paths,
+        "note": inv.usage.note if inv.usage is not None else "",
+    }
+
+
+def coverage(sol):
+    """Each chosen path with what it covers: wildcards from the solution, exact paths 1/0."""
+    from .minimizer import Covered
+
+    wild = {c.path: c for c in sol.wildcard_cover}
+    return [wild.get(p) or Covered(p, 1, 0) for p in sol.paths]
 
 
 def result_dict(result: Result) -> dict[str, Any]:
@@ -153,18 +196,46 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     else:
         where = ", ".join(inv.distribution_ids) or "no distribution given (not submitted)"
         out.append(
-            f"{len(inv.paths)} paths for {sol.changed_urls} changed URLs"
-            f" ({sol.collateral_urls} needless misses) on {where}"
+            f"{len(inv.paths)} paths ({sol.wildcards} wildcards) for {sol.changed_urls} changed "
+            f"URLs, {sol.collateral_urls} needless misses, on {where}"
         )
-        prows, more = _cut([[p] for p in inv.paths], verbose)
-        out.append(tabulate(prows, headers=["path"], tablefmt=tf))
+        b = inv.budget
+        if b is not None:
+            pace = (
+                f"pace even: at most {b.allowance} this deploy ({b.free_left} left / "
+                f"{b.days_left} days x 3)" if b.pace == "even" else "pace none"
+            )
+            out.append(
+                f"free paths: {b.free_left} of {b.free_per_month} left this month "
+                f"({b.paths_used} used, from {b.source}); {pace}"
+            )
+            if inv.usage is not None and inv.usage.note:
+                out.append(f"note: {inv.usage.note}")
+        if inv.must_wait:
+            out.append(
+                f"CloudFront has too many invalidations in progress (wildcards allowed now: "
+                f"{inv.max_wildcards}, paths: {inv.max_paths}): the deploy waits (--wait-timeout)"
+            )
+        prows, more = _cut(
+            [[c.path, c.changed, c.collateral] for c in coverage(sol)], verbose
+        )
+        out.append(tabulate(prows, headers=["path", "changed", "needless"], tablefmt=tf,
+                            colalign=("left", "right", "right")))
         if more:
             out.append(more)
-        out.append(
-            f"free paths left this month: {inv.free_paths} (from --paths-used); "
-            f"paid paths: {sol.paid_paths}; "
-            f"cost: {money(sol.cost_usd)}"
-        )
+        bound = "" if sol.exact else f" (proven lower bound {money(sol.cost_lower_bound_usd)})"
+        out.append(f"paid paths: {sol.paid_paths}; cost: {money(sol.cost_usd)}{bound}")
+        if inv.alternatives:
+            heading("Alternatives")
+            arows = [
+                [a.name, len(a.solution.paths), a.solution.collateral_urls,
+                 a.solution.paid_paths, money(a.solution.cost_usd)]
+                if a.solution is not None
+                else [a.name, "-", "-", "-", "not allowed now"]
+                for a in inv.alternatives
+            ]
+            out.append(tabulate(arows, headers=["plan", "paths", "needless", "paid", "cost"],
+                                tablefmt=tf, colalign=("left", "right", "right", "right", "right")))
     return "\n".join(out).lstrip("\n") + "\n"
 
 

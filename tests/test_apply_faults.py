@@ -76,6 +76,9 @@ class FailingBackend:
     def check_distributions(self, ids):  # a read: not a step that can leave anything behind
         return self.inner.check_distributions(ids)
 
+    def usage(self, month, ids):  # a read too
+        return self.inner.usage(month, ids)
+
 
 def write_site(root, files: dict[str, str]) -> None:
     shutil.rmtree(root, ignore_errors=True)
@@ -230,13 +233,81 @@ def test_other_invalidation_errors_keep_the_pending_record(tmp_path):
     from planner.errors import AwsError
     from planner.plan import Journal
 
-    class Throttled(LocalBackend):
+    class Denied(LocalBackend):
         def invalidate(self, dist, paths, reference):
-            raise AwsError("CreateInvalidation: Throttling: slow down", code="Throttling")
+            raise AwsError("CreateInvalidation: AccessDenied: no", code="AccessDenied")
 
-    backend = Throttled(LocalTarget(str(tmp_path)))
+    backend = Denied(LocalTarget(str(tmp_path)))
     journal = Journal("d", "p", (), ("x.css",), ("/a",), ("E1",), "planner-d")
     backend.store.write(JOURNAL_NAME, journal.dumps())
-    with pytest.raises(AwsError, match="Throttling"):
+    with pytest.raises(AwsError, match="AccessDenied"):
         finish(journal, backend, Result())
     assert backend.store.read(JOURNAL_NAME)[0] is not None
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def clock(self):
+        return self.now
+
+
+class Busy(LocalBackend):
+    """Strict fake of CloudFront's limit: refuses while `busy` invalidations are in progress."""
+
+    busy = 0
+
+    def invalidate(self, dist, paths, reference):
+        from planner.errors import AwsError
+
+        if self.busy:
+            self.busy -= 1
+            raise AwsError(
+                "CreateInvalidation: TooManyInvalidationsInProgress: 15 wildcard paths in progress",
+                code="TooManyInvalidationsInProgress",
+            )
+        return super().invalidate(dist, paths, reference)
+
+
+def test_too_many_in_progress_waits_with_backoff_then_submits(tmp_path):
+    from planner.apply import Result, Waiting, finish
+    from planner.plan import Journal
+
+    backend = Busy(LocalTarget(str(tmp_path)))
+    backend.busy = 3
+    journal = Journal("d", "p", (), (), ("/*",), ("E1",), "planner-d")
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+    fake, said = FakeClock(), []
+    result = Result()
+    finish(journal, backend, result, said.append, Waiting(600, 5, 60, fake.sleep, fake.clock))
+    assert fake.sleeps == [5, 10, 20]  # exponential backoff
+    assert list(result.invalidations) == ["E1"]
+    assert backend.store.read(JOURNAL_NAME) == (None, None)
+    assert "TooManyInvalidationsInProgress" in said[0]
+
+
+def test_still_busy_after_the_timeout_fails_and_keeps_the_invalidation_pending(tmp_path):
+    from planner.apply import Result, Waiting, finish
+    from planner.errors import InvalidationError
+    from planner.plan import Journal
+
+    backend = Busy(LocalTarget(str(tmp_path)))
+    backend.busy = 1000
+    journal = Journal("d", "p", (), ("gone.css",), ("/*",), ("E1",), "planner-d")
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+    fake = FakeClock()
+    with pytest.raises(InvalidationError, match="stays pending"):
+        finish(journal, backend, Result(), waiting=Waiting(30, 5, 60, fake.sleep, fake.clock))
+    assert sum(fake.sleeps) <= 30
+    assert backend.store.read(JOURNAL_NAME)[0] is not None  # kept for the next run
+    # the next run, once CloudFront has room, submits it with the same reference
+    backend.busy = 0
+    result = Result()
+    finish(journal, backend, result)
+    assert backend.invalidation_log()[0]["caller_reference"] == "planner-d"

@@ -1,0 +1,193 @@
+"""The monthly free-path budget: what CloudFront says was used, and how fast to spend the rest.
+
+``pace_allowance`` and ``Budget`` are pure. ``read_usage`` talks to CloudFront through a
+client it is handed (ListDistributions, ListInvalidations, GetInvalidation) and caches the
+path counts of completed invalidations in the state store, since they never change.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .cost import FREE_PATHS_PER_MONTH, MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
+
+# A deploy may spend up to BURST times the even daily share of what is left: a day with
+# several deploys, or one larger change, is not priced as paid at once, while a single deploy
+# early in the month still cannot take the whole allowance.
+BURST = 3.0
+CACHE_NAME = "invalidation-counts.json"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Invalidation paths of the account this month, as far as they could be read."""
+
+    month: str  # YYYY-MM (UTC)
+    paths_used: int  # submitted this month, all distributions
+    source: str  # "cloudfront", "tool record", "--paths-used"
+    wildcards_in_progress: int = 0  # on the target distributions
+    files_in_progress: int = 0
+    per_distribution: dict[str, dict[str, int]] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Budget:
+    free_per_month: int
+    paths_used: int
+    days_left: int  # today included
+    pace: str  # "even" or "none"
+    source: str
+
+    @property
+    def free_left(self) -> int:
+        return max(0, self.free_per_month - self.paths_used)
+
+    @property
+    def allowance(self) -> int:
+        """Free paths this deploy may spend before the rest is priced as paid."""
+        if self.pace == "none":
+            return self.free_left
+        return pace_allowance(self.free_left, self.days_left)
+
+
+def pace_allowance(free_left: int, days_left: int, burst: float = BURST) -> int:
+    """ceil(free_left / days_left * burst), at most free_left."""
+    if free_left <= 0:
+        return 0
+    return min(free_left, math.ceil(free_left / max(1, days_left) * burst))
+
+
+def days_left_in_month(now: dt.datetime) -> int:
+    """Days from ``now`` (UTC) to the end of its month, today included."""
+    last = calendar.monthrange(now.year, now.month)[1]
+    return last - now.day + 1
+
+
+def month_of(now: dt.datetime) -> str:
+    return f"{now.year:04d}-{now.month:02d}"
+
+
+def read_usage(
+    cloudfront: Any,
+    month: str,
+    targets: tuple[str, ...],
+    load_cache: Callable[[], dict],
+    save_cache: Callable[[dict], None],
+) -> Usage:
+    """Paths submitted in ``month`` on every distribution of the account (CloudFront's own
+    view, so other tools and people count), and paths in progress on ``targets``.
+
+    Raises botocore's ClientError (AccessDenied...) for the caller to fall back.
+    """
+    cache = dict(load_cache())
+    changed = False
+    total = 0
+    per: dict[str, dict[str, int]] = {}
+    wild_ip = files_ip = 0
+    for dist in _distributions(cloudfront):
+        stats = {"invalidations": 0, "paths": 0, "wildcards": 0}
+        for item in _invalidations(cloudfront, dist, month):
+            key = f"{dist}/{item['Id']}"
+            completed = str(item.get("Status", "")).lower() == "completed"
+            counts = cache.get(key)
+            if counts is None or not completed or len(counts) < 2:
+                paths = cloudfront.get_invalidation(DistributionId=dist, Id=item["Id"])[
+                    "Invalidation"
+                ]["InvalidationBatch"]["Paths"].get("Items", [])
+                wild = sum(1 for p in paths if p.endswith("*"))
+                counts = [len(paths), wild, month]
+                if completed:
+                    cache[key] = counts
+                    changed = True
+            n, wild = counts[0], counts[1]
+            stats["invalidations"] += 1
+            stats["paths"] += n
+            stats["wildcards"] += wild
+            total += n
+            if not completed and dist in targets:
+                wild_ip += wild
+                files_ip += n - wild
+        per[dist] = stats
+    if changed:
+        save_cache(cache)
+    return Usage(month, total, "cloudfront", wild_ip, files_ip, per)
+
+
+def _distributions(cloudfront: Any):
+    marker = None
+    while True:
+        args = {"Marker": marker} if marker else {}
+        page = cloudfront.list_distributions(**args)["DistributionList"]
+        for item in page.get("Items", []) or []:
+            yield item["Id"]
+        if not page.get("IsTruncated"):
+            return
+        marker = page.get("NextMarker")
+
+
+def _invalidations(cloudfront: Any, dist: str, month: str):
+    """Invalidations of ``dist`` created in ``month``. AWS lists newest first; moto lists
+    oldest first, so no early stop on order: every page is read and filtered by date."""
+    marker = None
+    while True:
+        args: dict[str, Any] = {"DistributionId": dist, "MaxItems": "100"}
+        if marker:
+            args["Marker"] = marker
+        page = cloudfront.list_invalidations(**args)["InvalidationList"]
+        for item in page.get("Items", []) or []:
+            created = item["CreateTime"]
+            if isinstance(created, str):
+                created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+            if created.tzinfo is None:
+                created = created.replace(tzinfo=dt.timezone.utc)
+            if month_of(created.astimezone(dt.timezone.utc)) == month:
+                yield item
+        if not page.get("IsTruncated"):
+            return
+        marker = page.get("NextMarker")
+
+
+def recorded_usage(cache: dict, month: str) -> int:
+    """Paths of ``month`` in the count cache: the tool's own record (invalidations it read
+    from CloudFront before, and the ones it submitted)."""
+    return sum(v[0] for v in cache.values() if isinstance(v, list) and len(v) >= 3 and v[2] == month)
+
+
+def cache_codec(read: Callable[[], bytes | None], write: Callable[[bytes], None]):
+    """load/save functions for the count cache over raw bytes."""
+
+    def load() -> dict:
+        data = read()
+        if not data:
+            return {}
+        try:
+            doc = json.loads(data)
+            return doc if isinstance(doc, dict) else {}
+        except ValueError:
+            return {}  # a damaged cache is only a cache: rebuilt from CloudFront
+
+    def save(cache: dict) -> None:
+        write(json.dumps(cache, sort_keys=True).encode())
+
+    return load, save
+
+
+__all__ = [
+    "BURST",
+    "Budget",
+    "FREE_PATHS_PER_MONTH",
+    "MAX_PATHS_IN_PROGRESS",
+    "MAX_WILDCARDS_IN_PROGRESS",
+    "Usage",
+    "days_left_in_month",
+    "month_of",
+    "pace_allowance",
+    "read_usage",
+    "recorded_usage",
+]
