@@ -146,9 +146,10 @@ class S3Backend:
 
     default_distributions: tuple[str, ...] = ()
 
-    def __init__(self, target: S3Target, clients: Clients) -> None:
+    def __init__(self, target: S3Target, clients: Clients, read_only: bool = False) -> None:
         self.target = target
         self.clients = clients
+        self.read_only = read_only  # plan / --dry-run: not even the count cache is written
         self.bucket = target.bucket
         self.prefix = target.prefix
         self._store: S3Store | None = None
@@ -210,7 +211,8 @@ class S3Backend:
             return self.store.read(CACHE_NAME)[0]
 
         def write(data: bytes) -> None:
-            self.store.write(CACHE_NAME, data)
+            if not self.read_only:
+                self.store.write(CACHE_NAME, data)
 
         return cache_codec(read, write)
 
@@ -274,7 +276,9 @@ class _GuardedS3Store(S3Store):
             super().remove(name)
 
 
-def make_backend(target: Target, clients: Clients | None = None) -> Backend:
+def make_backend(target: Target, clients: Clients | None = None, read_only: bool = False) -> Backend:
+    """The backend for ``target``; ``read_only`` for plans (the local backend writes nothing
+    while planning anyway)."""
     if isinstance(target, LocalTarget):
         return LocalBackend(target)
-    return S3Backend(target, clients or Clients())
+    return S3Backend(target, clients or Clients(), read_only)

@@ -81,7 +81,7 @@ def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _prepare(kw: dict[str, Any]):
+def _prepare(kw: dict[str, Any], read_only: bool = False):
     from .aws import Clients
     from .backends import make_backend
     from .plan import Options
@@ -89,7 +89,9 @@ def _prepare(kw: dict[str, Any]):
 
     target = parse_target(kw["target"])
     check_apart(kw["site"], target)
-    backend = make_backend(target, Clients(profile=kw["profile"], region=kw["region"]))
+    backend = make_backend(
+        target, Clients(profile=kw["profile"], region=kw["region"]), read_only=read_only
+    )
     options = Options(
         cache_control=kw["cache_control"],
         excludes=tuple(kw["excludes"]),
@@ -139,7 +141,7 @@ def plan(**kw: Any) -> None:
     """
     from .plan import build_plan
 
-    backend, options = _prepare(kw)
+    backend, options = _prepare(kw, read_only=True)
     the_plan = build_plan(kw["site"], backend, options, __version__)
     _show(the_plan, kw["fmt"], kw["verbose"])
 
@@ -159,7 +161,7 @@ def deploy(dry_run: bool, **kw: Any) -> None:
     from .apply import Waiting, apply_plan
     from .plan import build_plan
 
-    backend, options = _prepare(kw)
+    backend, options = _prepare(kw, read_only=dry_run)
     the_plan = build_plan(kw["site"], backend, options, __version__)
     if kw["fmt"] != "json":
         _show(the_plan, kw["fmt"], kw["verbose"])

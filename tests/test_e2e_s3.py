@@ -502,3 +502,17 @@ def test_a_mistyped_distribution_does_not_block_later_deploys(moto, site, public
     assert [inv_paths(i) for i in invalidations(moto.cloudfront, site.distribution_id)] == [
         ["/", "/index.html"]
     ]
+
+
+def test_plan_reads_the_monthly_usage_but_writes_not_even_its_cache(moto, site, public):
+    deploy(moto, public, site)
+    (public / "index.html").write_text("<h1>v2</h1>\n", encoding="utf-8")
+    deploy(moto, public, site)  # one invalidation, completed at once in moto
+    (public / "index.html").write_text("<h1>v3</h1>\n", encoding="utf-8")
+    moto.s3.delete_object(Bucket=site.bucket, Key=".planner/invalidation-counts.json")
+    before = snapshot(moto, site)
+    for args in (cli_args("plan", public, site), cli_args("deploy", public, site, "--dry-run")):
+        doc = run_json([*args, "--format", "json"], moto.env, moto.cwd)
+        assert doc["invalidation"]["budget"]["source"] == "cloudfront"
+        assert doc["invalidation"]["budget"]["paths_used"] == 2  # '/' and '/index.html'
+    assert snapshot(moto, site) == before
