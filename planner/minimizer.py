@@ -35,7 +35,6 @@ How (and why it is exact):
 from __future__ import annotations
 
 import bisect
-import time
 from dataclasses import dataclass, field
 
 from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS, CostModel
@@ -43,7 +42,10 @@ from .errors import InvalidationError
 
 _TOP = "\x7f"  # sorts after every character of an encoded URL path
 _EPS = 1e-12
-TIME_BUDGET = 1.0  # seconds the exact search may take before the best plan found is returned
+# Frontier points the exact search may combine before it returns the best plan found (with its
+# proven bound). A count, not a clock, so the same input gives the same plan on every machine
+# (plan and deploy agree); about half a second here.
+WORK_BUDGET = 250_000
 
 
 @dataclass(frozen=True)
@@ -329,7 +331,7 @@ class _Search:
 
     # --- exact search over Pareto frontiers -------------------------------------------------
 
-    def exact(self, incumbent: float, deadline: float, slope: float = 0.0, alpha: float = -1e300):
+    def exact(self, incumbent: float, budget: int, slope: float = 0.0, alpha: float = -1e300):
         """Exact search: per node and wildcard count, the Pareto frontier of (savings g,
         collateral u). A partial point is dropped when even the best completion cannot beat
         the incumbent: cost >= alpha + sum over S of (miss_k*u - slope*g) (the Lagrangian
@@ -374,10 +376,8 @@ class _Search:
                     if not lb:
                         continue
                     work += len(la) * len(lb)
-                    if work > 20_000:
-                        work = 0
-                        if time.monotonic() > deadline:
-                            raise _Budget
+                    if work > budget:
+                        raise _Budget
                     bucket = res[wa + wb]
                     for ga, ua, ra in la:
                         for gb, ub, rb in lb:
@@ -523,31 +523,34 @@ def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
     )
 
 
-def minimize(problem: Problem, time_budget: float = TIME_BUDGET) -> Solution:
+def minimize(problem: Problem, work_budget: int = WORK_BUDGET) -> Solution:
     """A valid plan of minimum cost (see the module docstring); raises InvalidationError when
     no valid plan exists (more changed URLs than paths allowed, and no wildcard allowed)."""
-    deadline = time.monotonic() + time_budget
     search = _Search(problem)
     if search.m == 0:
         return _solution(search, [], 0.0, True)
     best: list = []  # [(key, nodes)]
+    seen: dict[tuple, tuple] = {}  # every valid plan met: ids -> (key, nodes)
 
     def consider(nodes: list[_Node]) -> None:
         g = sum(n.saving for n in nodes)
         if search.feasible(len(nodes), g):
             key = search.key(len(nodes), g, sum(n.collateral for n in nodes))
+            seen.setdefault(tuple(sorted(id(n) for n in nodes)), (key, nodes))
             if not best or key < best[0][0]:
                 best[:] = [(key, nodes)]
 
     consider([])  # exact paths
     bound, slope, alpha = _dual(search, consider) if search.roots else (0.0, 0.0, -1e300)
+    for _, nodes in sorted(seen.values(), key=lambda kn: kn[0])[:3]:
+        consider(_improve(search, nodes))
     if not best and not search.roots:
         raise InvalidationError(_no_plan(search))
     incumbent = best[0][0][0] if best else float("inf")
     if best and incumbent <= bound + 1e-9 and not search.roots:
         return _solution(search, best[0][1], bound, True)
     try:
-        nodes = search.exact(incumbent, deadline, slope, alpha) if search.roots else None
+        nodes = search.exact(incumbent, work_budget, slope, alpha) if search.roots else None
     except _Budget:
         if not best:
             raise InvalidationError(_no_plan(search)) from None
@@ -577,28 +580,79 @@ def _dual(search: _Search, consider) -> tuple[float, float, float]:
     def alpha(slope: float) -> tuple[float, float]:
         return min((psi(g) + slope * g, g) for g in (g_min, g_free, m))
 
-    top = price * k + search.miss_k * len(search.universe) + 1.0
-    lo, hi = 0.0, top
     bound, best_slope, best_alpha = 0.0, 0.0, 0.0
-    for i in range(24):
-        slope = hi if i == 0 else (lo + hi) / 2
+
+    def probe(slope: float) -> float:
+        """Evaluate the bound at ``slope``; return its subgradient (>0: a larger slope helps)."""
+        nonlocal bound, best_slope, best_alpha
         value, nodes = search.lagrange(slope)
         consider(nodes)
         a, g_star = alpha(slope)
         if a + value > bound:
             bound, best_slope, best_alpha = a + value, slope, a
-        gap = g_star - sum(n.saving for n in nodes)  # subgradient of the bound in the slope
-        if i == 0:
-            if gap > 0:
-                break  # even the steepest slope saves too little: the bound is here
-            continue
-        if gap > 0:
-            lo = slope
+        return g_star - sum(n.saving for n in nodes)
+
+    # The useful slopes are up to price*k, and beyond only when the exact-path limit binds
+    # (g_min > 0), up to one that makes every wildcard worth taking.
+    lo, hi = 0.0, price * k
+    if probe(hi) > 0:
+        if g_min == 0:
+            return bound, best_slope, best_alpha
+        lo, hi = hi, price * k + search.miss_k * len(search.universe) + 1.0
+        if probe(hi) > 0:
+            return bound, best_slope, best_alpha
+    for _ in range(20):
+        mid = (lo + hi) / 2
+        if probe(mid) > 0:
+            lo = mid
         else:
-            hi = slope
-        if hi - lo <= 1e-9 * top:
+            hi = mid
+        if hi - lo <= 1e-7 * price * k:
             break
     return bound, best_slope, best_alpha
+
+
+def _improve(search: _Search, nodes: list[_Node]) -> list[_Node]:
+    """Hill-climb from a plan: drop a wildcard (its URLs become exact paths), split one into
+    its child wildcards, or add the best wildcard that overlaps none, while the cost key
+    (cost, paths, misses) improves. Fixes what the relaxation's granularity leaves, e.g. a
+    wildcard that free paths left over could replace."""
+    if not search.order:
+        return nodes
+
+    def key(sel: list[_Node]):
+        g = sum(n.saving for n in sel)
+        if not search.feasible(len(sel), g):
+            return None
+        return search.key(len(sel), g, sum(n.collateral for n in sel))
+
+    current = list(nodes)
+    best = key(current)
+    if best is None:
+        return nodes
+    candidates = [n for n in search.order if n.prefix]
+    for _ in range(32):
+        move, move_key = None, best
+        for v in current:
+            rest = [x for x in current if x is not v]
+            for option in (rest, rest + [c for c in v.children if c.prefix]):
+                k = key(option)
+                if k is not None and k < move_key:
+                    move, move_key = option, k
+        if len(current) < search.W:
+            spans = sorted((n.lo, n.hi) for n in current)
+            starts = [a for a, _ in spans]
+            for c in candidates:
+                i = bisect.bisect_right(starts, c.hi) - 1
+                if i >= 0 and spans[i][1] >= c.lo:
+                    continue  # overlaps a chosen wildcard
+                k = key(current + [c])
+                if k is not None and k < move_key:
+                    move, move_key = current + [c], k
+        if move is None:
+            return current
+        current, best = move, move_key
+    return current
 
 
 def _no_plan(search: _Search) -> str:

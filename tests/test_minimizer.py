@@ -195,7 +195,7 @@ def test_lower_bound_never_exceeds_the_cost_on_larger_instances(seed):
     problem = Problem(frozenset(universe), frozenset(changed), CostModel(free_paths=rng.randrange(0, 200)),
                       max_wildcards=rng.randrange(0, 16), max_paths=rng.randrange(50, 400))
     try:
-        sol = minimize(problem, time_budget=0.05)
+        sol = minimize(problem, work_budget=20_000)
     except InvalidationError:
         return
     assert sol.cost_lower_bound_usd <= sol.cost_usd + 1e-12
