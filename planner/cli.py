@@ -180,5 +180,10 @@ def deploy(dry_run: bool, **kw: Any) -> None:
                    + ("" if kw["fmt"] == "table" else "**"))
 
 
+from .cli_paths import paths  # noqa: E402 - the command lives in its own module
+
+cli.add_command(paths)
+
+
 def main() -> None:
     cli(prog_name="planner")

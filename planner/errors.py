@@ -29,3 +29,7 @@ class AwsError(PlannerError):
 
 class InvalidationError(PlannerError):
     """The invalidation could not be planned or submitted."""
+
+
+class BadPathList(PlannerError):
+    """A list of URLs or keys (``planner paths`` input) cannot be read or parsed."""
