@@ -64,7 +64,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 
 from planner.cost import CostModel  # noqa: E402
-from planner.minimizer import TIME_BUDGET, Problem, covers, evaluate, minimize  # noqa: E402
+from planner.minimizer import WORK_BUDGET, Problem, covers, evaluate, minimize  # noqa: E402
 from planner.urls import key_urls  # noqa: E402
 
 TARGET_S = 2.0
@@ -323,7 +323,7 @@ def check(problem: Problem, sol) -> None:
     assert sol.cost_lower_bound_usd <= sol.cost_usd + 1e-12
 
 
-def time_minimize(problem: Problem, repeat: int, budget: float, collect: bool):
+def time_minimize(problem: Problem, repeat: int, budget: int, collect: bool):
     """Wall times of ``repeat`` runs after an untimed warm-up, with the cyclic garbage
     collector off (as ``build_plan`` and ``planner paths`` run it) or on."""
     sol = minimize(problem, budget)
@@ -384,8 +384,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=100_000)
     ap.add_argument("--gc-repeat", type=int, default=3,
                     help="runs per case with the garbage collector on (default: 3; 0: skip)")
-    ap.add_argument("--time-budget", type=float, default=TIME_BUDGET,
-                    help=f"minimize()'s time budget for the exact search (default: {TIME_BUDGET})")
+    ap.add_argument("--work-budget", type=int, default=WORK_BUDGET,
+                    help=f"minimize()'s work budget for the exact search (default: {WORK_BUDGET})")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI subprocess timing")
     args = ap.parse_args()
     if args.urls < 1 or not 0 < args.changed <= args.urls or args.repeat < 1:
@@ -403,13 +403,13 @@ def main() -> None:
         assert len(changed) == args.changed and changed <= universe, (name, len(changed))
         for free in BUDGETS:
             problem = Problem(universe, changed, CostModel(free_paths=free))
-            sol, times = time_minimize(problem, args.repeat, args.time_budget, False)
+            sol, times = time_minimize(problem, args.repeat, args.work_budget, False)
             check(problem, sol)
             med = statistics.median(times)
             gc_med = None
             if args.gc_repeat:
                 gc_med = statistics.median(
-                    time_minimize(problem, args.gc_repeat, args.time_budget, True)[1])
+                    time_minimize(problem, args.gc_repeat, args.work_budget, True)[1])
             print(f"  {name:10} free={free:<6} {med:.3f} s", file=sys.stderr)
             rows.append([name, free, len(sol.paths), sol.wildcards, sol.collateral_urls,
                          sol.cost_usd, sol.cost_lower_bound_usd, sol.exact, med, min(times),
@@ -438,7 +438,7 @@ def main() -> None:
           f" {args.changed} changed per pattern, seed {args.seed}")
     print(f"machine: {os.cpu_count()} CPUs ({_cpu_model()}), {platform.system()} "
           f"{platform.release()}, Python {platform.python_version()}")
-    print(f"minimize(time_budget={args.time_budget:g}), in process, after a warm-up: median and"
+    print(f"minimize(work_budget={args.work_budget:g}), in process, after a warm-up: median and"
           f" min of {args.repeat} runs with the garbage collector off (as the tool runs it),"
           f" median of {args.gc_repeat} with it on\n")
     print(tabulate(
@@ -457,7 +457,7 @@ def main() -> None:
               f" {len(site.urls)} + {args.changed} lines and output included)")
     print(json.dumps({
         "urls": len(site.urls), "changed": args.changed, "seed": args.seed,
-        "repeat": args.repeat, "gc_repeat": args.gc_repeat, "time_budget_s": args.time_budget,
+        "repeat": args.repeat, "gc_repeat": args.gc_repeat, "work_budget": args.work_budget,
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "cases": [{k: v for k, v in c.items() if not k.startswith("_")} for c in cases],
