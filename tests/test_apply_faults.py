@@ -148,16 +148,22 @@ def steps_of_full_deploy(tmp_path) -> int:
     return counter.n
 
 
+def v1_then_v2_crashing_at(tmp_path, k: int):
+    """Deploy V1, then V2 with a crash at write number ``k``; returns (site, target)."""
+    site, target = tmp_path / f"site{k}", tmp_path / f"target{k}"
+    write_site(site, V1)
+    deploy(str(site), str(target))
+    write_site(site, V2)
+    with pytest.raises(Crash):
+        deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), Counter(k)))
+    return site, target
+
+
 def test_interrupted_deploy_converges_at_every_step(tmp_path):
     total = steps_of_full_deploy(tmp_path)
     assert total >= 7  # journal, 3 uploads, commit, invalidation, delete, journal removal
     for k in range(total):
-        site, target = tmp_path / f"site{k}", tmp_path / f"target{k}"
-        write_site(site, V1)
-        deploy(str(site), str(target))
-        write_site(site, V2)
-        with pytest.raises(Crash):
-            deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), Counter(k)))
+        site, target = v1_then_v2_crashing_at(tmp_path, k)
         deploy(str(site), str(target))
         assert_converged(str(target), V2)
         assert all_covered(CHANGED_V1_V2, invalidated(str(target))), f"step {k}"
@@ -166,12 +172,7 @@ def test_interrupted_deploy_converges_at_every_step(tmp_path):
 def test_interrupted_deploy_then_a_revert_converges_to_the_old_build(tmp_path):
     total = steps_of_full_deploy(tmp_path)
     for k in range(total):
-        site, target = tmp_path / f"site{k}", tmp_path / f"target{k}"
-        write_site(site, V1)
-        deploy(str(site), str(target))
-        write_site(site, V2)
-        with pytest.raises(Crash):
-            deploy(str(site), str(target), FailingBackend(LocalBackend(LocalTarget(str(target))), Counter(k)))
+        site, target = v1_then_v2_crashing_at(tmp_path, k)
         write_site(site, V1)  # the team reverts before the rerun
         deploy(str(site), str(target))
         assert_converged(str(target), V1)
