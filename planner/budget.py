@@ -92,11 +92,13 @@ def read_usage(
     wild_ip = files_ip = 0
     for dist in _distributions(cloudfront):
         stats = {"invalidations": 0, "paths": 0, "wildcards": 0}
-        for item in _invalidations(cloudfront, dist, month):
+        for item, this_month in _invalidations(cloudfront, dist, month):
             key = f"{dist}/{item['Id']}"
             completed = str(item.get("Status", "")).lower() == "completed"
+            if completed and not this_month:
+                continue  # another month's, done: neither spent now nor in progress
             counts = cache.get(key)
-            if counts is None or not completed or len(counts) < 2:
+            if not completed or not _valid_counts(counts):
                 paths = cloudfront.get_invalidation(DistributionId=dist, Id=item["Id"])[
                     "Invalidation"
                 ]["InvalidationBatch"]["Paths"].get("Items", [])
@@ -106,10 +108,13 @@ def read_usage(
                     cache[key] = counts
                     changed = True
             n, wild = counts[0], counts[1]
-            stats["invalidations"] += 1
-            stats["paths"] += n
-            stats["wildcards"] += wild
-            total += n
+            if this_month:
+                stats["invalidations"] += 1
+                stats["paths"] += n
+                stats["wildcards"] += wild
+                total += n
+            # Still in progress, whatever its month (one from 23:59 on the 31st), it holds
+            # back the distribution's limits.
             if not completed and dist in targets:
                 wild_ip += wild
                 files_ip += n - wild
@@ -117,6 +122,15 @@ def read_usage(
     if changed:
         save_cache(cache)
     return Usage(month, total, "cloudfront", wild_ip, files_ip, per)
+
+
+def _valid_counts(counts: Any) -> bool:
+    """A cache entry we wrote: [paths, wildcards, month]; anything else is read again."""
+    return (
+        isinstance(counts, list)
+        and len(counts) >= 2
+        and all(type(x) is int and x >= 0 for x in counts[:2])
+    )
 
 
 def _distributions(cloudfront: Any):
@@ -132,8 +146,8 @@ def _distributions(cloudfront: Any):
 
 
 def _invalidations(cloudfront: Any, dist: str, month: str):
-    """Invalidations of ``dist`` created in ``month``. AWS lists newest first; moto lists
-    oldest first, so no early stop on order: every page is read and filtered by date."""
+    """(item, created in ``month``) for every invalidation of ``dist``. AWS lists newest
+    first; moto lists oldest first, so no early stop on order: every page is read."""
     marker = None
     while True:
         args: dict[str, Any] = {"DistributionId": dist, "MaxItems": "100"}
@@ -146,8 +160,7 @@ def _invalidations(cloudfront: Any, dist: str, month: str):
                 created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
             if created.tzinfo is None:
                 created = created.replace(tzinfo=dt.timezone.utc)
-            if month_of(created.astimezone(dt.timezone.utc)) == month:
-                yield item
+            yield item, month_of(created.astimezone(dt.timezone.utc)) == month
         if not page.get("IsTruncated"):
             return
         marker = page.get("NextMarker")
@@ -156,7 +169,7 @@ def _invalidations(cloudfront: Any, dist: str, month: str):
 def recorded_usage(cache: dict, month: str) -> int:
     """Paths of ``month`` in the count cache: the tool's own record (invalidations it read
     from CloudFront before, and the ones it submitted)."""
-    return sum(v[0] for v in cache.values() if isinstance(v, list) and len(v) >= 3 and v[2] == month)
+    return sum(v[0] for v in cache.values() if _valid_counts(v) and len(v) >= 3 and v[2] == month)
 
 
 def cache_codec(read: Callable[[], bytes | None], write: Callable[[bytes], None]):
