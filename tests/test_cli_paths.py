@@ -373,16 +373,8 @@ def test_bad_usage_exits_2(args):
 
 
 def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    """``python -m planner paths ...`` once ``planner.cli`` registers the command; until then
-    the same group with the command added."""
-    from planner.cli import cli
-
-    if "paths" in cli.commands:
-        head = ["-m", "planner"]
-    else:
-        head = ["-c", "from planner.cli import cli, main; from planner.cli_paths import paths; "
-                      "cli.add_command(paths); main()"]
-    return subprocess.run([sys.executable, *head, "paths", *args], input=input,
+    """``python -m planner paths ...``, the real CLI."""
+    return subprocess.run([sys.executable, "-m", "planner", "paths", *args], input=input,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -432,8 +424,7 @@ def test_the_command_loads_no_aws_library(tmp_path):
 def test_registered_in_the_planner_command():
     from planner.cli import cli
 
-    if "paths" not in cli.commands:
-        pytest.skip("planner.cli does not register `paths` yet (cli.add_command(paths))")
+    assert "paths" in cli.commands
     r = subprocess.run([sys.executable, "-m", "planner", "paths", "--help"], capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and "--universe" in r.stdout

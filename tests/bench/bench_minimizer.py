@@ -341,13 +341,7 @@ def time_minimize(problem: Problem, repeat: int, budget: int, collect: bool):
 
 
 def cli_command() -> tuple[list[str], str]:
-    from planner.cli import cli
-
-    if "paths" in cli.commands:
-        return [sys.executable, "-m", "planner", "paths"], "python -m planner paths"
-    code = ("from planner.cli import cli, main; from planner.cli_paths import paths; "
-            "cli.add_command(paths); main()")
-    return [sys.executable, "-c", code, "paths"], "planner group + paths (not registered yet)"
+    return [sys.executable, "-m", "planner", "paths"], "python -m planner paths"
 
 
 def time_cli(universe: list[str], changed: set[str], free: int, repeat: int, expect):
