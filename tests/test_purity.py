@@ -20,6 +20,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
         "planner.urls",
         "planner.headers",
         "planner.plan",
+        "planner.budget",
+        "planner.pathlist",
     ],
 )
 def test_pure_module_imports_no_aws_or_cli(module):
