@@ -41,7 +41,6 @@ from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS, CostModel
 from .errors import InvalidationError
 
 _TOP = "\x7f"  # sorts after every character of an encoded URL path
-_EPS = 1e-12
 # Frontier points the exact search may combine before it returns the best plan found (with its
 # proven bound). A count, not a clock, so the same input gives the same plan on every machine
 # (plan and deploy agree); about half a second here.
@@ -203,6 +202,22 @@ def _postorder(roots: list[_Node]) -> list[_Node]:
     return out
 
 
+def _min_plus(acc: list[float], arr: list[float], W: int) -> list[float]:
+    """Best value with at most t wildcards split between two parts (t <= W): the min-plus
+    convolution of two 'at most t' arrays, kept non-increasing."""
+    out = [0.0] * min(W + 1, len(acc) + len(arr) - 1)
+    for i, a in enumerate(acc):
+        for j, b in enumerate(arr):
+            if i + j > W:
+                break
+            if a + b < out[i + j]:
+                out[i + j] = a + b
+    for t in range(1, len(out)):
+        if out[t - 1] < out[t]:
+            out[t] = out[t - 1]
+    return out
+
+
 class _Budget(Exception):
     pass
 
@@ -250,18 +265,7 @@ class _Search:
                 if arr is None or len(arr) == 1:
                     pre.append(acc)
                     continue
-                out = [0.0] * min(W + 1, len(acc) + len(arr) - 1)
-                for i, a in enumerate(acc):
-                    for j, b in enumerate(arr):
-                        if i + j > W:
-                            break
-                        v = a + b
-                        if v < out[i + j]:
-                            out[i + j] = v
-                for t in range(1, len(out)):  # at most t wildcards
-                    if out[t - 1] < out[t]:
-                        out[t] = out[t - 1]
-                acc = out
+                acc = _min_plus(acc, arr, W)
                 pre.append(acc)
             val = self.miss_k * node.collateral - mu * node.saving if node.prefix else 0.0
             arr = acc
@@ -278,17 +282,7 @@ class _Search:
             arr = best.get(id(root))
             if arr is None:
                 continue
-            out = [0.0] * min(W + 1, len(acc) + len(arr) - 1)
-            for i, a in enumerate(acc):
-                for j, b in enumerate(arr):
-                    if i + j > W:
-                        break
-                    if a + b < out[i + j]:
-                        out[i + j] = a + b
-            for t in range(1, len(out)):
-                if out[t - 1] < out[t]:
-                    out[t] = out[t - 1]
-            acc = out
+            acc = _min_plus(acc, arr, W)
             pre.append(acc)
             used.append(root)
         chosen: list[_Node] = []
