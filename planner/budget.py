@@ -14,8 +14,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .cost import FREE_PATHS_PER_MONTH, MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
-
 # A deploy may spend up to BURST times the even daily share of what is left: a day with
 # several deploys, or one larger change, is not priced as paid at once, while a single deploy
 # early in the month still cannot take the whole allowance.
@@ -194,9 +192,6 @@ def cache_codec(read: Callable[[], bytes | None], write: Callable[[bytes], None]
 __all__ = [
     "BURST",
     "Budget",
-    "FREE_PATHS_PER_MONTH",
-    "MAX_PATHS_IN_PROGRESS",
-    "MAX_WILDCARDS_IN_PROGRESS",
     "Usage",
     "days_left_in_month",
     "month_of",
