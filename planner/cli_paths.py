@@ -6,7 +6,6 @@ renders. ``planner.cli`` registers it with ``cli.add_command(paths)``; it also r
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from typing import Any, BinaryIO
@@ -25,6 +24,8 @@ from .cost import (
 from .errors import PlannerError
 from .minimizer import Solution, minimize
 from .pathlist import STDIN, list_urls, make_problem, universe_urls
+from .plan import paused_gc
+from .render import solution_fields
 
 
 def solve(
@@ -38,19 +39,11 @@ def solve(
 ) -> tuple[Solution, int]:
     """Read both lists, minimize; returns the solution and the size of the universe.
     Raises PlannerError (BadPathList, InvalidationError) and ManifestError (ScanError)."""
-    # No cyclic garbage collection meanwhile (as in ``build_plan``): the lists' and the
-    # minimizer's many new objects would set off collections that walk the whole heap: about
-    # a third more time on 100,000 URLs (tests/bench/bench_minimizer.py).
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with paused_gc():
         all_urls = universe_urls(universe, url_prefix, stdin)
         changed_urls = list_urls(changed, "changed", url_prefix, stdin)
         problem = make_problem(all_urls, changed_urls, model, max_wildcards, max_paths)
         return minimize(problem), len(problem.universe)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def to_dict(sol: Solution, free_paths: int, universe_urls: int) -> dict[str, Any]:
@@ -58,14 +51,8 @@ def to_dict(sol: Solution, free_paths: int, universe_urls: int) -> dict[str, Any
     plus the size of the universe and what each wildcard covers."""
     return {
         "paths": list(sol.paths),
-        "changed_urls": sol.changed_urls,
         "universe_urls": universe_urls,
-        "collateral_urls": sol.collateral_urls,
-        "paid_paths": sol.paid_paths,
-        "cost_usd": round(sol.cost_usd, 6),
-        "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 6),
-        "exact": sol.exact,
-        "wildcards": sol.wildcards,
+        **solution_fields(sol),
         "free_paths": free_paths,
         "wildcard_cover": [
             {"path": c.path, "changed": c.changed, "collateral": c.collateral}

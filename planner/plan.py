@@ -5,12 +5,13 @@ inputs (stored manifest, pending journal, scan of the build), ``apply.apply_plan
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import gc
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import xxhash
 
@@ -345,17 +346,24 @@ def read_journal(backend: Backend) -> Journal | None:
     return None if data is None else Journal.loads(data)
 
 
-def build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
-    """Read the target's state, scan the build, and compute the plan. Writes nothing."""
-    # No cyclic garbage collection while the plan is built: its tens of thousands of new
-    # objects would set off collections that walk the whole heap again and again.
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection inside: building a plan (or a path list) makes tens of
+    thousands of new objects, which would set off collections that walk the whole heap again
+    and again (about a third more time on 100,000 URLs)."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _build_plan(site, backend, options, tool_version)
+        yield
     finally:
         if collecting:
             gc.enable()
+
+
+def build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
+    """Read the target's state, scan the build, and compute the plan. Writes nothing."""
+    with paused_gc():
+        return _build_plan(site, backend, options, tool_version)
 
 
 def _build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:

@@ -45,13 +45,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "invalidation": {
             "paths": list(inv.paths),
             "distribution_ids": list(inv.distribution_ids),
-            "changed_urls": sol.changed_urls,
-            "collateral_urls": sol.collateral_urls,
-            "paid_paths": sol.paid_paths,
-            "cost_usd": round(sol.cost_usd, 6),
-            "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 6),
-            "exact": sol.exact,
-            "wildcards": sol.wildcards,
+            **solution_fields(sol),
             "free_paths": inv.free_paths,
             "caller_reference": inv.caller_reference if inv.paths else None,
             "budget": _budget_dict(inv),
@@ -83,6 +77,19 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "paths": list(plan.resume.paths),
             "deletes": list(plan.resume.deletes),
         },
+    }
+
+
+def solution_fields(sol) -> dict[str, Any]:
+    """What a minimizer solution reports, in the JSON of both ``plan`` and ``paths``."""
+    return {
+        "changed_urls": sol.changed_urls,
+        "collateral_urls": sol.collateral_urls,
+        "paid_paths": sol.paid_paths,
+        "cost_usd": round(sol.cost_usd, 6),
+        "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 6),
+        "exact": sol.exact,
+        "wildcards": sol.wildcards,
     }
 
 
