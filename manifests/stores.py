@@ -44,6 +44,10 @@ class Store(Protocol):
     def remove(self, name: str) -> None:
         """Delete ``name`` if it exists."""
 
+    def list(self, prefix: str) -> list[str]:
+        """Names that start with ``prefix`` (a folder-like prefix such as ``ledger/2026-11/``),
+        sorted."""
+
 
 class LocalStore:
     """State in ``<root>/.planner/``; versions are content hashes; writes are atomic renames."""
@@ -94,15 +98,18 @@ class LocalStore:
             os.close(fd)  # closing releases the lock
 
     def _replace(self, name: str, data: bytes) -> str:
+        path = self._path(name)
+        folder, base = os.path.split(path)
         try:
-            fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=f".{name}.", suffix=".tmp")
+            os.makedirs(folder, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self._path(name))
+            os.replace(tmp, path)
         except OSError as exc:
-            raise StoreError(f"cannot write {self._path(name)}: {exc.strerror}") from None
+            raise StoreError(f"cannot write {path}: {exc.strerror}") from None
         return xxhash.xxh3_128_hexdigest(data)
 
     def remove(self, name: str) -> None:
@@ -110,6 +117,19 @@ class LocalStore:
             os.unlink(self._path(name))
         except FileNotFoundError:
             pass
+
+    def list(self, prefix: str) -> list[str]:
+        # Names use '/' whatever the OS; a prefix names a folder, then a start of file name.
+        folder, _, start = prefix.rpartition("/")
+        base = os.path.join(self.dir, *folder.split("/")) if folder else self.dir
+        names: list[str] = []
+        for here, dirs, files in os.walk(base):
+            rel = os.path.relpath(here, self.dir).replace(os.sep, "/")
+            rel = "" if rel == "." else rel + "/"
+            names.extend(
+                rel + f for f in files if not f.startswith(".") and (rel + f).startswith(prefix)
+            )
+        return sorted(names)
 
 
 class S3Store:
@@ -155,6 +175,16 @@ class S3Store:
 
     def remove(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+
+    def list(self, prefix: str) -> list[str]:
+        names: list[str] = []
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.key(prefix)}
+        while True:
+            resp = self.client.list_objects_v2(**args)
+            names.extend(item["Key"][len(self.prefix) :] for item in resp.get("Contents", []))
+            if not resp.get("IsTruncated"):
+                return sorted(names)
+            args["ContinuationToken"] = resp["NextContinuationToken"]
 
 
 def _code(exc: BaseException) -> str:

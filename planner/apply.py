@@ -5,13 +5,14 @@
 3. upload assets, then pages (HTML/XML), so no page points at an asset not yet there;
 4. commit the manifest, conditional on the version the plan was made against;
 5. create the invalidation on each distribution (CallerReference from the deploy id);
-6. delete removed objects; 7. remove the pending record.
+6. delete removed objects; 7. write the deploy's ledger record; 8. remove the pending record.
 
 A crash anywhere leaves a record the next run uses to converge (see ``plan.compute_plan``).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -22,6 +23,7 @@ import xxhash
 from manifests import ScanError, commit_manifest
 from manifests.scan import hash_file
 
+from . import ledger
 from .backends import MULTIPART_THRESHOLD, Backend
 from .errors import AwsError, InvalidationError
 from .headers import is_page
@@ -81,6 +83,7 @@ class Waiting:
     max_delay: float = 60.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)  # ledger times
 
 
 def _submit(backend: Backend, dist: str, journal: Journal, waiting: Waiting, log: Log) -> str:
@@ -111,21 +114,29 @@ def finish(
     result: Result,
     log: Log = lambda _: None,
     waiting: Waiting | None = None,
+    resumed: bool = False,
 ) -> None:
-    """Steps 5-7 for a committed deploy; safe to repeat (same CallerReference, idempotent
-    deletes). A distribution deleted since the record was written has nothing cached: skipped."""
+    """Steps 5-8 for a committed deploy; safe to repeat (same CallerReference, idempotent
+    deletes, a create-only ledger record). A distribution deleted since the record was written
+    has nothing cached: skipped."""
     waiting = waiting or Waiting()
+    made: dict[str, str] = {}
     if journal.paths:
         for dist in journal.distribution_ids:
             try:
-                result.invalidations[dist] = _submit(backend, dist, journal, waiting, log)
+                made[dist] = _submit(backend, dist, journal, waiting, log)
             except AwsError as exc:
                 if exc.code != "NoSuchDistribution":
                     raise
                 log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
+            result.invalidations.update(made)
     if journal.deletes:
         backend.delete(list(journal.deletes))
         result.deleted += len(journal.deletes)
+    if journal.record is not None:
+        record = ledger.complete(journal.record, made, waiting.now(), resumed)
+        if ledger.write(backend.store, record):
+            log(f"recorded deploy {journal.deploy_id} in {ledger.record_name(record)}")
     backend.store.remove(JOURNAL_NAME)
 
 
@@ -139,7 +150,7 @@ def apply_plan(
     result = Result()
     if plan.resume is not None:
         log(f"finishing interrupted deploy {plan.resume.deploy_id} first")
-        finish(plan.resume, backend, result, log, waiting)
+        finish(plan.resume, backend, result, log, waiting, resumed=True)
         result.resumed = plan.resume.deploy_id
     if not plan.has_work:
         return result
@@ -147,6 +158,7 @@ def apply_plan(
     inv = plan.invalidation
     if inv.paths:
         backend.check_distributions(inv.distribution_ids)
+    waiting = waiting or Waiting()
     journal = Journal(
         deploy_id=plan.deploy_id,
         base_deploy_id=plan.previous_deploy_id,
@@ -155,6 +167,7 @@ def apply_plan(
         paths=inv.paths,
         distribution_ids=inv.distribution_ids,
         caller_reference=inv.caller_reference,
+        record=ledger.draft(plan, waiting.now()),
     )
     backend.store.write(JOURNAL_NAME, journal.dumps())
 

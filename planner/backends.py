@@ -19,7 +19,17 @@ from manifests import LocalStore, S3Store, Store
 from manifests.model import STATE_DIR
 
 from .aws import Clients, aws_errors
-from .budget import CACHE_NAME, Usage, cache_codec, month_of, read_usage, recorded_usage
+from .budget import (
+    CACHE_NAME,
+    AccountInvalidations,
+    InvalidationCount,
+    Usage,
+    cache_codec,
+    month_of,
+    read_invalidations,
+    recorded_usage,
+    usage_from,
+)
 from .errors import AwsError, InvalidationError
 from .targets import LocalTarget, S3Target, Target
 
@@ -43,6 +53,8 @@ class Backend(Protocol):
     def check_distributions(self, distribution_ids: Sequence[str]) -> None: ...
 
     def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage: ...
+
+    def invalidations(self, month: str) -> AccountInvalidations: ...
 
 
 class LocalBackend:
@@ -102,10 +114,22 @@ class LocalBackend:
     def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage:
         """The log is this backend's CloudFront: its paths of ``month``; nothing is ever in
         progress (a local invalidation completes when it is written)."""
-        used = sum(
-            len(r["paths"]) for r in self.invalidation_log() if r["create_time"][:7] == month
-        )
-        return Usage(month, used, "local invalidation log")
+        return usage_from(self.invalidations(month), tuple(distribution_ids))
+
+    def invalidations(self, month: str) -> AccountInvalidations:
+        items = []
+        dists: dict[str, None] = {}
+        for r in self.invalidation_log():
+            dists[r["distribution_id"]] = None
+            created = _dt.datetime.strptime(r["create_time"], "%Y-%m-%dT%H:%M:%SZ").replace(
+                tzinfo=_dt.UTC
+            )
+            if month_of(created) == month:
+                wild = sum(1 for p in r["paths"] if p.endswith("*"))
+                items.append(
+                    InvalidationCount(r["distribution_id"], r["id"], created, len(r["paths"]), wild, True)
+                )
+        return AccountInvalidations(month, tuple(dists), tuple(items), "local invalidation log")
 
     def invalidation_log(self) -> list[dict[str, Any]]:
         path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
@@ -211,26 +235,32 @@ class S3Backend:
             return self.store.read(CACHE_NAME)[0]
 
         def write(data: bytes) -> None:
-            if not self.read_only:
+            if self.read_only:
+                return
+            try:
                 self.store.write(CACHE_NAME, data)
+            except AwsError:
+                pass  # only a cache (e.g. a report run without PutObject): read again next time
 
         return cache_codec(read, write)
+
+    def invalidations(self, month: str) -> AccountInvalidations:
+        """CloudFront's own list for the whole account (other tools' and people's included)."""
+        load, save = self._cache()
+        with aws_errors("reading the month's invalidations"):
+            return read_invalidations(self.clients.cloudfront, month, load, save)
 
     def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage:
         """CloudFront's own count (all distributions of the account, other tools included);
         without permission to list, the tool's own record, and the Usage says so."""
-        load, save = self._cache()
         try:
-            with aws_errors("reading this month's invalidations"):
-                return read_usage(
-                    self.clients.cloudfront, month, tuple(distribution_ids), load, save
-                )
+            return usage_from(self.invalidations(month), tuple(distribution_ids))
         except AwsError as exc:
             if exc.code not in ("AccessDenied", "AccessDeniedException"):
                 raise
             return Usage(
                 month,
-                recorded_usage(load(), month),
+                recorded_usage(self._cache()[0](), month),
                 "tool record",
                 note="no permission to list invalidations (AccessDenied): counted from the "
                 "tool's own record; pass --paths-used to set it",
@@ -274,6 +304,10 @@ class _GuardedS3Store(S3Store):
     def remove(self, name: str) -> None:
         with aws_errors(f"delete {self.location}{name}"):
             super().remove(name)
+
+    def list(self, prefix: str) -> list[str]:
+        with aws_errors(f"list {self.location}{prefix}"):
+            return super().list(prefix)
 
 
 def make_backend(target: Target, clients: Clients | None = None, read_only: bool = False) -> Backend:

@@ -71,6 +71,54 @@ def month_of(now: dt.datetime) -> str:
     return f"{now.year:04d}-{now.month:02d}"
 
 
+@dataclass(frozen=True)
+class InvalidationCount:
+    """One invalidation as the budget and the report see it."""
+
+    distribution_id: str
+    invalidation_id: str
+    created: dt.datetime  # UTC
+    paths: int
+    wildcards: int
+    completed: bool
+
+
+@dataclass(frozen=True)
+class AccountInvalidations:
+    """Every distribution of the account, and its invalidations created in ``month`` or still
+    in progress (whatever their month)."""
+
+    month: str
+    distributions: tuple[str, ...]
+    items: tuple[InvalidationCount, ...]
+    source: str = "cloudfront"
+
+    def of_month(self) -> list[InvalidationCount]:
+        return [i for i in self.items if month_of(i.created) == self.month]
+
+
+def usage_from(account: AccountInvalidations, targets: tuple[str, ...]) -> Usage:
+    """Paths submitted in the month on every distribution, and paths in progress on
+    ``targets``. Pure."""
+    per = {d: {"invalidations": 0, "paths": 0, "wildcards": 0} for d in account.distributions}
+    total = wild_ip = files_ip = 0
+    for inv in account.items:
+        if month_of(inv.created) == account.month:
+            stats = per.setdefault(
+                inv.distribution_id, {"invalidations": 0, "paths": 0, "wildcards": 0}
+            )
+            stats["invalidations"] += 1
+            stats["paths"] += inv.paths
+            stats["wildcards"] += inv.wildcards
+            total += inv.paths
+        # Still in progress, whatever its month (one from 23:59 on the 31st), it holds back
+        # the distribution's limits.
+        if not inv.completed and inv.distribution_id in targets:
+            wild_ip += inv.wildcards
+            files_ip += inv.paths - inv.wildcards
+    return Usage(account.month, total, account.source, wild_ip, files_ip, per)
+
+
 def read_usage(
     cloudfront: Any,
     month: str,
@@ -83,14 +131,25 @@ def read_usage(
 
     Raises botocore's ClientError (AccessDenied...) for the caller to fall back.
     """
+    return usage_from(read_invalidations(cloudfront, month, load_cache, save_cache), targets)
+
+
+def read_invalidations(
+    cloudfront: Any,
+    month: str,
+    load_cache: Callable[[], dict],
+    save_cache: Callable[[dict], None],
+) -> AccountInvalidations:
+    """Every distribution of the account and its invalidations of ``month`` (or in progress),
+    with their path counts: GetInvalidation once per completed invalidation, then the cache."""
     cache = dict(load_cache())
     changed = False
-    total = 0
-    per: dict[str, dict[str, int]] = {}
-    wild_ip = files_ip = 0
+    dists: list[str] = []
+    items: list[InvalidationCount] = []
     for dist in _distributions(cloudfront):
-        stats = {"invalidations": 0, "paths": 0, "wildcards": 0}
-        for item, this_month in _invalidations(cloudfront, dist, month):
+        dists.append(dist)
+        for item, created in _invalidations(cloudfront, dist, month):
+            this_month = month_of(created) == month
             key = f"{dist}/{item['Id']}"
             completed = str(item.get("Status", "")).lower() == "completed"
             if completed and not this_month:
@@ -101,25 +160,16 @@ def read_usage(
                     "Invalidation"
                 ]["InvalidationBatch"]["Paths"].get("Items", [])
                 wild = sum(1 for p in paths if p.endswith("*"))
-                counts = [len(paths), wild, month]
+                counts = [len(paths), wild, month_of(created)]
                 if completed:
                     cache[key] = counts
                     changed = True
-            n, wild = counts[0], counts[1]
-            if this_month:
-                stats["invalidations"] += 1
-                stats["paths"] += n
-                stats["wildcards"] += wild
-                total += n
-            # Still in progress, whatever its month (one from 23:59 on the 31st), it holds
-            # back the distribution's limits.
-            if not completed and dist in targets:
-                wild_ip += wild
-                files_ip += n - wild
-        per[dist] = stats
+            items.append(
+                InvalidationCount(dist, item["Id"], created, counts[0], counts[1], completed)
+            )
     if changed:
         save_cache(cache)
-    return Usage(month, total, "cloudfront", wild_ip, files_ip, per)
+    return AccountInvalidations(month, tuple(dists), tuple(items))
 
 
 def _valid_counts(counts: Any) -> bool:
@@ -143,24 +193,46 @@ def _distributions(cloudfront: Any):
         marker = page.get("NextMarker")
 
 
+# An invalidation in progress for longer than this before the month began is assumed
+# completed, so listing may stop there (they complete within minutes).
+_IN_PROGRESS_MARGIN = dt.timedelta(days=1)
+
+
+def month_start(month: str) -> dt.datetime:
+    year, mon = (int(x) for x in month.split("-"))
+    return dt.datetime(year, mon, 1, tzinfo=dt.timezone.utc)
+
+
+def _created(item: dict) -> dt.datetime:
+    created = item["CreateTime"]
+    if isinstance(created, str):
+        created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.timezone.utc)
+    return created.astimezone(dt.timezone.utc)
+
+
 def _invalidations(cloudfront: Any, dist: str, month: str):
-    """(item, created in ``month``) for every invalidation of ``dist``. AWS lists newest
-    first; moto lists oldest first, so no early stop on order: every page is read."""
+    """(item, creation time in UTC) for the invalidations of ``dist`` that may matter for
+    ``month``. AWS lists newest first: once a whole page is older than the month (less a
+    margin for ones still in progress), the rest is too, and listing stops. moto lists oldest
+    first; a page in that order never stops the listing early, so every page is read."""
+    stop_before = month_start(month) - _IN_PROGRESS_MARGIN
     marker = None
     while True:
         args: dict[str, Any] = {"DistributionId": dist, "MaxItems": "100"}
         if marker:
             args["Marker"] = marker
         page = cloudfront.list_invalidations(**args)["InvalidationList"]
+        times = []
         for item in page.get("Items", []) or []:
-            created = item["CreateTime"]
-            if isinstance(created, str):
-                created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-            if created.tzinfo is None:
-                created = created.replace(tzinfo=dt.timezone.utc)
-            yield item, month_of(created.astimezone(dt.timezone.utc)) == month
+            created = _created(item)
+            times.append(created)
+            yield item, created
         if not page.get("IsTruncated"):
             return
+        if len(times) >= 2 and times[0] > times[-1] and times[-1] < stop_before:
+            return  # newest first, and this page already reached before the month
         marker = page.get("NextMarker")
 
 
@@ -191,11 +263,16 @@ def cache_codec(read: Callable[[], bytes | None], write: Callable[[bytes], None]
 
 __all__ = [
     "BURST",
+    "AccountInvalidations",
     "Budget",
+    "InvalidationCount",
     "Usage",
     "days_left_in_month",
     "month_of",
+    "month_start",
     "pace_allowance",
+    "read_invalidations",
     "read_usage",
     "recorded_usage",
+    "usage_from",
 ]

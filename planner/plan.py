@@ -83,6 +83,8 @@ class Invalidation:
     max_paths: int = MAX_PATHS_IN_PROGRESS
     must_wait: bool = False  # not submittable until invalidations in progress complete
     alternatives: tuple[Alternative, ...] = ()
+    site_urls: int = 0  # URLs the site serves (what "/*" would invalidate)
+    price: float = PRICE_PER_PATH
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Journal:
     paths: tuple[str, ...]
     distribution_ids: tuple[str, ...]
     caller_reference: str
+    record: dict | None = None  # the ledger record's draft (planner.ledger)
 
     def dumps(self) -> bytes:
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -118,9 +121,22 @@ class Journal:
                 paths=tuple(doc["paths"]),
                 distribution_ids=tuple(doc["distribution_ids"]),
                 caller_reference=str(doc["caller_reference"]),
+                record=_record_draft(doc.get("record")),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptManifest(f"pending record is malformed ({exc})") from None
+
+
+def _record_draft(doc: object) -> dict | None:
+    """The ledger draft of a pending record; one this version cannot read is dropped (the
+    deploy is still finished, only not recorded)."""
+    from .ledger import RECORD_VERSION
+
+    if isinstance(doc, dict) and doc.get("version") == RECORD_VERSION and isinstance(
+        doc.get("each"), dict
+    ):
+        return doc
+    return None
 
 
 @dataclass(frozen=True)
@@ -241,11 +257,11 @@ def compute_plan(
         must += [u.key for u in uploads if u.reason == "new"]
     url_prefix = normalise_url_prefix(options.url_prefix)
     changed_urls = frozenset(urls_of(must + deletes, url_prefix))
-    # Every URL that may be cached only matters for what a wildcard would also hit: with
-    # nothing to invalidate there is no path to choose, and a 20,000-page site saves the work.
+    # Every URL that may be cached matters for what a wildcard would also hit (and for the
+    # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
     universe = (
         frozenset(urls_of(set(old_entries) | set(new.entries) | set(orphans), url_prefix))
-        if changed_urls
+        if changed_urls or has_work
         else frozenset()
     )
     distributions = tuple(options.distribution_ids or default_distributions)
@@ -338,6 +354,8 @@ def plan_invalidation(
         max_paths=max_p,
         must_wait=must_wait,
         alternatives=alternatives,
+        site_urls=len(universe | changed),
+        price=options.price,
     )
 
 

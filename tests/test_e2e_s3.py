@@ -221,7 +221,10 @@ def test_prefix_target_writes_under_the_prefix_and_invalidates_urls_without_it(m
 
     first = deploy(moto, public, site, prefix="site/")
 
-    assert sorted(objects(moto.s3, site.bucket, "site/")) == sorted([*SITE, MANIFEST])
+    state = sorted(objects(moto.s3, site.bucket, "site/.planner/"))
+    assert [k for k in state if not k.startswith("ledger/")] == ["manifest.json.gz"]
+    assert len(state) == 2  # and the deploy's ledger record
+    assert sorted(site_objects(moto.s3, site.bucket, "site/")) == sorted(SITE)
     assert upload_keys(first) == sorted(SITE)
     assert manifest(moto.s3, site.bucket) is None  # no state at the bucket root
     assert first["target"] == f"s3://{site.bucket}/site"
@@ -473,11 +476,14 @@ def test_state_objects_never_get_a_public_acl(moto, site, public):
 
     written = [(key, vid) for kind, key, vid in history(moto.s3, site.bucket)
                if kind == "version" and key.startswith(".planner/")]
-    # the manifest, the pending record, and the cache of invalidation path counts
-    assert sorted({key for key, _ in written}) == [
+    # the manifest, the pending record, the cache of invalidation path counts, and one ledger
+    # record per deploy
+    names = sorted({key for key, _ in written})
+    assert [k for k in names if not k.startswith(".planner/ledger/")] == [
         ".planner/invalidation-counts.json", MANIFEST, ".planner/pending.json"
     ]
-    assert len(written) >= 4  # two deploys, each a pending record and a manifest, and the cache
+    assert len(names) == 5
+    assert len(written) >= 6  # two deploys: each a pending record, a manifest and a record
     for key, vid in written:
         acl = moto.s3.get_object_acl(Bucket=site.bucket, Key=key, VersionId=vid)
         assert [g for g in acl["Grants"] if g["Grantee"].get("URI") in PUBLIC_GRANTEES] == [], key

@@ -1,0 +1,185 @@
+"""The deploy ledger: one record per deploy, in the target's state store, filed by month.
+
+A record is written once its deploy is complete (uploads, manifest, invalidation, deletes),
+as its own object ``ledger/YYYY-MM/<started>-<deploy id>.json`` with a create-only write, so
+two deploys never lose each other's records and a report reads only the month it needs. The
+record's counts are drafted when the deploy starts and kept in the pending record, so a deploy
+finished by a later run (after a crash, or an invalidation CloudFront made it wait for) is
+recorded once, by the run that finishes it.
+
+``draft`` and ``complete`` are pure; ``write`` and ``read_month`` are handed a store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Mapping
+
+from manifests.errors import ConflictError
+
+if TYPE_CHECKING:
+    from manifests import Store
+
+    from .plan import Plan
+
+LEDGER_DIR = "ledger"
+RECORD_VERSION = 1
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime(_TIME)
+
+
+def parse_iso(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, _TIME).replace(tzinfo=dt.UTC)
+
+
+def billable(paths_before: int, paths: int, free_per_month: int) -> int:
+    """Paths of ``paths`` beyond the account's free allowance, when ``paths_before`` were
+    already submitted this month."""
+    return max(0, paths_before + paths - free_per_month) - max(0, paths_before - free_per_month)
+
+
+def draft(plan: "Plan", started: dt.datetime) -> dict[str, Any]:
+    """What a deploy will record, per distribution it invalidates; ``complete`` adds what
+    happened. Pure."""
+    inv = plan.invalidation
+    sol = inv.solution
+    budget = inv.budget
+    changed = sol.changed_urls
+    return {
+        "version": RECORD_VERSION,
+        "deploy_id": plan.deploy_id,
+        "previous_deploy_id": plan.previous_deploy_id,
+        "target": plan.target,
+        "tool_version": plan.manifest.tool_version,
+        "started_at": iso(started),
+        "distribution_ids": list(inv.distribution_ids),
+        "uploads": {"files": len(plan.uploads), "bytes": plan.upload_bytes},
+        "deletes": len(plan.deletes),
+        "changed_urls": changed,
+        "site_urls": inv.site_urls,
+        "account_paths_before": budget.paths_used if budget else 0,
+        "free_paths_per_month": budget.free_per_month if budget else 0,
+        "price_per_path": inv.price,
+        # Per distribution; multiplied by the distributions invalidated in ``complete``.
+        "each": {
+            "chosen": {
+                "paths": len(inv.paths),
+                "wildcards": sol.wildcards,
+                "needless_misses": sol.collateral_urls,
+            },
+            # What the usual ways would have done: every changed URL as its own path, and
+            # "/*" on every deploy (whatever changed), which empties the whole cache.
+            "exact_paths": {"paths": changed, "wildcards": 0, "needless_misses": 0},
+            "wildcard_all": {
+                "paths": 1,
+                "wildcards": 1,
+                "needless_misses": max(0, inv.site_urls - changed),
+            },
+        },
+    }
+
+
+def complete(
+    record: Mapping[str, Any],
+    invalidation_ids: Mapping[str, str],
+    finished: dt.datetime,
+    resumed: bool,
+) -> dict[str, Any]:
+    """The record of a finished deploy: totals over the distributions it invalidated, and
+    the dollars each way would have cost given the account's usage when it was planned. Pure."""
+    out = {k: v for k, v in record.items() if k != "each"}
+    each = record["each"]
+    before, free, price = (
+        record["account_paths_before"],
+        record["free_paths_per_month"],
+        record["price_per_path"],
+    )
+
+    def totals(what: Mapping[str, int], k: int) -> dict[str, Any]:
+        paths = what["paths"] * k
+        paid = billable(before, paths, free)
+        return {
+            "paths": paths,
+            "wildcards": what["wildcards"] * k,
+            "needless_misses": what["needless_misses"] * k,
+            "paid_paths": paid,
+            "dollars": round(paid * price, 6),
+        }
+
+    made = len(invalidation_ids) if each["chosen"]["paths"] else 0
+    out.update(totals(each["chosen"], made))
+    # The alternatives would have gone to every distribution the deploy names.
+    k = len(record["distribution_ids"])
+    out["alternatives"] = {
+        name: totals(each[name], k) for name in ("exact_paths", "wildcard_all")
+    }
+    out["finished_at"] = iso(finished)
+    out["resumed"] = resumed
+    out["invalidation_ids"] = dict(invalidation_ids)
+    return out
+
+
+def record_name(record: Mapping[str, Any]) -> str:
+    """``ledger/YYYY-MM/YYYYMMDDTHHMMSSZ-<deploy id>.json``, by the deploy's start (UTC): the
+    same name whichever run finishes the deploy, so it is written once."""
+    started = parse_iso(record["started_at"])
+    return (
+        f"{LEDGER_DIR}/{started:%Y-%m}/{started:%Y%m%dT%H%M%SZ}-{record['deploy_id']}.json"
+    )
+
+
+def write(store: "Store", record: Mapping[str, Any]) -> bool:
+    """Create the record's object; False when a run before this one already wrote it."""
+    from manifests.stores import ABSENT
+
+    data = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
+    try:
+        store.write(record_name(record), data, expect=ABSENT)
+    except ConflictError:
+        return False
+    return True
+
+
+def read_month(store: "Store", month: str, workers: int = 16) -> tuple[list[dict], list[str]]:
+    """(records of ``month`` sorted by start, names of objects that are not valid records)."""
+    names = [n for n in store.list(f"{LEDGER_DIR}/{month}/") if n.endswith(".json")]
+
+    def load(name: str) -> dict | None:
+        data, _ = store.read(name)
+        return None if data is None else _valid(data)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names) or 1))) as pool:
+        loaded = list(pool.map(load, names))
+    records = [r for r in loaded if r is not None]
+    bad = [n for n, r in zip(names, loaded) if r is None]
+    records.sort(key=lambda r: (r["started_at"], r["deploy_id"]))
+    return records, bad
+
+
+_COUNTS = ("paths", "wildcards", "needless_misses", "paid_paths")
+
+
+def _valid(data: bytes) -> dict | None:
+    """A record this tool wrote (version 1, the fields a report sums), else None."""
+    try:
+        rec = json.loads(data)
+        if not isinstance(rec, dict) or rec.get("version") != RECORD_VERSION:
+            return None
+        parse_iso(rec["started_at"])
+        ints = [rec[k] for k in _COUNTS] + [rec["uploads"]["files"], rec["uploads"]["bytes"]]
+        ints += [rec["deletes"], rec["changed_urls"]]
+        for alt in ("exact_paths", "wildcard_all"):
+            ints += [rec["alternatives"][alt][k] for k in _COUNTS]
+        dollars = [rec["dollars"]] + [rec["alternatives"][a]["dollars"] for a in ("exact_paths", "wildcard_all")]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not all(type(x) is int and x >= 0 for x in ints):
+        return None
+    if not all(type(x) in (int, float) and x >= 0 for x in dollars):
+        return None
+    return rec
