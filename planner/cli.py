@@ -180,9 +180,11 @@ def deploy(dry_run: bool, **kw: Any) -> None:
                    + ("" if kw["fmt"] == "table" else "**"))
 
 
-from .cli_paths import paths  # noqa: E402 - the command lives in its own module
+from .cli_paths import paths  # noqa: E402 - the commands live in their own modules
+from .cli_report import report  # noqa: E402
 
 cli.add_command(paths)
+cli.add_command(report)
 
 
 def main() -> None:

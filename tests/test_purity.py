@@ -22,6 +22,8 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
         "planner.plan",
         "planner.budget",
         "planner.pathlist",
+        "planner.ledger",
+        "planner.report",
     ],
 )
 def test_pure_module_imports_no_aws_or_cli(module):

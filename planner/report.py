@@ -1,0 +1,230 @@
+"""The monthly report: what invalidations cost the account, what the tool's deploys spent and
+saved, and where the month is heading. Pure: ``build_report`` is handed what was read
+(``report_sources``) and returns the documented JSON shape, which every format renders.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import re
+from typing import Any, Iterable, Mapping
+
+from .budget import AccountInvalidations, month_of, month_start
+from .ledger import billable, parse_iso
+
+MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# At the very start of a month, one deploy would project to a huge month: the pace is taken
+# over at least one day.
+MIN_ELAPSED_DAYS = 1.0
+FAIL_OVER_EXIT = 3  # `report --fail-over`: the projection passed the amount
+
+
+def parse_month(text: str, now: dt.datetime) -> str:
+    """``YYYY-MM`` not after ``now``'s month; ValueError with a readable message otherwise."""
+    if not MONTH.match(text):
+        raise ValueError(f"{text!r} is not a month (YYYY-MM)")
+    if text > month_of(now):
+        raise ValueError(f"{text} has not started yet (now is {month_of(now)})")
+    return text
+
+
+def days_in(month: str) -> int:
+    year, mon = (int(x) for x in month.split("-"))
+    return calendar.monthrange(year, mon)[1]
+
+
+def _zero_counts() -> dict[str, int]:
+    return {"paths": 0, "wildcards": 0, "needless_misses": 0, "paid_paths": 0}
+
+
+def _add(total: dict[str, Any], part: Mapping[str, Any]) -> None:
+    for key in ("paths", "wildcards", "needless_misses", "paid_paths"):
+        total[key] += part[key]
+    total["dollars"] = round(total.get("dollars", 0.0) + part["dollars"], 6)
+
+
+def build_report(
+    *,
+    month: str,
+    now: dt.datetime,
+    account: AccountInvalidations | None,
+    records: Iterable[Mapping[str, Any]] = (),
+    target: str | None = None,
+    unreadable: Iterable[str] = (),
+    pending: Mapping[str, Any] | None = None,
+    free_per_month: int = 1000,
+    price: float = 0.005,
+    warn_over: float = 0.0,
+    fail_over: float | None = None,
+    notes: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The report of ``month`` as of ``now`` (UTC). ``account`` is None when CloudFront could
+    not be read; ``target`` None leaves out the tool view (no ledger to read)."""
+    records = list(records)
+    n_days = days_in(month)
+    start = month_start(month)
+    running = month == month_of(now)
+    if running:
+        elapsed = max(MIN_ELAPSED_DAYS, (now - start).total_seconds() / 86400)
+        shown_days = now.day
+    else:
+        elapsed = float(n_days)
+        shown_days = n_days
+    dates = [(start + dt.timedelta(days=i)).date().isoformat() for i in range(shown_days)]
+    days = {
+        d: {
+            "date": d,
+            "invalidations": 0,
+            "paths": 0,
+            "wildcards": 0,
+            "cumulative_paths": 0,
+            "paid_paths": 0,
+            "dollars": 0.0,
+            "tool_deploys": 0,
+            "tool_paths": 0,
+        }
+        for d in dates
+    }
+
+    doc: dict[str, Any] = {
+        "month": month,
+        "generated_at": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "complete": not running,
+        "days_in_month": n_days,
+        "days_elapsed": round(elapsed, 2),
+        "free_paths_per_month": free_per_month,
+        "price_per_path": price,
+        "account": None,
+        "tool": None,
+        "projection": None,
+        "warnings": [],
+        "days": [],
+    }
+    warnings: list[str] = list(notes)
+
+    if account is not None:
+        per = {d: {"id": d, "invalidations": 0, "paths": 0, "wildcards": 0, "in_progress": 0}
+               for d in account.distributions}
+        for inv in account.items:
+            row = per.setdefault(
+                inv.distribution_id,
+                {"id": inv.distribution_id, "invalidations": 0, "paths": 0, "wildcards": 0,
+                 "in_progress": 0},
+            )
+            if not inv.completed:
+                row["in_progress"] += 1
+            if month_of(inv.created) != month:
+                continue
+            row["invalidations"] += 1
+            row["paths"] += inv.paths
+            row["wildcards"] += inv.wildcards
+            day = days.get(inv.created.date().isoformat())
+            if day is not None:
+                day["invalidations"] += 1
+                day["paths"] += inv.paths
+                day["wildcards"] += inv.wildcards
+        rows = sorted(per.values(), key=lambda r: (-r["paths"], r["id"]))
+        paths = sum(r["paths"] for r in rows)
+        paid = max(0, paths - free_per_month)
+        doc["account"] = {
+            "source": account.source,
+            "distributions": rows,
+            "invalidations": sum(r["invalidations"] for r in rows),
+            "paths": paths,
+            "wildcards": sum(r["wildcards"] for r in rows),
+            "free_paths_left": max(0, free_per_month - paths),
+            "paid_paths": paid,
+            "dollars": round(paid * price, 6),
+        }
+        running_total = 0
+        for d in dates:
+            day = days[d]
+            day["paid_paths"] = billable(running_total, day["paths"], free_per_month)
+            day["dollars"] = round(day["paid_paths"] * price, 6)
+            running_total += day["paths"]
+            day["cumulative_paths"] = running_total
+
+    if target is not None:
+        doc["tool"] = _tool_view(target, records, days, unreadable, pending)
+        bad = list(unreadable)
+        if bad:
+            warnings.append(
+                f"{len(bad)} ledger record(s) could not be read and are left out: {bad[0]}"
+                + (" ..." if len(bad) > 1 else "")
+            )
+        if pending:
+            warnings.append(
+                f"deploy {pending['deploy_id']} is not finished (its invalidation of "
+                f"{pending['paths']} paths is pending); the next deploy finishes it"
+            )
+
+    # Where the month is heading: the account's paths (or, unread, the tool's) at the pace so
+    # far.
+    basis_view = doc["account"] if doc["account"] is not None else doc["tool"]
+    if basis_view is not None:
+        so_far = basis_view["paths"]
+        projected = so_far if not running else round(so_far / elapsed * n_days)
+        paid = max(0, projected - free_per_month)
+        dollars = round(paid * price, 6)
+        doc["projection"] = {
+            "basis": "account" if doc["account"] is not None else "tool",
+            "paths": projected,
+            "paid_paths": paid,
+            "dollars": dollars,
+            "final": not running,
+        }
+        limit = warn_over if fail_over is None else min(warn_over, fail_over)
+        if dollars > limit:
+            what = "spent" if not running else "projected"
+            warnings.append(
+                f"{month} {what}: {projected:,} paths, {paid:,} paid, ${dollars:,.2f}, over "
+                f"${limit:,.2f}"
+            )
+        doc["over_fail_amount"] = fail_over is not None and dollars > fail_over
+    else:
+        doc["over_fail_amount"] = False
+    doc["warnings"] = warnings
+    doc["days"] = [days[d] for d in dates]
+    return doc
+
+
+def _tool_view(
+    target: str,
+    records: list[Mapping[str, Any]],
+    days: dict[str, dict[str, Any]],
+    unreadable: Iterable[str],
+    pending: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    chosen: dict[str, Any] = {**_zero_counts(), "dollars": 0.0}
+    alts = {name: {**_zero_counts(), "dollars": 0.0} for name in ("exact_paths", "wildcard_all")}
+    view: dict[str, Any] = {
+        "target": target,
+        "deploys": len(records),
+        "resumed": sum(1 for r in records if r.get("resumed")),
+        "uploaded_files": sum(r["uploads"]["files"] for r in records),
+        "uploaded_bytes": sum(r["uploads"]["bytes"] for r in records),
+        "deletes": sum(r["deletes"] for r in records),
+        "changed_urls": sum(r["changed_urls"] for r in records),
+    }
+    for r in records:
+        _add(chosen, r)
+        for name, total in alts.items():
+            _add(total, r["alternatives"][name])
+        day = days.get(parse_iso(r["started_at"]).date().isoformat())
+        if day is not None:
+            day["tool_deploys"] += 1
+            day["tool_paths"] += r["paths"]
+    view.update(chosen)
+    view["alternatives"] = alts
+    view["savings"] = {
+        # Against "/*" on every deploy: the cached URLs it would have emptied needlessly.
+        "needless_misses_vs_wildcard_all": alts["wildcard_all"]["needless_misses"]
+        - chosen["needless_misses"],
+        # Against one path per changed URL: the paths and dollars the wildcards saved.
+        "paths_vs_exact_paths": alts["exact_paths"]["paths"] - chosen["paths"],
+        "dollars_vs_exact_paths": round(alts["exact_paths"]["dollars"] - chosen["dollars"], 6),
+    }
+    view["unreadable_records"] = list(unreadable)
+    view["pending"] = dict(pending) if pending else None
+    return view
