@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 LEDGER_DIR = "ledger"
 RECORD_VERSION = 1
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
+_TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
 def iso(when: dt.datetime) -> str:
@@ -34,6 +37,10 @@ def iso(when: dt.datetime) -> str:
 
 
 def parse_iso(text: str) -> dt.datetime:
+    """The inverse of ``iso``; ValueError on anything else (strptime alone would take
+    unpadded fields, which would not sort)."""
+    if not isinstance(text, str) or not _TIME_TEXT.fullmatch(text):
+        raise ValueError(f"not a UTC time YYYY-MM-DDTHH:MM:SSZ: {text!r}")
     return dt.datetime.strptime(text, _TIME).replace(tzinfo=dt.UTC)
 
 
@@ -171,6 +178,8 @@ def _valid(data: bytes) -> dict | None:
         if not isinstance(rec, dict) or rec.get("version") != RECORD_VERSION:
             return None
         parse_iso(rec["started_at"])
+        if not isinstance(rec["deploy_id"], str) or not rec["deploy_id"]:
+            return None
         ints = [rec[k] for k in _COUNTS] + [rec["uploads"]["files"], rec["uploads"]["bytes"]]
         ints += [rec["deletes"], rec["changed_urls"]]
         for alt in ("exact_paths", "wildcard_all"):
@@ -180,6 +189,6 @@ def _valid(data: bytes) -> dict | None:
         return None
     if not all(type(x) is int and x >= 0 for x in ints):
         return None
-    if not all(type(x) in (int, float) and x >= 0 for x in dollars):
+    if not all(type(x) in (int, float) and math.isfinite(x) and x >= 0 for x in dollars):
         return None
     return rec

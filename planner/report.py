@@ -13,17 +13,20 @@ from typing import Any, Iterable, Mapping
 from .budget import AccountInvalidations, month_of, month_start
 from .ledger import billable, parse_iso
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH = re.compile(r"[1-9]\d{3}-(0[1-9]|1[0-2])")
 # At the very start of a month, one deploy would project to a huge month: the pace is taken
 # over at least one day.
 MIN_ELAPSED_DAYS = 1.0
-FAIL_OVER_EXIT = 3  # `report --fail-over`: the projection passed the amount
+FAIL_OVER_EXIT = 3
+FIRST_MONTH = "2008-11"  # CloudFront's launch: no month before it has anything to report  # `report --fail-over`: the projection passed the amount
 
 
 def parse_month(text: str, now: dt.datetime) -> str:
     """``YYYY-MM`` not after ``now``'s month; ValueError with a readable message otherwise."""
-    if not MONTH.match(text):
+    if not MONTH.fullmatch(text):
         raise ValueError(f"{text!r} is not a month (YYYY-MM)")
+    if text < FIRST_MONTH:
+        raise ValueError(f"{text} is before CloudFront existed ({FIRST_MONTH})")
     if text > month_of(now):
         raise ValueError(f"{text} has not started yet (now is {month_of(now)})")
     return text
