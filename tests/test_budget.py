@@ -698,3 +698,122 @@ def test_local_backend_counts_its_log_of_the_month(tmp_path):
     u = b.usage(month, ("local",))
     assert (u.paths_used, u.source) == (3, "local invalidation log")
     assert b.usage("1999-01", ("local",)).paths_used == 0
+
+
+# --- _invalidations: the early stop on newest-first pages (fake) ------------------------------
+
+
+JAN_2 = dt.datetime(2025, 1, 2, tzinfo=UTC)
+
+
+def _old_and_new(n_old: int, n_month: int) -> list[Inv]:
+    """``n_old`` completed invalidations of January (one path each), then ``n_month`` of
+    March (two paths, one wildcard each); oldest first."""
+    old = [
+        Inv(f"OLD{i}", [f"/old{i}"], created=JAN_2 + dt.timedelta(hours=i))
+        for i in range(n_old)
+    ]
+    new = [
+        Inv(f"MAR{i}", [f"/m{i}", f"/m{i}/*"], created=IN_MARCH + dt.timedelta(hours=i))
+        for i in range(n_month)
+    ]
+    return old + new
+
+
+def _pages(n_items: int, page_size: int) -> int:
+    return -(-n_items // page_size)
+
+
+@pytest.mark.parametrize("n_month", [1, 2, 3, 5])
+def test_newest_first_listing_stops_once_a_page_reaches_before_the_month(n_month):
+    invs = _old_and_new(40, n_month)
+    fake = FakeCloudFront({"E1": invs}, page_size=2)
+    u = usage_of(fake, targets=("E1",))
+
+    assert u.paths_used == 2 * n_month
+    assert u.per_distribution["E1"] == {
+        "invalidations": n_month, "paths": 2 * n_month, "wildcards": n_month
+    }
+    every_page = _pages(len(invs), 2)
+    calls = fake.calls["list_invalidations"]
+    assert calls < every_page
+    # The pages holding the month's invalidations, and at most one more.
+    assert calls <= _pages(n_month, 2) + 1
+    # Old completed invalidations cost no GetInvalidation.
+    assert fake.calls["get_invalidation"] == n_month
+
+
+def test_the_early_stop_is_per_distribution_and_reads_the_month_of_each():
+    fake = FakeCloudFront(
+        {"E1": _old_and_new(30, 3), "E2": _old_and_new(10, 0), "E3": _old_and_new(0, 4)},
+        page_size=2,
+    )
+    u = usage_of(fake)
+    assert u.paths_used == 2 * 3 + 2 * 4
+    assert u.per_distribution["E2"]["invalidations"] == 0
+    assert u.per_distribution["E3"]["invalidations"] == 4
+    assert fake.calls["list_invalidations"] < _pages(33, 2) + _pages(10, 2) + _pages(4, 2)
+
+
+def test_a_past_month_is_found_below_newer_pages_and_listing_stops_after_it():
+    # Newest first: April's and March's pages, then February's, then January's.
+    def day(month: int, hour: int) -> dt.datetime:
+        return dt.datetime(2025, month, 10, hour, tzinfo=UTC)
+
+    invs = [
+        *(Inv(f"JAN{i}", ["/j"], created=day(1, i)) for i in range(10)),
+        *(Inv(f"FEB{i}", ["/f", "/f/*"], created=day(2, i)) for i in range(3)),
+        *(Inv(f"MAR{i}", ["/m"], created=day(3, i)) for i in range(6)),
+    ]
+    fake = FakeCloudFront({"E1": invs}, page_size=2)
+    u = usage_of(fake, month="2025-02", targets=("E1",))
+    assert u.paths_used == 6
+    assert u.per_distribution["E1"] == {"invalidations": 3, "paths": 6, "wildcards": 3}
+    assert fake.calls["list_invalidations"] < _pages(len(invs), 2)
+    assert fake.calls["get_invalidation"] == 3  # neither March's nor January's are read
+
+
+def test_an_invalidation_in_progress_from_just_before_the_month_is_still_listed():
+    # Newest first, two a page: [MAR, FEB_DONE] then [LATE, OLD...]. The first page already
+    # reaches before March 1st; only the one-day margin keeps the listing going to LATE.
+    invs = [
+        *(Inv(f"OLD{i}", ["/o"], created=dt.datetime(2025, 1, 5, i, tzinfo=UTC)) for i in range(8)),
+        Inv(
+            "LATE",
+            ["/a/*", "/b/*", "/c"],
+            status="InProgress",
+            created=dt.datetime(2025, 2, 28, 6, 0, tzinfo=UTC),
+        ),
+        Inv("FEB_DONE", ["/x"], created=dt.datetime(2025, 2, 28, 18, 0, tzinfo=UTC)),
+        Inv("MAR", ["/m"], created=dt.datetime(2025, 3, 1, 9, 0, tzinfo=UTC)),
+    ]
+    fake = FakeCloudFront({"E1": invs}, page_size=2)
+    u = usage_of(fake, month=MARCH, targets=("E1",))
+    assert u.paths_used == 1  # LATE and FEB_DONE are February's
+    assert (u.wildcards_in_progress, u.files_in_progress) == (2, 1)
+    assert fake.calls["get:E1/LATE"] == 1
+    assert fake.calls["get:E1/FEB_DONE"] == 0  # completed and February's: not read
+    assert fake.calls["list_invalidations"] < _pages(len(invs), 2)
+
+
+@dataclass
+class OldestFirstCloudFront(FakeCloudFront):
+    """The strict fake, listing oldest first as moto does (the fake lists its lists reversed)."""
+
+    def __post_init__(self) -> None:
+        self.dists = {d: list(reversed(invs)) for d, invs in self.dists.items()}
+
+
+def test_an_oldest_first_listing_is_read_to_the_last_page():
+    invs = _old_and_new(20, 3)
+    fake = OldestFirstCloudFront({"E1": invs}, page_size=2)
+    first = fake.list_invalidations(DistributionId="E1", MaxItems="2")["InvalidationList"]
+    assert [i["Id"] for i in first["Items"]] == ["OLD0", "OLD1"]  # the variant is oldest first
+    fake.calls.clear()
+
+    u = usage_of(fake, targets=("E1",))
+    assert u.paths_used == 6
+    assert u.per_distribution["E1"] == {"invalidations": 3, "paths": 6, "wildcards": 3}
+    assert fake.calls["list_invalidations"] == _pages(len(invs), 2)
+    assert fake.calls["get_invalidation"] == 3
+
