@@ -101,6 +101,7 @@ def build_report(
         "account": None,
         "tool": None,
         "projection": None,
+        "over_fail_amount": False,
         "warnings": [],
         "days": [],
     }
@@ -185,8 +186,6 @@ def build_report(
                 f"${limit:,.2f}"
             )
         doc["over_fail_amount"] = fail_over is not None and dollars > fail_over
-    else:
-        doc["over_fail_amount"] = False
     doc["warnings"] = warnings
     doc["days"] = [days[d] for d in dates]
     return doc
