@@ -817,3 +817,57 @@ def test_an_oldest_first_listing_is_read_to_the_last_page():
     assert fake.calls["list_invalidations"] == _pages(len(invs), 2)
     assert fake.calls["get_invalidation"] == 3
 
+
+
+# --- report sources: the account view without permission to list ---------------------------
+
+
+@pytest.mark.parametrize(
+    "denied",
+    [
+        ("list_distributions",),  # no cloudfront:ListDistributions
+        ("get_invalidation",),  # may list, not read an invalidation's paths
+    ],
+)
+def test_report_without_permission_to_list_has_no_account_view_but_the_ledger(aws, denied):
+    from planner import ledger
+    from planner.report import build_report
+    from planner.report_sources import read_sources
+
+    dist = create_distribution(aws.cloudfront, "site")
+    month = invalidate(aws.cloudfront, dist, ["/a", "/b/*"], "another-tool")
+    store = s3_backend(aws).store
+    record = {
+        "version": 1, "deploy_id": "d1", "started_at": f"{month}-02T10:00:00Z",
+        "uploads": {"files": 3, "bytes": 300}, "deletes": 1, "changed_urls": 4,
+        "paths": 2, "wildcards": 1, "needless_misses": 5, "paid_paths": 0, "dollars": 0.0,
+        "alternatives": {
+            name: {"paths": p, "wildcards": w, "needless_misses": m, "paid_paths": 0, "dollars": 0.0}
+            for name, p, w, m in (("exact_paths", 4, 0, 0), ("wildcard_all", 1, 1, 40))
+        },
+    }
+    assert ledger.write(store, record)
+    clients = SimpleNamespace(s3=aws.s3, cloudfront=Denied(aws.cloudfront, denied))
+
+    src = read_sources("s3://site", month, clients)  # type: ignore[arg-type]
+
+    assert src.account is None
+    assert [r["deploy_id"] for r in src.records] == ["d1"]
+    assert "AccessDenied" in src.notes[0]
+    doc = build_report(
+        month=month, now=dt.datetime.now(dt.UTC), account=src.account, records=src.records,
+        target=src.target, notes=src.notes,
+    )
+    assert doc["account"] is None and doc["tool"]["paths"] == 2
+    assert doc["projection"]["basis"] == "tool"
+    assert any("AccessDenied" in w for w in doc["warnings"])
+
+
+def test_report_without_a_target_does_not_hide_access_denied(aws, tmp_path, monkeypatch):
+    from planner.report_sources import read_sources
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    clients = SimpleNamespace(cloudfront=Denied(aws.cloudfront))
+    with pytest.raises(AwsError) as err:  # nothing to show without the account: an error
+        read_sources(None, "2025-03", clients)  # type: ignore[arg-type]
+    assert err.value.code == "AccessDenied"
