@@ -39,6 +39,31 @@ class Site:
         return f"s3://{self.bucket}/{prefix.rstrip('/')}" if prefix else f"s3://{self.bucket}"
 
 
+@pytest.fixture
+def s3_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An S3 client on moto in process (no server); fake credentials, and no endpoint,
+    profile or role of the machine."""
+    import boto3
+    from moto import mock_aws
+
+    for var in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.client("s3", region_name="us-east-1")
+
+
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
     """A moto server for the whole session, on a free port of 127.0.0.1, over HTTP."""

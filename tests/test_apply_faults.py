@@ -180,7 +180,7 @@ def test_interrupted_deploy_then_a_revert_converges_to_the_old_build(tmp_path):
         log = invalidated(str(target))
         store = LocalBackend(LocalTarget(str(target))).store
         assert store.read(JOURNAL_NAME) == (None, None)
-        touched_before_crash = {"/about/", "/about/index.html", "/css/a.css", "/new.html"}
+        touched_before_crash = {"/about/", "/about/index.html", "/css/a.css", "/js/x.js", "/new.html"}
         if k >= 2:  # the journal and at least one upload happened
             assert log, f"step {k}: nothing invalidated after a partial deploy"
         # and nothing beyond what the two builds touched
@@ -188,6 +188,7 @@ def test_interrupted_deploy_then_a_revert_converges_to_the_old_build(tmp_path):
 
         others = {"/", "/index.html", "/img/logo.svg"}
         assert not any(covers(p, u) for p in log for u in others), log
+        assert all(any(covers(p, u) for u in touched_before_crash) for p in log), log
 
 
 def test_crash_twice_then_converge(tmp_path):
