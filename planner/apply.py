@@ -30,6 +30,11 @@ from .headers import is_page
 from .plan import JOURNAL_NAME, Journal, Plan, Upload
 
 Log = Callable[[str], None]
+Check = Callable[[], None]  # raises when this run may no longer write (the deploy lock)
+
+
+def _no_check() -> None:
+    return None
 
 
 @dataclass
@@ -41,7 +46,8 @@ class Result:
     resumed: str | None = None  # deploy id whose pending work was finished first
 
 
-def _upload_one(plan: Plan, backend: Backend, up: Upload) -> None:
+def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
+    check()
     path = os.path.join(plan.site, *up.key.split("/"))
     if up.size < MULTIPART_THRESHOLD:
         with open(path, "rb") as f:
@@ -56,11 +62,13 @@ def _upload_one(plan: Plan, backend: Backend, up: Upload) -> None:
             raise ScanError(f"{up.key} changed while it was uploaded; build again and rerun")
 
 
-def _upload_all(plan: Plan, backend: Backend, ups: list[Upload], workers: int) -> None:
+def _upload_all(
+    plan: Plan, backend: Backend, ups: list[Upload], workers: int, check: Check
+) -> None:
     if not ups:
         return
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_upload_one, plan, backend, u) for u in ups]
+        futures = [pool.submit(_upload_one, plan, backend, u, check) for u in ups]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for fut in pending:
             fut.cancel()
@@ -115,12 +123,14 @@ def finish(
     log: Log = lambda _: None,
     waiting: Waiting | None = None,
     resumed: bool = False,
+    check: Check = _no_check,
 ) -> None:
     """Steps 5-8 for a committed deploy; safe to repeat (same CallerReference, idempotent
     deletes, a create-only ledger record). A distribution deleted since the record was written
     has nothing cached: skipped."""
     waiting = waiting or Waiting()
     made: dict[str, str] = {}
+    check()
     if journal.paths:
         for dist in journal.distribution_ids:
             try:
@@ -131,6 +141,7 @@ def finish(
                 log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
             result.invalidations.update(made)
     if journal.deletes:
+        check()
         backend.delete(list(journal.deletes))
         result.deleted += len(journal.deletes)
     if journal.record is not None:
@@ -146,11 +157,14 @@ def apply_plan(
     workers: int = 8,
     log: Log = lambda _: None,
     waiting: Waiting | None = None,
+    check: Check = _no_check,
 ) -> Result:
+    """Carry out ``plan``; ``check`` is called before each write and raises to stop (the
+    deploy lock's guard)."""
     result = Result()
     if plan.resume is not None:
         log(f"finishing interrupted deploy {plan.resume.deploy_id} first")
-        finish(plan.resume, backend, result, log, waiting, resumed=True)
+        finish(plan.resume, backend, result, log, waiting, resumed=True, check=check)
         result.resumed = plan.resume.deploy_id
     if not plan.has_work:
         return result
@@ -169,19 +183,21 @@ def apply_plan(
         caller_reference=inv.caller_reference,
         record=ledger.draft(plan, waiting.now()),
     )
+    check()
     backend.store.write(JOURNAL_NAME, journal.dumps())
 
     assets = [u for u in plan.uploads if not is_page(u.content_type)]
     pages = [u for u in plan.uploads if is_page(u.content_type)]
     log(f"uploading {len(assets)} assets, then {len(pages)} pages (HTML/XML)")
-    _upload_all(plan, backend, assets, workers)
-    _upload_all(plan, backend, pages, workers)
+    _upload_all(plan, backend, assets, workers, check)
+    _upload_all(plan, backend, pages, workers, check)
     result.uploaded = len(plan.uploads)
     result.uploaded_bytes = plan.upload_bytes
 
+    check()
     commit_manifest(backend.store, plan.manifest, plan.previous_version)
     log(f"committed manifest {plan.deploy_id}")
     if inv.must_wait:
         log("CloudFront has too many invalidations in progress: waiting (--wait-timeout)")
-    finish(journal, backend, result, log, waiting)
+    finish(journal, backend, result, log, waiting, check=check)
     return result

@@ -22,7 +22,8 @@ class Clients:
 
     profile: str | None = None
     region: str | None = None
-    max_attempts: int = 5
+    max_attempts: int = 5  # botocore's retries: every attempt, the first included
+    retry_mode: str = "standard"  # or "adaptive" (client-side rate limiting too)
 
     @cached_property
     def session(self) -> Any:
@@ -35,7 +36,7 @@ class Clients:
         from botocore.config import Config
 
         return Config(
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
             max_pool_connections=64,
         )
 

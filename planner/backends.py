@@ -56,6 +56,8 @@ class Backend(Protocol):
 
     def invalidations(self, month: str) -> AccountInvalidations: ...
 
+    def list_site(self) -> dict[str, int]: ...
+
 
 class LocalBackend:
     """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log."""
@@ -107,6 +109,18 @@ class LocalBackend:
                 except OSError:
                     break
                 folder = os.path.dirname(folder)
+
+    def list_site(self) -> dict[str, int]:
+        """key -> size of every file in the folder but the tool's state."""
+        out: dict[str, int] = {}
+        for here, dirs, files in os.walk(self.root):
+            if here == self.root:
+                dirs[:] = [d for d in dirs if d != STATE_DIR]
+            rel = os.path.relpath(here, self.root)
+            for name in files:
+                key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
+                out[key] = os.lstat(os.path.join(here, name)).st_size
+        return out
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Any name will do: the local log plays every distribution."""
@@ -170,10 +184,14 @@ class S3Backend:
 
     default_distributions: tuple[str, ...] = ()
 
-    def __init__(self, target: S3Target, clients: Clients, read_only: bool = False) -> None:
+    def __init__(
+        self, target: S3Target, clients: Clients, read_only: bool = False, acl: str | None = None
+    ) -> None:
         self.target = target
         self.clients = clients
         self.read_only = read_only  # plan / --dry-run: not even the count cache is written
+        # Canned ACL of site files only: state objects go through the store, which sets none.
+        self.site_args: dict[str, str] = {"ACL": acl} if acl else {}
         self.bucket = target.bucket
         self.prefix = target.prefix
         self._store: S3Store | None = None
@@ -192,6 +210,7 @@ class S3Backend:
                 Body=data,
                 ContentType=content_type,
                 CacheControl=cache_control,
+                **self.site_args,
             )
 
     def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None:
@@ -203,7 +222,11 @@ class S3Backend:
                 path,
                 self.bucket,
                 self.prefix + key,
-                ExtraArgs={"ContentType": content_type, "CacheControl": cache_control},
+                ExtraArgs={
+                    "ContentType": content_type,
+                    "CacheControl": cache_control,
+                    **self.site_args,
+                },
                 Config=config,
             )
 
@@ -222,6 +245,21 @@ class S3Backend:
                     f"delete s3://{self.bucket}/{first.get('Key')}: {first.get('Code')}: "
                     f"{first.get('Message')} ({len(errors)} keys failed)"
                 )
+
+    def list_site(self) -> dict[str, int]:
+        """key (prefix removed) -> size of every object under the prefix but the state."""
+        out: dict[str, int] = {}
+        state = self.prefix + STATE_DIR + "/"
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+        while True:
+            with aws_errors(f"list s3://{self.bucket}/{self.prefix}"):
+                resp = self.clients.s3.list_objects_v2(**args)
+            for item in resp.get("Contents", []):
+                if not item["Key"].startswith(state):
+                    out[item["Key"][len(self.prefix) :]] = item["Size"]
+            if not resp.get("IsTruncated"):
+                return out
+            args["ContinuationToken"] = resp["NextContinuationToken"]
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Fail (NoSuchDistribution, AccessDenied...) before anything is written, so a mistyped
@@ -310,9 +348,14 @@ class _GuardedS3Store(S3Store):
             return super().list(prefix)
 
 
-def make_backend(target: Target, clients: Clients | None = None, read_only: bool = False) -> Backend:
+def make_backend(
+    target: Target,
+    clients: Clients | None = None,
+    read_only: bool = False,
+    acl: str | None = None,
+) -> Backend:
     """The backend for ``target``; ``read_only`` for plans (the local backend writes nothing
-    while planning anyway)."""
+    while planning anyway); ``acl`` for uploaded site files on S3 (never state objects)."""
     if isinstance(target, LocalTarget):
         return LocalBackend(target)
-    return S3Backend(target, clients or Clients(), read_only)
+    return S3Backend(target, clients or Clients(), read_only, acl)

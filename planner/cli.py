@@ -59,12 +59,34 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
                      default="table", show_default=True),
         click.option("--verbose", "-v", is_flag=True, help="List every upload, delete and path."),
-        click.option("--profile", default=None, help="AWS profile."),
-        click.option("--region", default=None, help="AWS region of the bucket."),
+        click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
+                     help="Canned ACL of uploaded site files (never of the tool's own state "
+                          "objects)  [default: none: the bucket's setting]"),
+        *aws_options(),
     ]
     for opt in reversed(opts):
         func = opt(func)
     return func
+
+
+def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """Options of every command that may talk to AWS."""
+    return [
+        click.option("--profile", default=None, help="AWS profile."),
+        click.option("--region", default=None, help="AWS region of the bucket."),
+        click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]),
+                     default="standard", show_default=True,
+                     help="botocore's retry mode for throttling and transient errors."),
+        click.option("--max-attempts", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="Attempts per AWS request (botocore's retries), the first included."),
+    ]
+
+
+def clients_of(kw: dict[str, Any]):
+    from .aws import Clients
+
+    return Clients(profile=kw["profile"], region=kw["region"], max_attempts=kw["max_attempts"],
+                   retry_mode=kw["retry_mode"])
 
 
 def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -82,16 +104,13 @@ def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _prepare(kw: dict[str, Any], read_only: bool = False):
-    from .aws import Clients
     from .backends import make_backend
     from .plan import Options
     from .targets import check_apart, parse_target
 
     target = parse_target(kw["target"])
     check_apart(kw["site"], target)
-    backend = make_backend(
-        target, Clients(profile=kw["profile"], region=kw["region"]), read_only=read_only
-    )
+    backend = make_backend(target, clients_of(kw), read_only=read_only, acl=kw["acl"])
     options = Options(
         cache_control=kw["cache_control"],
         excludes=tuple(kw["excludes"]),
@@ -149,8 +168,11 @@ def plan(**kw: Any) -> None:
 @cli.command()
 @_options
 @click.option("--dry-run", is_flag=True, help="Only show the plan (same as `planner plan`).")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait while another deploy holds the target's lock (0: fail at "
+                   "once, exit 4).")
 @_errors
-def deploy(dry_run: bool, **kw: Any) -> None:
+def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
     """Upload what changed, commit the manifest, invalidate, delete what was removed.
 
     \b
@@ -159,20 +181,34 @@ def deploy(dry_run: bool, **kw: Any) -> None:
     """
     from . import render
     from .apply import Waiting, apply_plan
-    from .plan import build_plan
+    from .lock import DeployLock
+    from .plan import build_plan, state_unchanged
 
     backend, options = _prepare(kw, read_only=dry_run)
     the_plan = build_plan(kw["site"], backend, options, __version__)
-    if kw["fmt"] != "json":
-        _show(the_plan, kw["fmt"], kw["verbose"])
-    if dry_run:
-        if kw["fmt"] == "json":
-            _show(the_plan, "json", kw["verbose"])
-        return
     log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
-    result = apply_plan(
-        the_plan, backend, workers=kw["workers"], log=log, waiting=Waiting(kw["wait_timeout"])
-    )
+    if not dry_run and (the_plan.has_work or the_plan.resume is not None):
+        # Every bad input (build, manifest, distribution ids) is refused before the lock is
+        # taken, so a refused deploy writes nothing at all. Under the lock the state is read
+        # again: if another deploy finished meanwhile, the plan is made again against it.
+        if the_plan.invalidation.paths:
+            backend.check_distributions(the_plan.invalidation.distribution_ids)
+        with DeployLock(backend.store, "deploy", timeout=lock_timeout, log=log) as lock:
+            if not state_unchanged(backend, the_plan):
+                log("the target changed while planning (another deploy finished): planning again")
+                the_plan = build_plan(kw["site"], backend, options, __version__)
+            if kw["fmt"] != "json":
+                _show(the_plan, kw["fmt"], kw["verbose"])
+            lock.what = f"deploy {the_plan.deploy_id}"
+            lock.keep_alive()  # renewed in a thread from here (hashing is done)
+            result = apply_plan(the_plan, backend, workers=kw["workers"], log=log,
+                                waiting=Waiting(kw["wait_timeout"]), check=lock.check)
+    else:
+        if kw["fmt"] != "json" or dry_run:
+            _show(the_plan, kw["fmt"], kw["verbose"])
+        if dry_run:
+            return
+        result = apply_plan(the_plan, backend)  # nothing to do: writes nothing
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
     else:
@@ -180,11 +216,39 @@ def deploy(dry_run: bool, **kw: Any) -> None:
                    + ("" if kw["fmt"] == "table" else "**"))
 
 
+@cli.command()
+@click.option("--target", "-t", required=True, metavar="TARGET",
+              help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
+@click.option("--profile", default=None, help="AWS profile.")
+@click.option("--region", default=None, help="AWS region of the bucket.")
+@_errors
+def unlock(target: str, profile: str | None, region: str | None) -> None:
+    """Remove the target's deploy lock by hand (when the deploy that held it is gone).
+
+    \b
+    Example:
+      planner unlock --target s3://my-bucket
+    """
+    from .aws import Clients
+    from .backends import make_backend
+    from .lock import unlock as remove_lock
+    from .targets import parse_target
+
+    backend = make_backend(parse_target(target), Clients(profile=profile, region=region))
+    held = remove_lock(backend.store)
+    if held is None:
+        click.echo(f"{backend.target.uri} was not locked")
+    else:
+        click.echo(f"removed the lock of {held.describe()} from {backend.target.uri}")
+
+
 from .cli_paths import paths  # noqa: E402 - the commands live in their own modules
 from .cli_report import report  # noqa: E402
+from .cli_verify import verify  # noqa: E402
 
 cli.add_command(paths)
 cli.add_command(report)
+cli.add_command(verify)
 
 
 def main() -> None:

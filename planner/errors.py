@@ -33,3 +33,15 @@ class InvalidationError(PlannerError):
 
 class BadPathList(PlannerError):
     """A list of URLs or keys (``planner paths`` input) cannot be read or parsed."""
+
+
+class TargetLocked(PlannerError):
+    """Another deploy holds the target's lock."""
+
+    exit_code = 4
+
+
+class LockLost(PlannerError):
+    """This run's lock was taken over or removed while it worked; it stopped before writing."""
+
+    exit_code = 4

@@ -24,7 +24,7 @@ from manifests.errors import ConflictError
 if TYPE_CHECKING:
     from manifests import Store
 
-    from .plan import Plan
+    from .plan import Invalidation, Plan
 
 LEDGER_DIR = "ledger"
 RECORD_VERSION = 1
@@ -53,20 +53,67 @@ def billable(paths_before: int, paths: int, free_per_month: int) -> int:
 def draft(plan: "Plan", started: dt.datetime) -> dict[str, Any]:
     """What a deploy will record, per distribution it invalidates; ``complete`` adds what
     happened. Pure."""
-    inv = plan.invalidation
+    return _draft(
+        kind="deploy",
+        deploy_id=plan.deploy_id,
+        previous_deploy_id=plan.previous_deploy_id,
+        target=plan.target,
+        tool_version=plan.manifest.tool_version,
+        started=started,
+        invalidation=plan.invalidation,
+        uploads=(len(plan.uploads), plan.upload_bytes),
+        deletes=len(plan.deletes),
+    )
+
+
+def draft_repair(
+    manifest: Any,
+    invalidation: "Invalidation",
+    uploads: tuple[int, int],
+    deletes: int,
+    started: dt.datetime,
+) -> dict[str, Any]:
+    """The record of ``verify --repair`` (what it re-uploaded, deleted and invalidated). Pure."""
+    return _draft(
+        kind="repair",
+        deploy_id=manifest.deploy_id,
+        previous_deploy_id=manifest.previous_deploy_id,
+        target=manifest.target,
+        tool_version=manifest.tool_version,
+        started=started,
+        invalidation=invalidation,
+        uploads=uploads,
+        deletes=deletes,
+    )
+
+
+def _draft(
+    *,
+    kind: str,
+    deploy_id: str,
+    previous_deploy_id: str | None,
+    target: str,
+    tool_version: str,
+    started: dt.datetime,
+    invalidation: "Invalidation",
+    uploads: tuple[int, int],
+    deletes: int,
+) -> dict[str, Any]:
+    inv = invalidation
     sol = inv.solution
     budget = inv.budget
     changed = sol.changed_urls
     return {
         "version": RECORD_VERSION,
-        "deploy_id": plan.deploy_id,
-        "previous_deploy_id": plan.previous_deploy_id,
-        "target": plan.target,
-        "tool_version": plan.manifest.tool_version,
+        "kind": kind,
+        "deploy_id": deploy_id,
+        "previous_deploy_id": previous_deploy_id,
+        "target": target,
+        "tool_version": tool_version,
         "started_at": iso(started),
         "distribution_ids": list(inv.distribution_ids),
-        "uploads": {"files": len(plan.uploads), "bytes": plan.upload_bytes},
-        "deletes": len(plan.deletes),
+        "uploads": {"files": uploads[0], "bytes": uploads[1]},
+        "deletes": deletes,
         "changed_urls": changed,
         "site_urls": inv.site_urls,
         "account_paths_before": budget.paths_used if budget else 0,
@@ -132,11 +179,12 @@ def complete(
 
 
 def record_name(record: Mapping[str, Any]) -> str:
-    """``ledger/YYYY-MM/YYYYMMDDTHHMMSSZ-<deploy id>.json``, by the deploy's start (UTC): the
-    same name whichever run finishes the deploy, so it is written once."""
+    """``ledger/YYYY-MM/YYYYMMDDTHHMMSSZ-<deploy id>[-repair].json``, by the start (UTC):
+    the same name whichever run finishes the deploy, so it is written once."""
     started = parse_iso(record["started_at"])
+    kind = "" if record.get("kind", "deploy") == "deploy" else f"-{record['kind']}"
     return (
-        f"{LEDGER_DIR}/{started:%Y-%m}/{started:%Y%m%dT%H%M%SZ}-{record['deploy_id']}.json"
+        f"{LEDGER_DIR}/{started:%Y-%m}/{started:%Y%m%dT%H%M%SZ}-{record['deploy_id']}{kind}.json"
     )
 
 

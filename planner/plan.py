@@ -153,6 +153,7 @@ class Plan:
     invalidation: Invalidation
     resume: Journal | None = None  # a committed deploy's unfinished invalidation/deletes
     sizes: dict[str, int] = field(default_factory=dict)  # bytes per diff group
+    journal_version: str | None = None  # store version of the pending record read, if any
 
     @property
     def deploy_id(self) -> str:
@@ -189,6 +190,7 @@ def compute_plan(
     key_prefix: str = "",
     default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
+    journal_version: str | None = None,
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate."""
@@ -290,6 +292,7 @@ def compute_plan(
         invalidation=invalidation,
         resume=resume,
         sizes=sizes,
+        journal_version=journal_version,
     )
 
 
@@ -360,8 +363,23 @@ def plan_invalidation(
 
 
 def read_journal(backend: Backend) -> Journal | None:
-    data, _ = backend.store.read(JOURNAL_NAME)
-    return None if data is None else Journal.loads(data)
+    return _read_journal(backend)[0]
+
+
+def _read_journal(backend: Backend) -> tuple[Journal | None, str | None]:
+    data, version = backend.store.read(JOURNAL_NAME)
+    return (None, None) if data is None else (Journal.loads(data), version)
+
+
+def state_unchanged(backend: Backend, plan: Plan) -> bool:
+    """The manifest and the pending record are still those ``plan`` was made against (read
+    again once the deploy lock is held: another deploy may have finished meanwhile)."""
+    from manifests.stores import MANIFEST_NAME
+
+    return (
+        backend.store.read(MANIFEST_NAME)[1] == plan.previous_version
+        and backend.store.read(JOURNAL_NAME)[1] == plan.journal_version
+    )
 
 
 @contextlib.contextmanager
@@ -390,7 +408,7 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
 
     def read_state() -> None:
         state["previous"], state["version"] = load_manifest(backend.store, target)
-        state["journal"] = read_journal(backend)
+        state["journal"], state["journal_version"] = _read_journal(backend)
 
     # The stored state is read while helper processes hash the build (same result, same
     # errors first, as reading it before the scan).
@@ -413,6 +431,7 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
         tool_version=tool_version,
         key_prefix=getattr(backend.target, "prefix", ""),
         default_distributions=backend.default_distributions,
+        journal_version=state["journal_version"],  # type: ignore[arg-type]
         usage=lambda: backend.usage(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,

@@ -202,7 +202,8 @@ def _tool_view(
     alts = {name: {**_zero_counts(), "dollars": 0.0} for name in ("exact_paths", "wildcard_all")}
     view: dict[str, Any] = {
         "target": target,
-        "deploys": len(records),
+        "deploys": sum(1 for r in records if r.get("kind", "deploy") == "deploy"),
+        "repairs": sum(1 for r in records if r.get("kind") == "repair"),
         "resumed": sum(1 for r in records if r.get("resumed")),
         "uploaded_files": sum(r["uploads"]["files"] for r in records),
         "uploaded_bytes": sum(r["uploads"]["bytes"] for r in records),
@@ -215,7 +216,7 @@ def _tool_view(
             _add(total, r["alternatives"][name])
         day = days.get(parse_iso(r["started_at"]).date().isoformat())
         if day is not None:
-            day["tool_deploys"] += 1
+            day["tool_deploys"] += r.get("kind", "deploy") == "deploy"
             day["tool_paths"] += r["paths"]
     view.update(chosen)
     view["alternatives"] = alts

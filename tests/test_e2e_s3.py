@@ -467,23 +467,29 @@ def test_empty_build_folder_is_refused_and_nothing_is_deleted(
 
 
 def test_state_objects_never_get_a_public_acl(moto, site, public):
-    # Every version of every state object the deploys wrote, the pending record included
-    # (it is deleted at the end of a deploy, but the versioned bucket keeps what was written).
-    deploy(moto, public, site)
+    # Site files public (--acl public-read); every version of every state object the deploys
+    # wrote (the pending record and the lock included: they are deleted at the end of a
+    # deploy, but the versioned bucket keeps what was written) private.
+    deploy(moto, public, site, "--acl", "public-read")
     (public / "index.html").write_text("<h1>v2</h1>\n", encoding="utf-8")
     (public / "js" / "app.js").unlink()
-    deploy(moto, public, site)
+    deploy(moto, public, site, "--acl", "public-read")
 
+    for key in site_objects(moto.s3, site.bucket):
+        acl = moto.s3.get_object_acl(Bucket=site.bucket, Key=key)
+        assert [g["Permission"] for g in acl["Grants"]
+                if g["Grantee"].get("URI") in PUBLIC_GRANTEES] == ["READ"], key
     written = [(key, vid) for kind, key, vid in history(moto.s3, site.bucket)
                if kind == "version" and key.startswith(".planner/")]
-    # the manifest, the pending record, the cache of invalidation path counts, and one ledger
-    # record per deploy
+    # the manifest, the pending record, the lock, the cache of invalidation path counts, and
+    # one ledger record per deploy
     names = sorted({key for key, _ in written})
     assert [k for k in names if not k.startswith(".planner/ledger/")] == [
-        ".planner/invalidation-counts.json", MANIFEST, ".planner/pending.json"
+        ".planner/invalidation-counts.json", ".planner/lock.json", MANIFEST,
+        ".planner/pending.json",
     ]
-    assert len(names) == 5
-    assert len(written) >= 6  # two deploys: each a pending record, a manifest and a record
+    assert len(names) == 6
+    assert len(written) >= 8  # two deploys: each a lock, a pending record, a manifest, a record
     for key, vid in written:
         acl = moto.s3.get_object_acl(Bucket=site.bucket, Key=key, VersionId=vid)
         assert [g for g in acl["Grants"] if g["Grantee"].get("URI") in PUBLIC_GRANTEES] == [], key

@@ -1,0 +1,121 @@
+"""``planner verify``: compare the target with its manifest; ``--repair SITE`` fixes it.
+The command parses, calls :mod:`planner.verify`, and renders."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .cli import _errors, aws_options, clients_of
+
+
+def to_dict(v) -> dict[str, Any]:
+    inv = v.invalidation
+    return {
+        "target": v.target,
+        "deploy_id": v.deploy_id,
+        "checked": v.checked,
+        "drift": [
+            {"key": d.key, "problem": d.problem, "manifest_size": d.manifest_size,
+             "target_size": d.target_size}
+            for d in v.drift
+        ],
+        "repaired": v.repaired,
+        "deleted": v.deleted,
+        "not_repairable": [{"key": k, "why": why} for k, why in v.not_repairable],
+        "invalidation": None if inv is None else {
+            "paths": list(inv.paths),
+            "distribution_ids": list(inv.distribution_ids),
+            "ids": v.invalidation_ids,
+        },
+        "clean": v.clean,
+    }
+
+
+def to_text(v, repairing: bool) -> str:
+    from tabulate import tabulate
+
+    out = [f"Verify {v.target} (deploy {v.deploy_id or '-'}): {v.checked} keys in the manifest"]
+    if not v.drift:
+        out.append("no drift: the target holds exactly what the manifest records")
+        return "\n".join(out) + "\n"
+    fixed = set(v.repaired) | set(v.deleted)
+    why = dict(v.not_repairable)
+    rows = []
+    for d in v.drift:
+        row = [d.key, d.problem, "-" if d.manifest_size is None else d.manifest_size,
+               "-" if d.target_size is None else d.target_size]
+        if repairing:
+            row.append(("deleted" if d.key in v.deleted else "re-uploaded") if d.key in fixed
+                       else f"left: {why.get(d.key, '')}")
+        rows.append(row)
+    headers = ["key", "problem", "manifest size", "target size"] + (["repair"] if repairing else [])
+    out.append(tabulate(rows, headers=headers, tablefmt="simple"))
+    if v.invalidation is not None and v.invalidation.paths:
+        ids = ", ".join(f"{k}:{i}" for k, i in v.invalidation_ids.items()) or "not submitted"
+        out.append(f"invalidated {len(v.invalidation.paths)} paths ({ids})")
+    counts = {p: sum(d.problem == p for d in v.drift) for p in ("missing", "size", "extra")}
+    out.append(
+        f"drift: {counts['missing']} missing, {counts['size']} size mismatch, "
+        f"{counts['extra']} extra" + (f"; repaired {len(fixed)}" if repairing else "")
+    )
+    return "\n".join(out) + "\n"
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--target", "-t", required=True, metavar="TARGET",
+              help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
+@click.option("--repair", "site", metavar="SITE", default=None,
+              type=click.Path(file_okay=False, path_type=str),
+              help="Re-upload missing or wrong objects from this build folder (only files "
+                   "identical to the manifest's) and invalidate their URLs.")
+@click.option("--delete-extra", is_flag=True,
+              help="With --repair: delete objects the manifest does not have.")
+@click.option("--distribution", "-d", "distributions", multiple=True, metavar="ID",
+              help="With --repair: CloudFront distribution to invalidate (repeatable).")
+@click.option("--url-prefix", default="/", show_default=True,
+              help="URL path under which the target's root is served.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --repair: seconds to wait for the target's lock.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
+              help="With --repair: canned ACL of re-uploaded files.")
+@(lambda f: [f := o(f) for o in reversed(aws_options())][-1])
+@_errors
+def verify(target: str, site: str | None, delete_extra: bool, distributions: tuple[str, ...],
+           url_prefix: str, lock_timeout: float, fmt: str, acl: str | None, **kw: Any) -> None:
+    """Compare the target with its manifest (missing, extra, size); exit 5 on drift.
+
+    \b
+    Example:
+      planner verify --target s3://my-bucket --repair public -d E123ABC
+    """
+    from .backends import make_backend
+    from .lock import DeployLock
+    from .plan import Options
+    from .targets import check_apart, parse_target
+    from .verify import DRIFT_EXIT, repair, verify as check_target
+
+    parsed = parse_target(target)
+    if site is not None:
+        check_apart(site, parsed)
+    backend = make_backend(parsed, clients_of(kw), acl=acl)
+    if site is None:
+        _, found = check_target(backend)
+    else:
+        options = Options(url_prefix=url_prefix, distribution_ids=tuple(dict.fromkeys(distributions)))
+        with DeployLock(backend.store, "verify --repair", timeout=lock_timeout) as lock:
+            manifest, found = check_target(backend)
+            if found.drift:
+                lock.keep_alive()
+                found = repair(backend, manifest, found, site, options, delete_extra, lock.check)
+    if fmt == "json":
+        click.echo(json.dumps(to_dict(found), indent=2, ensure_ascii=False))
+    else:
+        click.echo(to_text(found, site is not None), nl=False)
+    if not found.clean:
+        sys.exit(DRIFT_EXIT)

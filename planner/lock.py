@@ -1,0 +1,266 @@
+"""The deploy lock: one deploy at a time per target, over the state store's conditional writes.
+
+Like Terraform's S3 state lock (``use_lockfile``): the lock is an object ``lock.json`` beside
+the manifest, created with If-None-Match: * (a create-only write, under a file lock on the
+local backend). It names its holder (deploy, host, process, start) and carries a lease that
+the holder renews while it works (If-Match on the lock's own version). A lock whose lease has
+expired, or whose holder is a process of this host that no longer runs, is taken over with
+If-Match on the version read, so two runs can never both take it. The holder removes it at the
+end, on errors too. A holder that can no longer renew (the lock was taken over or removed by
+hand) stops before its next write.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from manifests.errors import ConflictError
+from manifests.stores import ABSENT, Store
+
+from .errors import LockLost, TargetLocked
+
+LOCK_NAME = "lock.json"
+LEASE_SECONDS = 120.0
+RENEW_EVERY = 30.0
+POLL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Holder:
+    deploy: str  # what holds it: "deploy", "verify --repair"...
+    host: str
+    pid: int
+    started: str  # UTC, ISO 8601
+    expires: str  # UTC, ISO 8601: the lease
+    token: str  # random: tells this holder's lock from a later one of the same process
+    machine: str = ""  # hostname and boot id: "the same host" for the dead-process test
+    process_start: str = ""  # the process's start tick (Linux), so a reused pid is not alive
+
+    def dumps(self) -> bytes:
+        return json.dumps(asdict(self), indent=1).encode()
+
+    @classmethod
+    def loads(cls, data: bytes) -> "Holder | None":
+        try:
+            doc = json.loads(data)
+            return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        except (ValueError, TypeError):
+            return None
+
+    def describe(self) -> str:
+        return f"{self.deploy} on host {self.host} (pid {self.pid}) since {self.started}"
+
+
+def _iso(t: float) -> str:
+    return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _epoch(text: str) -> float:
+    return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC).timestamp()
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def this_machine() -> str:
+    """Hostname and boot id: two containers on one host have other hostnames (and other pid
+    namespaces); one host after a reboot has another boot id."""
+    return f"{socket.gethostname()}/{_boot_id()}"
+
+
+def process_start(pid: int) -> str:
+    """The start time of ``pid`` in clock ticks since boot (Linux); "" where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            stat = f.read()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else ""
+
+
+def process_alive(pid: int, started: str = "") -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, someone else's
+    except OSError:
+        return True  # cannot tell: assume alive (never take a live lock)
+    return not started or not process_start(pid) or process_start(pid) == started
+
+
+class DeployLock:
+    """Hold the target's lock while the ``with`` block runs; renew it in a thread once
+    ``keep_alive()`` is called (after hashing, which wants a single-threaded process)."""
+
+    def __init__(
+        self,
+        store: Store,
+        what: str = "deploy",
+        lease: float = LEASE_SECONDS,
+        timeout: float = 0.0,
+        log: Callable[[str], None] = lambda _: None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        alive: Callable[[int, str], bool] = process_alive,
+    ) -> None:
+        self.store, self.what, self.lease, self.timeout = store, what, lease, timeout
+        self.log, self.clock, self.sleep, self.alive = log, clock, sleep, alive
+        self.version: str | None = None
+        self.holder: Holder | None = None
+        self.lost: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._mutex = threading.Lock()
+
+    # --- taking and giving back --------------------------------------------------------------
+
+    def _mine(self, started: str | None = None) -> Holder:
+        now = self.clock()
+        return Holder(
+            deploy=self.what,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started=started or _iso(now),
+            expires=_iso(now + self.lease),
+            token=self.holder.token if self.holder else secrets.token_hex(8),
+            machine=this_machine(),
+            process_start=process_start(os.getpid()),
+        )
+
+    def acquire(self) -> None:
+        deadline = self.clock() + self.timeout
+        while True:
+            mine = self._mine()
+            try:
+                self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=ABSENT)
+                self.holder = mine
+                return
+            except ConflictError:
+                pass
+            data, version = self.store.read(LOCK_NAME)
+            if data is None:
+                continue  # released meanwhile: try again at once
+            other = Holder.loads(data)
+            stale = self._stale(other)
+            if stale:
+                try:
+                    self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=version)
+                except ConflictError:
+                    continue  # someone else took it over first
+                self.holder = mine
+                self.log(f"took over the lock of {other.describe() if other else 'an unreadable lock'}: {stale}")
+                return
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                assert other is not None
+                raise TargetLocked(
+                    f"target is locked by {other.describe()}; its lease runs to "
+                    f"{other.expires} (wait with --lock-timeout, or run `planner unlock` if that "
+                    "deploy is gone)"
+                )
+            self.sleep(min(POLL_SECONDS, remaining))
+
+    def _stale(self, other: Holder | None) -> str:
+        """Why ``other``'s lock may be taken over, or "" when it may not."""
+        if other is None:
+            return "it is not a lock this tool can read"
+        try:
+            if _epoch(other.expires) < self.clock():
+                return "its lease expired"
+        except ValueError:
+            return "its lease is unreadable"
+        if other.machine and other.machine == this_machine() and not self.alive(
+            other.pid, other.process_start
+        ):
+            return "its process no longer runs"
+        return ""
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.holder is None or self.lost:
+            return
+        with self._mutex:
+            data, _ = self.store.read(LOCK_NAME)
+            current = Holder.loads(data) if data is not None else None
+            if current is not None and current.token == self.holder.token:
+                self.store.remove(LOCK_NAME)
+            self.holder = None
+
+    # --- keeping it ---------------------------------------------------------------------------
+
+    def renew(self) -> None:
+        """Extend the lease (If-Match on our version); a lock taken over or removed is lost."""
+        with self._mutex:
+            if self.holder is None or self.lost:
+                return
+            mine = self._mine(self.holder.started)
+            try:
+                self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=self.version)
+                self.holder = mine
+            except ConflictError:
+                self.lost = "the lock was taken over or removed while this deploy ran"
+
+    def keep_alive(self) -> None:
+        """Renew now (failing if the lock is already lost), then every RENEW_EVERY seconds."""
+        self.renew()
+        self.check()
+        self._thread = threading.Thread(target=self._renew_loop, name="lock-renewal", daemon=True)
+        self._thread.start()
+
+    def _renew_loop(self) -> None:
+        period = min(RENEW_EVERY, self.lease / 4)
+        while not self._stop.wait(period):
+            try:
+                self.renew()
+            except Exception:  # noqa: BLE001 - a failed renewal is retried; check() guards
+                pass
+
+    def check(self) -> None:
+        """Raise LockLost before a write when this run no longer holds the lock."""
+        if self.lost:
+            raise LockLost(f"{self.lost}; stopped before the next write (run again)")
+        if self.holder is not None and _epoch(self.holder.expires) < self.clock():
+            raise LockLost(
+                "the deploy lock's lease ran out (it could not be renewed); stopped before the "
+                "next write (run again)"
+            )
+
+    def __enter__(self) -> "DeployLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        try:
+            self.release()
+        except Exception:  # noqa: BLE001
+            if exc_type is None:
+                raise
+            # Already failing: keep that error; the lease lets the next run take the lock.
+
+
+def unlock(store: Store) -> Holder | None:
+    """Remove the lock by hand; returns who held it (None: there was none)."""
+    data, _ = store.read(LOCK_NAME)
+    if data is None:
+        return None
+    store.remove(LOCK_NAME)
+    return Holder.loads(data) or Holder("unreadable lock", "?", 0, "?", "?", "")

@@ -1,0 +1,188 @@
+"""Drift: compare what the target holds with its manifest, and repair it from the build.
+
+``compare`` and ``repair_plan`` are pure; ``verify`` lists the target (the backend's
+``list_site``) and ``repair`` writes, under the deploy lock.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import xxhash
+
+from manifests import DEFAULT_EXCLUDES, Entry, Manifest, load_manifest
+from manifests.scan import scan
+
+from .backends import Backend
+from .errors import PlannerError
+from .headers import headers_for, is_page
+from .plan import Invalidation, Options, Upload, plan_invalidation
+from .urls import normalise_url_prefix, urls_of
+
+DRIFT_EXIT = 5
+
+
+@dataclass(frozen=True)
+class Drift:
+    key: str
+    problem: str  # "missing", "size", "extra"
+    manifest_size: int | None
+    target_size: int | None
+
+
+@dataclass
+class Verification:
+    target: str
+    deploy_id: str
+    checked: int  # keys in the manifest
+    drift: list[Drift]
+    repaired: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    not_repairable: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
+    invalidation: Invalidation | None = None
+    invalidation_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        """No drift left: none found, or all of it repaired."""
+        fixed = set(self.repaired) | set(self.deleted)
+        return all(d.key in fixed for d in self.drift)
+
+
+class NothingDeployed(PlannerError):
+    """verify on a target without a manifest."""
+
+
+def compare(manifest: Manifest, listing: Mapping[str, int]) -> list[Drift]:
+    """Keys the manifest has and the target lacks, or holds with another size; keys the
+    target holds and the manifest lacks. Pure; sorted by key."""
+    out: list[Drift] = []
+    for key, entry in manifest.entries.items():
+        size = listing.get(key)
+        if size is None:
+            out.append(Drift(key, "missing", entry.size, None))
+        elif size != entry.size:
+            out.append(Drift(key, "size", entry.size, size))
+    out.extend(Drift(k, "extra", None, s) for k, s in listing.items() if k not in manifest.entries)
+    return sorted(out, key=lambda d: d.key)
+
+
+def repair_plan(
+    manifest: Manifest, drift: list[Drift], build: Mapping[str, Entry], delete_extra: bool
+) -> tuple[list[Upload], list[str], list[tuple[str, str]]]:
+    """(uploads, deletes, not repairable with why). A key is re-uploaded only from a build
+    file whose content is what the manifest records, and with the manifest's headers:
+    repairing makes the target equal the manifest, never something else. Pure."""
+    uploads: list[Upload] = []
+    deletes: list[str] = []
+    refused: list[tuple[str, str]] = []
+    for d in drift:
+        if d.problem == "extra":
+            if delete_extra:
+                deletes.append(d.key)
+            else:
+                refused.append((d.key, "not in the manifest (--delete-extra removes it)"))
+            continue
+        want = manifest.entries[d.key]
+        have = build.get(d.key)
+        if have is None:
+            refused.append((d.key, "not in the build folder"))
+        elif (have.hash, have.size) != (want.hash, want.size):
+            refused.append((d.key, "the build's file differs from the deployed one (deploy it)"))
+        else:
+            uploads.append(
+                Upload(d.key, d.problem, want.size, want.hash, want.content_type, want.cache_control)
+            )
+    uploads.sort(key=lambda u: (is_page(u.content_type), u.key))
+    return uploads, deletes, refused
+
+
+def verify(backend: Backend) -> tuple[Manifest, Verification]:
+    target = backend.target.uri
+    manifest, _ = load_manifest(backend.store, target)
+    if manifest is None:
+        raise NothingDeployed(f"{target} has no manifest: nothing was deployed there yet")
+    drift = compare(manifest, backend.list_site())
+    return manifest, Verification(target, manifest.deploy_id, len(manifest.entries), drift)
+
+
+def repair(
+    backend: Backend,
+    manifest: Manifest,
+    found: Verification,
+    site: str,
+    options: Options,
+    delete_extra: bool = False,
+    check: Callable[[], None] = lambda: None,
+    log: Callable[[str], None] = lambda _: None,
+) -> Verification:
+    """Re-upload (from ``site``) what is missing or wrong, delete extras if asked, and
+    invalidate the URLs of what was repaired (the CDN may have cached the wrong answer).
+
+    Done like the end of a deploy: a pending record (naming the committed deploy, so a run
+    that stops half-way is finished by the next deploy), the uploads, then ``finish``
+    (invalidation, deletes, ledger record, pending record removed)."""
+    from . import ledger
+    from .apply import Result, Waiting, finish
+    from .plan import JOURNAL_NAME, Journal, read_journal
+
+    if read_journal(backend) is not None:
+        raise PlannerError(
+            f"{backend.target.uri} has an unfinished deploy (pending record); run deploy first"
+        )
+    wanted = {d.key for d in found.drift if d.problem != "extra"}
+    build = scan(site, headers_for(options.cache_control), DEFAULT_EXCLUDES + options.excludes)
+    build = {k: e for k, e in build.items() if k in wanted}
+    uploads, deletes, refused = repair_plan(manifest, found.drift, build, delete_extra)
+    found.not_repairable = refused
+    touched = [u.key for u in uploads] + deletes
+    if not touched:
+        return found
+
+    now = _dt.datetime.now(_dt.UTC)
+    url_prefix = normalise_url_prefix(options.url_prefix)
+    changed = frozenset(urls_of(touched, url_prefix))
+    universe = frozenset(urls_of(manifest.entries, url_prefix)) | changed
+    # Derived from what is repaired (a retry within the hour sends the same reference and
+    # CloudFront creates nothing twice), not from the clock alone.
+    digest = xxhash.xxh3_64_hexdigest(
+        "\n".join([manifest.deploy_id, f"{now:%Y%m%d%H}", *sorted(touched)]).encode()
+    )
+    distributions = tuple(options.distribution_ids or backend.default_distributions)
+    inv = plan_invalidation(
+        universe, changed, distributions, options,
+        lambda: backend.usage(f"{now:%Y-%m}", distributions), f"planner-repair-{digest}",
+    )
+    found.invalidation = inv
+    journal = Journal(
+        deploy_id=manifest.deploy_id,
+        base_deploy_id=manifest.previous_deploy_id,
+        touched=tuple(touched),
+        deletes=tuple(deletes),
+        paths=inv.paths,
+        distribution_ids=distributions,
+        caller_reference=inv.caller_reference,
+        record=ledger.draft_repair(
+            manifest, inv, (len(uploads), sum(u.size for u in uploads)), len(deletes), now
+        ),
+    )
+    if inv.paths:
+        backend.check_distributions(distributions)
+    check()
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+    for up in uploads:
+        check()
+        with open(os.path.join(site, *up.key.split("/")), "rb") as f:
+            data = f.read()
+        if xxhash.xxh3_128_hexdigest(data) != up.hash:
+            raise PlannerError(f"{up.key} changed since it was scanned; run again")
+        backend.put_bytes(up.key, data, up.content_type, up.cache_control)
+        found.repaired.append(up.key)
+    result = Result()
+    finish(journal, backend, result, log, Waiting(), check=check)
+    found.deleted = list(deletes)
+    found.invalidation_ids = dict(result.invalidations)
+    return found
