@@ -53,7 +53,8 @@ def to_text(v, repairing: bool) -> str:
                        else f"left: {why.get(d.key, '')}")
         rows.append(row)
     headers = ["key", "problem", "manifest size", "target size"] + (["repair"] if repairing else [])
-    out.append(tabulate(rows, headers=headers, tablefmt="simple"))
+    align = ("left", "left", "right", "right") + (("left",) if repairing else ())
+    out.append(tabulate(rows, headers=headers, tablefmt="simple", colalign=align))
     if v.invalidation is not None and v.invalidation.paths:
         ids = ", ".join(f"{k}:{i}" for k, i in v.invalidation_ids.items()) or "not submitted"
         out.append(f"invalidated {len(v.invalidation.paths)} paths ({ids})")

@@ -1,0 +1,627 @@
+"""Bad input, end to end: the one place that shows the whole matrix.
+
+Every bad input of the issue gets a row here, including those also tested elsewhere (unit
+tests in test_scan.py / test_model.py / test_stores.py, CLI tests in test_cli_local.py and
+test_e2e_s3.py): a clear one-line ``Error: ...`` on stderr, exit 1, and NOTHING changed
+remotely. Each refused case first deploys a good site, then introduces the bad input, runs
+``python -m planner deploy`` in a subprocess against the session's moto server, and compares
+everything a deploy could change, before and after:
+
+* the versioned bucket's full history (every object version and delete marker: any PUT or
+  DELETE adds a row), and its current objects;
+* the list of buckets (a refused deploy creates none);
+* every invalidation of every distribution.
+
+The deploy lock (``.planner/lock.json``, taken and removed by every deploy) is the one
+exception: a refused deploy may leave versions of it in the history, never a current object.
+
+File names that look odd but are valid (space, ``%``, ``*``, ``?``, ``#``, non-ASCII) are not
+bad input: they must deploy under the very same S3 key and be invalidated under the
+percent-encoded path of the README's "URLs and invalidation paths".
+
+How the harder cases are made real:
+
+* unreadable files and folders: tests run as root, and root ignores ``chmod 000``; the deploy
+  runs without the capabilities that let root bypass file permissions (CAP_DAC_OVERRIDE and
+  CAP_DAC_READ_SEARCH dropped from its bounding set before exec), so ``chmod 000`` works.
+* a file edited between its hash and its upload: the deploy prints its plan to a pipe whose
+  buffer is smaller than the plan, so it blocks there (scan done, nothing written yet) until
+  the test reads on; the test edits the file meanwhile.
+* a file growing while it is hashed: a ``sitecustomize`` in the deploy's PYTHONPATH appends
+  to one file just before each read of it (the scan's ``os.readv`` / ``os.preadv``).
+* a file changing during a managed (multipart) upload: in process, through
+  ``planner.apply.apply_plan`` on the local backend.
+* access denied: the moto server's IAM enforcement (``/moto-api/reset-auth``) with a user
+  whose policy allows reading only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import gzip
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from e2e_helpers import (
+    MANIFEST,
+    SITE,
+    body,
+    history,
+    inv_paths,
+    invalidations,
+    manifest,
+    one_line_error,
+    run,
+    site_objects,
+    write_site,
+)
+
+LOCK = ".planner/lock.json"  # the deploy lock: taken and removed by every deploy
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+UTF8_FS = sys.getfilesystemencoding() == "utf-8"
+
+
+# --- the world a deploy could change -------------------------------------------------------
+
+
+def all_invalidations(cloudfront: Any) -> dict[str, list[tuple[str, list[str]]]]:
+    """distribution id -> sorted (invalidation id, paths) of every distribution."""
+    out = {}
+    dists = cloudfront.list_distributions()["DistributionList"].get("Items") or []
+    for d in dists:
+        out[d["Id"]] = sorted((i["Id"], inv_paths(i)) for i in invalidations(cloudfront, d["Id"]))
+    return out
+
+
+def world(moto, site) -> dict[str, Any]:
+    """Everything a deploy could change on the (moto) account."""
+    s3 = moto.s3
+    current = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=site.bucket):
+        current.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
+    return {
+        "buckets": sorted(b["Name"] for b in s3.list_buckets()["Buckets"]),
+        "history": [row for row in history(s3, site.bucket) if row[1] != LOCK],
+        "objects": current,
+        "invalidations": all_invalidations(moto.cloudfront),
+    }
+
+
+# --- running the CLI -----------------------------------------------------------------------
+
+
+def deploy_in_process(moto, root: Path, target: str, *extra: str) -> dict:
+    """A good deploy, to set a case up: the same CLI, in this process (no interpreter to
+    start), with the subprocesses' environment."""
+    from planner.cli import cli
+
+    env: dict[str, str | None] = {k: None for k in os.environ if k not in moto.env}
+    env.update(moto.env)
+    result = CliRunner().invoke(
+        cli, ["deploy", str(root), "--target", target, "--format", "json", *extra], env=env
+    )
+    assert result.exit_code == 0, (result.output, result.exception)
+    return json.loads(result.stdout)
+
+
+@dataclass
+class Ctx:
+    """One case: the deploy it runs (changed by the case's ``introduce``) and how."""
+
+    moto: Any
+    site: Any
+    public: Path  # the good build
+    tmp: Path
+    build: Path
+    target: str
+    distributions: list[str]
+    extra: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    runner: Callable[["Ctx"], subprocess.CompletedProcess] | None = None
+    around: Callable[[], ContextManager[Any]] = contextlib.nullcontext
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def args(self) -> list[str]:
+        dists = [a for d in self.distributions for a in ("--distribution", d)]
+        return ["deploy", str(self.build), "--target", self.target, *dists, *self.extra]
+
+    def run(self) -> subprocess.CompletedProcess:
+        if self.runner is not None:
+            return self.runner(self)
+        return run(self.args, self.env, self.moto.cwd)
+
+
+# --- introducing the bad input --------------------------------------------------------------
+
+
+def empty_build(ctx: Ctx) -> None:
+    ctx.build = ctx.tmp / "empty"
+    ctx.build.mkdir()
+
+
+def build_of_excluded_files_only(ctx: Ctx) -> None:
+    ctx.build = write_site(ctx.tmp / "junk", {".DS_Store": "x", ".git/HEAD": "ref: main\n",
+                                              "Thumbs.db": "x", ".planner/manifest.json.gz": "x"})
+
+
+def missing_build(ctx: Ctx) -> None:
+    ctx.build = ctx.tmp / "not-built"
+
+
+def _drop_dac_capabilities() -> None:  # runs in the child, between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone from the exec'd program
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _run_without_dac(ctx: Ctx) -> subprocess.CompletedProcess:
+    from e2e_helpers import TIMEOUT
+
+    return subprocess.run(
+        [sys.executable, "-m", "planner", *ctx.args],
+        env=ctx.env, cwd=ctx.moto.cwd, capture_output=True, text=True, encoding="utf-8",
+        timeout=TIMEOUT, check=False,
+        preexec_fn=_drop_dac_capabilities if IS_ROOT else None,
+    )
+
+
+def _chmod_000(ctx: Ctx, path: Path) -> None:
+    mode = path.stat().st_mode & 0o7777
+    path.chmod(0)
+    ctx.cleanups.append(lambda: path.chmod(mode))
+    if IS_ROOT:  # can this root give up its bypass? (not in every container)
+        probe = subprocess.run(["true"], preexec_fn=_drop_dac_capabilities, check=False)
+        if probe.returncode != 0:
+            pytest.skip("cannot drop CAP_DAC_OVERRIDE here: chmod 000 does not stop root")
+    ctx.runner = _run_without_dac
+
+
+def unreadable_file(ctx: Ctx) -> None:
+    _chmod_000(ctx, ctx.build / "css" / "site.css")
+
+
+def unreadable_folder(ctx: Ctx) -> None:
+    _chmod_000(ctx, ctx.build / "docs")
+
+
+def symlink_loop_to_an_ancestor(ctx: Ctx) -> None:
+    os.symlink("..", ctx.build / "about" / "up")
+
+
+def symlink_to_itself(ctx: Ctx) -> None:
+    os.symlink("ouroboros.html", ctx.build / "ouroboros.html")
+
+
+def mutual_folder_symlinks(ctx: Ctx) -> None:
+    os.symlink("../css", ctx.build / "js" / "to-css")
+    os.symlink("../js", ctx.build / "css" / "to-js")
+
+
+def symlink_to_a_file_outside(ctx: Ctx) -> None:
+    secret = ctx.tmp / "secret.txt"
+    secret.write_text("not for the web\n")
+    os.symlink(secret, ctx.build / "leak.txt")
+
+
+def relative_symlink_to_a_folder_outside(ctx: Ctx) -> None:
+    outside = write_site(ctx.tmp / "outside", {"private/key.pem": "-----BEGIN\n"})
+    os.symlink(os.path.relpath(outside, ctx.build / "img"), ctx.build / "img" / "more")
+
+
+def _raw_file(folder: Path, name: bytes, data: bytes = b"<p>x</p>\n") -> None:
+    fd = os.open(os.path.join(os.fsencode(folder), name), os.O_WRONLY | os.O_CREAT, 0o644)
+    os.write(fd, data)
+    os.close(fd)
+
+
+def non_utf8_file_name(ctx: Ctx) -> None:
+    _raw_file(ctx.build / "docs", b"caf\xe9.html")  # Latin-1 e-acute
+
+
+def non_utf8_folder_name(ctx: Ctx) -> None:
+    folder = os.path.join(os.fsencode(ctx.build), b"\xff\xfe")
+    os.mkdir(folder)
+    _raw_file(Path(os.fsdecode(folder)), b"page.html")
+
+
+def nested_key(total_bytes: int, char: str = "d") -> str:
+    """A key of exactly ``total_bytes`` UTF-8 bytes, in folders short enough for the file
+    system (NAME_MAX is 255 bytes)."""
+    width = len(char.encode())
+    parts: list[str] = []
+    used = 0
+    while total_bytes - used > 250:
+        parts.append(char * (200 // width))
+        used += (200 // width) * width + 1
+    parts.append("f" * (total_bytes - used))
+    key = "/".join(parts)
+    assert len(key.encode()) == total_bytes
+    return key
+
+
+def key_of_1025_bytes(ctx: Ctx) -> None:
+    write_site(ctx.build, {nested_key(1025): "x"})
+
+
+def key_of_1026_utf8_bytes_in_fewer_characters(ctx: Ctx) -> None:
+    key = nested_key(1026, "é")
+    assert len(key) < 1024
+    write_site(ctx.build, {key: "x"})
+
+
+def key_over_the_limit_only_with_the_target_prefix(ctx: Ctx) -> None:
+    write_site(ctx.build, {nested_key(1020): "x"})  # + "site/" = 1025 bytes
+
+
+def _rewrite_manifest(ctx: Ctx, change: Callable[[bytes], bytes]) -> None:
+    s3, bucket = ctx.moto.s3, ctx.site.bucket
+    prefix = ctx.target[len(f"s3://{bucket}"):].strip("/")
+    key = (prefix + "/" if prefix else "") + MANIFEST
+    s3.put_object(Bucket=bucket, Key=key, Body=change(body(s3, bucket, key)))
+    (ctx.build / "index.html").write_text("<h1>v2</h1>\n")  # something to deploy
+
+
+def _edit_manifest_doc(ctx: Ctx, edit: Callable[[dict], None]) -> None:
+    def change(data: bytes) -> bytes:
+        doc = json.loads(gzip.decompress(data))
+        edit(doc)
+        return gzip.compress(json.dumps(doc).encode())
+
+    _rewrite_manifest(ctx, change)
+
+
+def manifest_not_gzip(ctx: Ctx) -> None:
+    _rewrite_manifest(ctx, lambda data: b"not gzip at all")
+
+
+def manifest_truncated(ctx: Ctx) -> None:
+    _rewrite_manifest(ctx, lambda data: data[: len(data) // 2])
+
+
+def manifest_not_json(ctx: Ctx) -> None:
+    _rewrite_manifest(ctx, lambda data: gzip.compress(b'{"format_version": 1, "entries": {'))
+
+
+def manifest_of_a_newer_format(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, lambda doc: doc.update(format_version=2))
+
+
+def manifest_without_a_format_version(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, lambda doc: doc.pop("format_version"))
+
+
+def manifest_of_another_target(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, lambda doc: doc.update(target="s3://another-site-bucket"))
+
+
+def _add_entry(key: str) -> Callable[[dict], None]:
+    def edit(doc: dict) -> None:
+        doc["entries"][key] = ["0" * 32, 1, "text/html; charset=utf-8", "public"]
+
+    return edit
+
+
+def manifest_key_with_dotdot(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, _add_entry("../other-site/index.html"))
+
+
+def manifest_key_escaping_through_a_folder(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, _add_entry("docs/../../etc/passwd"))
+
+
+def manifest_key_that_is_absolute(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, _add_entry("/etc/passwd"))
+
+
+def unknown_distribution(ctx: Ctx) -> None:
+    ctx.distributions = ["E0NOSUCHDIST00"]
+    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")  # to invalidate
+
+
+def unknown_distribution_with_only_new_files(ctx: Ctx) -> None:
+    ctx.distributions = ["E0NOSUCHDIST00"]
+    write_site(ctx.build, {"blog/index.html": "<h1>Blog</h1>\n"})  # nothing to invalidate
+
+
+def unknown_distribution_when_the_account_has_uncounted_invalidations(ctx: Ctx) -> None:
+    # Someone invalidated by hand: the deploy counts it (and caches the count) while planning.
+    ctx.moto.cloudfront.create_invalidation(
+        DistributionId=ctx.site.distribution_id,
+        InvalidationBatch={"Paths": {"Quantity": 1, "Items": ["/index.html"]},
+                           "CallerReference": "by-hand-1"},
+    )
+    unknown_distribution(ctx)
+
+
+def no_credentials(ctx: Ctx) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        ctx.env.pop(var, None)
+    # AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE already name missing files and
+    # AWS_EC2_METADATA_DISABLED is true: boto3 has nowhere left to look.
+    assert not os.path.exists(ctx.env["AWS_SHARED_CREDENTIALS_FILE"])
+    assert ctx.env["AWS_EC2_METADATA_DISABLED"] == "true"
+    (ctx.build / "index.html").write_text("<h1>v2</h1>\n")
+
+
+def _moto_auth(endpoint: str, after: str) -> None:
+    """Make the moto server check IAM from the ``after``-th request on ('inf': never)."""
+    req = urllib.request.Request(f"{endpoint}/moto-api/reset-auth", method="POST",
+                                 data=after.encode())
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(req, timeout=10) as r:
+        assert r.status == 200
+
+
+def access_denied(ctx: Ctx) -> None:
+    """A deploy user that may read the bucket and CloudFront, and write nothing."""
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=ctx.moto.endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    iam.create_user(UserName="read-only-deployer")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation",
+                       "cloudfront:Get*", "cloudfront:List*"],
+            "Resource": "*",
+        }],
+    }
+    iam.put_user_policy(UserName="read-only-deployer", PolicyName="read",
+                        PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="read-only-deployer")["AccessKey"]
+    ctx.env["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
+    ctx.env["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
+    (ctx.build / "index.html").write_text("<h1>v2</h1>\n")
+
+    @contextlib.contextmanager
+    def iam_enforced() -> Iterator[None]:
+        _moto_auth(ctx.moto.endpoint, "0")
+        try:
+            yield
+        finally:
+            _moto_auth(ctx.moto.endpoint, "inf")
+
+    ctx.around = iam_enforced
+
+
+def missing_bucket(ctx: Ctx) -> None:
+    ctx.target = "s3://no-such-bucket-here"
+
+
+def endpoint_down(ctx: Ctx) -> None:
+    with socket.socket() as s:  # a port nothing listens on (bound, then closed)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx.env["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+    (ctx.build / "index.html").write_text("<h1>v2</h1>\n")
+
+
+# A file changing while it is hashed: a sitecustomize (PYTHONPATH) that appends to one file
+# just before each read of it, as a build still writing it would.
+GROW_HOOK = """
+    import os
+
+    _path = os.environ.get("BAD_INPUT_GROWING_FILE")
+    if _path:
+        _ino = os.stat(_path).st_ino
+        _readv, _preadv = os.readv, os.preadv
+
+        def _grow(fd):
+            if os.fstat(fd).st_ino == _ino:
+                with open(_path, "ab") as f:
+                    f.write(b"/* still being written */")
+
+        def readv(fd, buffers):
+            _grow(fd)
+            return _readv(fd, buffers)
+
+        def preadv(fd, buffers, offset, *flags):
+            _grow(fd)
+            return _preadv(fd, buffers, offset, *flags)
+
+        os.readv, os.preadv = readv, preadv
+"""
+
+
+def file_growing_while_hashed(ctx: Ctx) -> None:
+    hook = ctx.tmp / "grow-hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(textwrap.dedent(GROW_HOOK))
+    ctx.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(hook), ctx.env.get("PYTHONPATH")]))
+    ctx.env["BAD_INPUT_GROWING_FILE"] = str(ctx.build / "css" / "site.css")
+    (ctx.build / "index.html").write_text("<h1>v2</h1>\n")
+
+
+def _run_paused_after_the_plan(ctx: Ctx, meanwhile: Callable[[], None]) -> subprocess.CompletedProcess:
+    """Run the deploy with its stdout on a pipe smaller than its plan: it blocks printing the
+    plan (the build scanned and hashed, nothing written yet) until we read on. ``meanwhile``
+    runs while it is blocked there."""
+    r, w = os.pipe()
+    try:
+        try:
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+        except OSError:
+            pass
+        capacity = fcntl.fcntl(w, fcntl.F_GETPIPE_SZ)
+        proc = subprocess.Popen([sys.executable, "-m", "planner", *ctx.args], env=ctx.env,
+                                cwd=ctx.moto.cwd, stdout=w, stderr=subprocess.PIPE)
+    finally:
+        os.close(w)
+    try:
+        chunks = [os.read(r, 1)]  # the plan has begun: the scan is over
+        meanwhile()
+        while chunk := os.read(r, 1 << 16):
+            chunks.append(chunk)
+        stderr = proc.stderr.read()
+        proc.wait(timeout=60)
+    finally:
+        os.close(r)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    stdout = b"".join(chunks)
+    # Still printing when `meanwhile` ran: more than the pipe holds was left to write.
+    assert len(stdout) > capacity + 1, (len(stdout), capacity, stderr)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout.decode(),
+                                       stderr.decode())
+
+
+def file_edited_after_it_was_hashed(ctx: Ctx) -> None:
+    css = ctx.build / "css" / "site.css"
+    css.write_text("body { color: navy; }\n")  # the one asset to upload: uploaded first
+    # Pages with long names, so that the (--verbose) plan outgrows the pipe's buffer.
+    write_site(ctx.build, {f"pages/{i:03}-{'x' * 200}.html": f"<p>{i}</p>\n" for i in range(400)})
+    ctx.extra.append("--verbose")
+    edited = "body { color: gold; }\n"  # same size, other bytes: only the hash tells
+    assert len(edited) == len(css.read_text())
+    ctx.runner = lambda c: _run_paused_after_the_plan(c, lambda: css.write_text(edited))
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    introduce: Callable[[Ctx], None]
+    fragment: str  # a telling part of the one-line error
+    prefix: str = ""  # deploy under s3://bucket/PREFIX
+    marks: tuple = ()
+
+
+REFUSED = [
+    # The build folder.
+    Case("build-missing", missing_build, "does not exist"),
+    Case("build-empty", empty_build, "no files to deploy"),
+    Case("build-only-excluded-files", build_of_excluded_files_only, "no files to deploy"),
+    # Unreadable (chmod 000, with root's permission bypass dropped).
+    Case("unreadable-file", unreadable_file, "cannot read css/site.css: Permission denied"),
+    Case("unreadable-folder", unreadable_folder, "cannot read folder"),
+    # Symlinks.
+    Case("symlink-loop-to-an-ancestor", symlink_loop_to_an_ancestor, "symlink loop at about/up"),
+    Case("symlink-to-itself", symlink_to_itself, "ouroboros.html is broken or loops"),
+    Case("symlink-loop-between-two-folders", mutual_folder_symlinks, "symlink loop"),
+    Case("symlink-to-a-file-outside", symlink_to_a_file_outside,
+         "symlink leak.txt points outside the build folder"),
+    Case("symlink-to-a-folder-outside", relative_symlink_to_a_folder_outside,
+         "symlink img/more points outside the build folder"),
+    # Files changing under the deploy.
+    Case("file-growing-while-hashed", file_growing_while_hashed,
+         "changed while it was being hashed"),
+    Case("file-edited-between-hash-and-upload", file_edited_after_it_was_hashed,
+         "css/site.css changed since it was scanned"),
+    # Names.
+    Case("name-not-utf8", non_utf8_file_name, "not valid UTF-8",
+         marks=(pytest.mark.skipif(not UTF8_FS, reason="needs a UTF-8 file system"),)),
+    Case("folder-name-not-utf8", non_utf8_folder_name, "not valid UTF-8",
+         marks=(pytest.mark.skipif(not UTF8_FS, reason="needs a UTF-8 file system"),)),
+    Case("key-over-1024-bytes", key_of_1025_bytes, "1024-byte"),
+    Case("key-over-1024-utf8-bytes", key_of_1026_utf8_bytes_in_fewer_characters, "1024-byte"),
+    Case("key-over-1024-bytes-with-the-prefix", key_over_the_limit_only_with_the_target_prefix,
+         "1024-byte", prefix="site"),
+    # The stored manifest.
+    Case("manifest-not-gzip", manifest_not_gzip, "manifest is not valid gzip"),
+    Case("manifest-truncated", manifest_truncated, "manifest is not valid gzip"),
+    Case("manifest-not-json", manifest_not_json, "manifest is not valid JSON"),
+    Case("manifest-newer-format", manifest_of_a_newer_format, "format version 2 is not supported"),
+    Case("manifest-no-format-version", manifest_without_a_format_version,
+         "format version None is not supported"),
+    Case("manifest-of-another-target", manifest_of_another_target,
+         "belongs to s3://another-site-bucket, not s3://planner-e2e-site"),
+    Case("manifest-of-another-target-prefix", manifest_of_another_target,
+         "belongs to s3://another-site-bucket, not s3://planner-e2e-site/site", prefix="site"),
+    Case("manifest-key-dotdot", manifest_key_with_dotdot, "'../other-site/index.html' escapes"),
+    Case("manifest-key-escaping-via-folder", manifest_key_escaping_through_a_folder,
+         "'docs/../../etc/passwd' escapes"),
+    Case("manifest-key-absolute", manifest_key_that_is_absolute,
+         "'/etc/passwd' is not a relative POSIX path"),
+    # CloudFront.
+    Case("unknown-distribution", unknown_distribution, "NoSuchDistribution"),
+    Case("unknown-distribution-nothing-to-invalidate", unknown_distribution_with_only_new_files,
+         "NoSuchDistribution"),
+    Case("unknown-distribution-uncounted-invalidations",
+         unknown_distribution_when_the_account_has_uncounted_invalidations, "NoSuchDistribution"),
+    # AWS access.
+    Case("no-credentials", no_credentials, "no AWS credentials found"),
+    Case("access-denied", access_denied, "AccessDenied"),
+    Case("missing-bucket", missing_bucket, "NoSuchBucket"),
+    Case("endpoint-down", endpoint_down, "Could not connect to the endpoint URL"),
+]
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.id, marks=c.marks) for c in REFUSED]
+)
+def test_bad_input_is_refused_in_one_line_and_changes_nothing(moto, site, tmp_path, case):
+    public = write_site(tmp_path / "public")
+    target = site.target(case.prefix)
+    deploy_in_process(moto, public, target, "--distribution", site.distribution_id)
+    ctx = Ctx(moto=moto, site=site, public=public, tmp=tmp_path, build=public, target=target,
+              distributions=[site.distribution_id], env=dict(moto.env))
+    try:
+        case.introduce(ctx)
+        before = world(moto, site)
+        with ctx.around():
+            proc = ctx.run()
+    finally:
+        for undo in reversed(ctx.cleanups):
+            undo()
+
+    line = one_line_error(proc)
+    assert case.fragment in line, line
+    assert proc.returncode == 1, line
+    after = world(moto, site)
+    assert after["buckets"] == before["buckets"], "a bucket was created"
+    assert after["invalidations"] == before["invalidations"], "an invalidation was created"
+    assert after["objects"] == before["objects"], "an object was written, left or deleted"
+    assert after["history"] == before["history"], "an object was written or deleted"
+
+
+# --- odd but valid names: they deploy --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("100%.html", "/100%25.html"),
+        ("a*b.js", "/a%2Ab.js"),
+        ("what?.html", "/what%3F.html"),
+        ("issue#12.html", "/issue%2312.html"),
+        ("my page.html", "/my%20page.html"),
+        ("café.html", "/caf%C3%A9.html"),
+        ("docs/über uns/100% #1?.html", "/docs/%C3%BCber%20uns/100%25%20%231%3F.html"),
+    ],
+)
+def test_odd_but_valid_name_deploys_under_its_key_and_is_invalidated_percent_encoded(
+    moto, site, tmp_path, key, url
+):
+    public = write_site(tmp_path / "public", {**SITE, key: "<p>v1</p>\n"})
+    first = deploy_in_process(moto, public, site.target(), "--distribution", site.distribution_id)
+    assert key in {u["key"] for u in first["uploads"]}
+    assert body(moto.s3, site.bucket, key) == b"<p>v1</p>\n"  # the key, byte for byte
+    write_site(public, {key: "<p>version two</p>\n"})
+
+    proc = run(["deploy", str(public), "--target", site.target(), "--distribution",
+                site.distribution_id, "--format", "json"], moto.env, moto.cwd)
+
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["uploads"] == [{"key": key, "reason": "changed", "size": 19}]
+    assert sorted(site_objects(moto.s3, site.bucket)) == sorted({*SITE, key})
+    assert body(moto.s3, site.bucket, key) == b"<p>version two</p>\n"
+    assert key in manifest(moto.s3, site.bucket).entries
+    (inv,) = invalidations(moto.cloudfront, site.distribution_id)
+    assert inv_paths(inv) == [url] == doc["invalidation"]["paths"]
