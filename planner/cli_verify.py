@@ -99,7 +99,7 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
     from .lock import DeployLock
     from .plan import Options
     from .targets import check_apart, parse_target
-    from .verify import DRIFT_EXIT, repair, verify as check_target
+    from .verify import DRIFT_EXIT, refuse_pending, repair, verify as check_target
 
     parsed = parse_target(target)
     if site is not None:
@@ -109,6 +109,11 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
         _, found = check_target(backend)
     else:
         options = Options(url_prefix=url_prefix, distribution_ids=tuple(dict.fromkeys(distributions)))
+        # Refuse bad input before the lock is taken, so a refused repair writes nothing.
+        _, found = check_target(backend)
+        refuse_pending(backend)
+        if found.drift and options.distribution_ids:
+            backend.check_distributions(options.distribution_ids)
         with DeployLock(backend.store, "verify --repair", timeout=lock_timeout) as lock:
             manifest, found = check_target(backend)
             if found.drift:

@@ -72,9 +72,10 @@ def draft_repair(
     uploads: tuple[int, int],
     deletes: int,
     started: dt.datetime,
+    repair_id: str,
 ) -> dict[str, Any]:
     """The record of ``verify --repair`` (what it re-uploaded, deleted and invalidated). Pure."""
-    return _draft(
+    return {"repair_id": repair_id} | _draft(
         kind="repair",
         deploy_id=manifest.deploy_id,
         previous_deploy_id=manifest.previous_deploy_id,
@@ -183,6 +184,8 @@ def record_name(record: Mapping[str, Any]) -> str:
     the same name whichever run finishes the deploy, so it is written once."""
     started = parse_iso(record["started_at"])
     kind = "" if record.get("kind", "deploy") == "deploy" else f"-{record['kind']}"
+    if "repair_id" in record:  # several repairs of one deploy may start in the same second
+        kind += f"-{record['repair_id']}"
     return (
         f"{LEDGER_DIR}/{started:%Y-%m}/{started:%Y%m%dT%H%M%SZ}-{record['deploy_id']}{kind}.json"
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import secrets
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
@@ -109,6 +110,15 @@ def verify(backend: Backend) -> tuple[Manifest, Verification]:
     return manifest, Verification(target, manifest.deploy_id, len(manifest.entries), drift)
 
 
+def refuse_pending(backend: Backend) -> None:
+    from .plan import read_journal
+
+    if read_journal(backend) is not None:
+        raise PlannerError(
+            f"{backend.target.uri} has an unfinished deploy (pending record); run deploy first"
+        )
+
+
 def repair(
     backend: Backend,
     manifest: Manifest,
@@ -127,12 +137,9 @@ def repair(
     (invalidation, deletes, ledger record, pending record removed)."""
     from . import ledger
     from .apply import Result, Waiting, finish
-    from .plan import JOURNAL_NAME, Journal, read_journal
+    from .plan import JOURNAL_NAME, Journal
 
-    if read_journal(backend) is not None:
-        raise PlannerError(
-            f"{backend.target.uri} has an unfinished deploy (pending record); run deploy first"
-        )
+    refuse_pending(backend)
     wanted = {d.key for d in found.drift if d.problem != "extra"}
     build = scan(site, headers_for(options.cache_control), DEFAULT_EXCLUDES + options.excludes)
     build = {k: e for k, e in build.items() if k in wanted}
@@ -146,11 +153,9 @@ def repair(
     url_prefix = normalise_url_prefix(options.url_prefix)
     changed = frozenset(urls_of(touched, url_prefix))
     universe = frozenset(urls_of(manifest.entries, url_prefix)) | changed
-    # Derived from what is repaired (a retry within the hour sends the same reference and
-    # CloudFront creates nothing twice), not from the clock alone.
-    digest = xxhash.xxh3_64_hexdigest(
-        "\n".join([manifest.deploy_id, f"{now:%Y%m%d%H}", *sorted(touched)]).encode()
-    )
+    # New for every repair: the same drift repaired twice must be invalidated twice. A repair
+    # that stops half-way is finished from its pending record, which keeps this reference.
+    digest = secrets.token_hex(8)
     distributions = tuple(options.distribution_ids or backend.default_distributions)
     inv = plan_invalidation(
         universe, changed, distributions, options,
@@ -166,7 +171,7 @@ def repair(
         distribution_ids=distributions,
         caller_reference=inv.caller_reference,
         record=ledger.draft_repair(
-            manifest, inv, (len(uploads), sum(u.size for u in uploads)), len(deletes), now
+            manifest, inv, (len(uploads), sum(u.size for u in uploads)), len(deletes), now, digest
         ),
     )
     if inv.paths:
