@@ -36,7 +36,8 @@ class Clients:
         from botocore.config import Config
 
         return Config(
-            retries={"mode": self.retry_mode, "max_attempts": self.max_attempts},
+            # total_max_attempts counts the first request too (max_attempts would not).
+            retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
             max_pool_connections=64,
         )
 
@@ -71,10 +72,9 @@ def aws_errors(what: str) -> Iterator[None]:
             raise AwsError(f"{what}: no AWS credentials found (set AWS_PROFILE or keys)") from None
         if isinstance(exc, ClientError):
             err = exc.response.get("Error", {})
-            code = err.get("Code", "Unknown")
-            message = err.get("Message") or exc.response.get("ResponseMetadata", {}).get(
-                "HTTPStatusCode", ""
-            )
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+            code = err.get("Code") or f"HTTP {status}".strip()
+            message = err.get("Message") or f"HTTP {status}".strip()
             raise AwsError(f"{what}: {code}: {message}", code=code) from None
         if isinstance(exc, BotoCoreError):
             raise AwsError(f"{what}: {exc}") from None
