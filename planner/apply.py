@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import xxhash
-from manifests import ScanError, commit_manifest
+from manifests import ScanError, commit_manifest, load_manifest
+from manifests.errors import ConflictError
 from manifests.scan import hash_file
 
 from . import ledger
@@ -46,6 +47,28 @@ class Result:
     resumed: str | None = None  # deploy id whose pending work was finished first
 
 
+class _HashingReader:
+    """A build file read in order for a managed upload, hashed as it is read: content other
+    than the scanned one raises before the last byte is handed over, so the upload fails
+    before the object is completed. No seek or tell: boto3 then reads it strictly in order."""
+
+    def __init__(self, path: str, up: Upload) -> None:
+        self.up = up
+        self.file = open(path, "rb")  # noqa: SIM115 - closed by _upload_one
+        self.hash = xxhash.xxh3_128()
+        self.size = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.file.read(n)
+        self.hash.update(data)
+        self.size += len(data)
+        if self.size > self.up.size or (
+            not data and (self.hash.hexdigest(), self.size) != (self.up.hash, self.up.size)
+        ):
+            raise ScanError(f"{self.up.key} changed since it was scanned; build again and rerun")
+        return data
+
+
 def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
     check()
     path = os.path.join(plan.site, *up.key.split("/"))
@@ -57,9 +80,24 @@ def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
             raise ScanError(f"{up.key} changed since it was scanned; build again and rerun")
         backend.put_bytes(up.key, data, up.content_type, up.cache_control)
     else:
-        backend.put_file(up.key, path, up.content_type, up.cache_control)
-        if hash_file(path) != (up.hash, up.size):
-            raise ScanError(f"{up.key} changed while it was uploaded; build again and rerun")
+        reader = _HashingReader(path, up)
+        try:
+            backend.put_stream(up.key, reader, up.content_type, up.cache_control)  # type: ignore[arg-type]
+        finally:
+            reader.file.close()
+
+
+def _unchanged_since_scan(plan: Plan) -> None:
+    """Hash every file to upload once more before the first write: a build edited since the
+    scan is refused with nothing written (the check at upload time covers the rest)."""
+    buf = bytearray(1 << 20)
+    for up in plan.uploads:
+        try:
+            now = hash_file(os.path.join(plan.site, *up.key.split("/")), buf)
+        except OSError as exc:
+            raise ScanError(f"cannot read {up.key}: {exc.strerror}") from None
+        if now != (up.hash, up.size):
+            raise ScanError(f"{up.key} changed since it was scanned; build again and rerun")
 
 
 def _upload_all(
@@ -172,6 +210,7 @@ def apply_plan(
     inv = plan.invalidation
     if inv.paths:
         backend.check_distributions(inv.distribution_ids)
+    _unchanged_since_scan(plan)
     waiting = waiting or Waiting()
     journal = Journal(
         deploy_id=plan.deploy_id,
@@ -195,7 +234,14 @@ def apply_plan(
     result.uploaded_bytes = plan.upload_bytes
 
     check()
-    commit_manifest(backend.store, plan.manifest, plan.previous_version)
+    try:
+        commit_manifest(backend.store, plan.manifest, plan.previous_version)
+    except ConflictError:
+        # A commit whose answer was lost is retried by botocore and refused (the version
+        # moved: to ours). Committed if the stored manifest is this deploy's.
+        stored, _ = load_manifest(backend.store, plan.target)
+        if stored is None or stored.deploy_id != plan.deploy_id:
+            raise
     log(f"committed manifest {plan.deploy_id}")
     if inv.must_wait:
         log("CloudFront has too many invalidations in progress: waiting (--wait-timeout)")

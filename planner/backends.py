@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any, Protocol, Sequence
+from typing import Any, BinaryIO, Protocol, Sequence
 
 from manifests import LocalStore, S3Store, Store
 from manifests.model import STATE_DIR
@@ -44,7 +44,9 @@ class Backend(Protocol):
 
     def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
 
-    def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None: ...
+    def put_stream(
+        self, key: str, stream: BinaryIO, content_type: str, cache_control: str
+    ) -> None: ...
 
     def delete(self, keys: Sequence[str]) -> None: ...
 
@@ -57,6 +59,8 @@ class Backend(Protocol):
     def invalidations(self, month: str) -> AccountInvalidations: ...
 
     def list_site(self) -> dict[str, int]: ...
+
+    def allow_writes(self) -> None: ...
 
 
 class LocalBackend:
@@ -89,12 +93,10 @@ class LocalBackend:
     def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
         self._atomic(key, lambda f: f.write(data))
 
-    def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None:
-        def copy(f) -> None:
-            with open(path, "rb") as src:
-                shutil.copyfileobj(src, f, 1 << 20)
-
-        self._atomic(key, copy)
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> None:
+        # A read that raises (content not the one scanned) leaves nothing: the temporary
+        # file is removed, the destination never replaced.
+        self._atomic(key, lambda f: shutil.copyfileobj(stream, f, 1 << 20))
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
@@ -109,6 +111,9 @@ class LocalBackend:
                 except OSError:
                     break
                 folder = os.path.dirname(folder)
+
+    def allow_writes(self) -> None:
+        """Planning writes nothing here anyway."""
 
     def list_site(self) -> dict[str, int]:
         """key -> size of every file in the folder but the tool's state."""
@@ -192,9 +197,21 @@ class S3Backend:
         self.read_only = read_only  # plan / --dry-run: not even the count cache is written
         # Canned ACL of site files only: state objects go through the store, which sets none.
         self.site_args: dict[str, str] = {"ACL": acl} if acl else {}
+        self._unsaved_cache: bytes | None = None
         self.bucket = target.bucket
         self.prefix = target.prefix
         self._store: S3Store | None = None
+
+    def allow_writes(self) -> None:
+        """End of planning (a deploy that goes on): write what planning kept back, the count
+        cache, so that a refused deploy writes nothing at all."""
+        self.read_only = False
+        if self._unsaved_cache is not None:
+            data, self._unsaved_cache = self._unsaved_cache, None
+            try:
+                self.store.write(CACHE_NAME, data)
+            except AwsError:
+                pass  # only a cache
 
     @property
     def store(self) -> S3Store:  # created on first use so `plan` makes no client it needs not
@@ -213,13 +230,15 @@ class S3Backend:
                 **self.site_args,
             )
 
-    def put_file(self, key: str, path: str, content_type: str, cache_control: str) -> None:
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> None:
+        """boto3's managed (multipart) upload. ``stream`` is read in order; a read that raises
+        fails the upload before it is completed (boto3 aborts the multipart upload)."""
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=4)
         with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
-            self.clients.s3.upload_file(
-                path,
+            self.clients.s3.upload_fileobj(
+                stream,
                 self.bucket,
                 self.prefix + key,
                 ExtraArgs={
@@ -274,6 +293,7 @@ class S3Backend:
 
         def write(data: bytes) -> None:
             if self.read_only:
+                self._unsaved_cache = data  # saved by allow_writes(), if the deploy goes on
                 return
             try:
                 self.store.write(CACHE_NAME, data)

@@ -61,9 +61,9 @@ class FailingBackend:
         self.counter.step()
         return self.inner.put_bytes(*a)
 
-    def put_file(self, *a):
+    def put_stream(self, *a):
         self.counter.step()
-        return self.inner.put_file(*a)
+        return self.inner.put_stream(*a)
 
     def delete(self, keys):
         self.counter.step()
