@@ -181,19 +181,20 @@ def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
     """
     from . import render
     from .apply import Waiting, apply_plan
-    from .lock import DeployLock
+    from .lock import DeployLock, clear_stale
     from .plan import build_plan, state_unchanged
 
-    backend, options = _prepare(kw, read_only=dry_run)
+    # Planning writes nothing (not even the count cache) until the deploy is under way.
+    backend, options = _prepare(kw, read_only=True)
     the_plan = build_plan(kw["site"], backend, options, __version__)
     log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
     if not dry_run and (the_plan.has_work or the_plan.resume is not None):
         # Every bad input (build, manifest, distribution ids) is refused before the lock is
         # taken, so a refused deploy writes nothing at all. Under the lock the state is read
         # again: if another deploy finished meanwhile, the plan is made again against it.
-        if the_plan.invalidation.paths:
-            backend.check_distributions(the_plan.invalidation.distribution_ids)
+        backend.check_distributions(the_plan.invalidation.distribution_ids)
         with DeployLock(backend.store, "deploy", timeout=lock_timeout, log=log) as lock:
+            backend.allow_writes()
             if not state_unchanged(backend, the_plan):
                 log("the target changed while planning (another deploy finished): planning again")
                 the_plan = build_plan(kw["site"], backend, options, __version__)
@@ -208,6 +209,7 @@ def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
             _show(the_plan, kw["fmt"], kw["verbose"])
         if dry_run:
             return
+        clear_stale(backend.store, log)  # a lock left by a deploy killed as it ended
         result = apply_plan(the_plan, backend)  # nothing to do: writes nothing
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)

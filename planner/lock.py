@@ -49,11 +49,16 @@ class Holder:
 
     @classmethod
     def loads(cls, data: bytes) -> "Holder | None":
+        """The holder, or None for anything this tool did not write (taken over as stale)."""
         try:
             doc = json.loads(data)
-            return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
-        except (ValueError, TypeError):
+            holder = cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+        except (ValueError, TypeError, AttributeError):
             return None
+        fields = [getattr(holder, k) for k in cls.__dataclass_fields__ if k != "pid"]
+        if type(holder.pid) is not int or not all(isinstance(f, str) for f in fields):
+            return None
+        return holder
 
     def describe(self) -> str:
         return f"{self.deploy} on host {self.host} (pid {self.pid}) since {self.started}"
@@ -75,10 +80,18 @@ def _boot_id() -> str:
         return ""
 
 
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
 def this_machine() -> str:
-    """Hostname and boot id: two containers on one host have other hostnames (and other pid
-    namespaces); one host after a reboot has another boot id."""
-    return f"{socket.gethostname()}/{_boot_id()}"
+    """Hostname, boot id and pid namespace: where a process id means the same process. Two
+    containers on one host differ by namespace (even with one hostname); one host after a
+    reboot has another boot id."""
+    return f"{socket.gethostname()}/{_boot_id()}/{_pid_namespace()}"
 
 
 def process_start(pid: int) -> str:
@@ -90,6 +103,8 @@ def process_start(pid: int) -> str:
         return ""
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = stat.rpartition(")")[2].split()
+    if fields and fields[0] == "Z":
+        return "zombie"  # killed, not yet reaped: as good as dead
     return fields[19] if len(fields) > 19 else ""
 
 
@@ -102,7 +117,10 @@ def process_alive(pid: int, started: str = "") -> bool:
         return True  # exists, someone else's
     except OSError:
         return True  # cannot tell: assume alive (never take a live lock)
-    return not started or not process_start(pid) or process_start(pid) == started
+    now = process_start(pid)
+    if now == "zombie":
+        return False
+    return not started or not now or now == started
 
 
 class DeployLock:
@@ -158,6 +176,10 @@ class DeployLock:
             if data is None:
                 continue  # released meanwhile: try again at once
             other = Holder.loads(data)
+            if other is not None and other.token == mine.token:
+                # Our own write, whose answer was lost and whose retry found it there.
+                self.version, self.holder = version, mine
+                return
             stale = self._stale(other)
             if stale:
                 try:
@@ -217,7 +239,12 @@ class DeployLock:
                 self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=self.version)
                 self.holder = mine
             except ConflictError:
-                self.lost = "the lock was taken over or removed while this deploy ran"
+                data, version = self.store.read(LOCK_NAME)
+                if data is not None and Holder.loads(data) == mine:
+                    # Our renewal went through; its answer was lost and the retry refused.
+                    self.version, self.holder = version, mine
+                else:
+                    self.lost = "the lock was taken over or removed while this deploy ran"
 
     def keep_alive(self) -> None:
         """Renew now (failing if the lock is already lost), then every RENEW_EVERY seconds."""
@@ -255,6 +282,21 @@ class DeployLock:
             if exc_type is None:
                 raise
             # Already failing: keep that error; the lease lets the next run take the lock.
+
+
+def clear_stale(store: Store, log: Callable[[str], None] = lambda _: None) -> None:
+    """Remove a lock left by a deploy that is gone (lease expired, or a dead process of this
+    machine), as taking it over and giving it back would; a live lock is left alone."""
+    data, _ = store.read(LOCK_NAME)
+    if data is None:
+        return
+    lock = DeployLock(store, "cleanup", log=log)
+    if lock._stale(Holder.loads(data)):
+        try:
+            with lock:
+                pass
+        except TargetLocked:
+            pass  # someone else took it meanwhile: theirs now
 
 
 def unlock(store: Store) -> Holder | None:
