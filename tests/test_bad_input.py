@@ -638,7 +638,7 @@ def files_under(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_file_changing_during_a_managed_upload_is_refused_and_changes_nothing(
+def test_file_changing_during_a_managed_upload_is_refused_and_never_published(
     tmp_path, monkeypatch
 ):
     """Files of 16 MiB or more go through the managed (multipart) transfer, which reads the
