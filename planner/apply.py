@@ -28,7 +28,7 @@ from . import ledger
 from .backends import MULTIPART_THRESHOLD, Backend
 from .errors import AwsError, InvalidationError
 from .headers import is_page
-from .plan import JOURNAL_NAME, Journal, Plan, Upload
+from .plan import JOURNAL_NAME, Journal, Options, Plan, Upload
 
 Log = Callable[[str], None]
 Check = Callable[[], None]  # raises when this run may no longer write (the deploy lock)
@@ -247,3 +247,43 @@ def apply_plan(
         log("CloudFront has too many invalidations in progress: waiting (--wait-timeout)")
     finish(journal, backend, result, log, waiting, check=check)
     return result
+
+
+def deploy_site(
+    site: str,
+    backend: Backend,
+    options: Options,
+    tool_version: str,
+    lock_timeout: float = 0.0,
+    workers: int = 8,
+    waiting: Waiting | None = None,
+    log: Log = lambda _: None,
+    show: Callable[[Plan], None] | None = None,
+) -> tuple[Plan, Result]:
+    """Plan, then (when there is something to do) take the target's lock and apply.
+
+    Every bad input (build, manifest, distribution ids) is refused while planning, before the
+    lock is taken, so a refused deploy writes nothing at all; ``backend`` should be read-only
+    until then (it is switched with ``allow_writes``). Under the lock the state is read again:
+    if another deploy finished meanwhile, the plan is made again against it. ``show`` is
+    handed the plan that is applied, before it is."""
+    from .lock import DeployLock, clear_stale
+    from .plan import build_plan, state_unchanged
+
+    plan = build_plan(site, backend, options, tool_version)
+    if not (plan.has_work or plan.resume is not None):
+        if show:
+            show(plan)
+        clear_stale(backend.store, log)  # a lock left by a deploy killed as it ended
+        return plan, Result()
+    backend.check_distributions(plan.invalidation.distribution_ids)
+    with DeployLock(backend.store, "deploy", timeout=lock_timeout, log=log) as lock:
+        backend.allow_writes()
+        if not state_unchanged(backend, plan):
+            log("the target changed while planning (another deploy finished): planning again")
+            plan = build_plan(site, backend, options, tool_version)
+        if show:
+            show(plan)
+        lock.what = f"deploy {plan.deploy_id}"
+        lock.keep_alive()  # renewed in a thread from here (hashing is done)
+        return plan, apply_plan(plan, backend, workers, log, waiting, check=lock.check)

@@ -180,37 +180,20 @@ def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
       planner deploy public --target s3://my-bucket --distribution E123ABC
     """
     from . import render
-    from .apply import Waiting, apply_plan
-    from .lock import DeployLock, clear_stale
-    from .plan import build_plan, state_unchanged
+    from .apply import Waiting, deploy_site
+    from .plan import build_plan
 
     # Planning writes nothing (not even the count cache) until the deploy is under way.
     backend, options = _prepare(kw, read_only=True)
-    the_plan = build_plan(kw["site"], backend, options, __version__)
     log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
-    if not dry_run and (the_plan.has_work or the_plan.resume is not None):
-        # Every bad input (build, manifest, distribution ids) is refused before the lock is
-        # taken, so a refused deploy writes nothing at all. Under the lock the state is read
-        # again: if another deploy finished meanwhile, the plan is made again against it.
-        backend.check_distributions(the_plan.invalidation.distribution_ids)
-        with DeployLock(backend.store, "deploy", timeout=lock_timeout, log=log) as lock:
-            backend.allow_writes()
-            if not state_unchanged(backend, the_plan):
-                log("the target changed while planning (another deploy finished): planning again")
-                the_plan = build_plan(kw["site"], backend, options, __version__)
-            if kw["fmt"] != "json":
-                _show(the_plan, kw["fmt"], kw["verbose"])
-            lock.what = f"deploy {the_plan.deploy_id}"
-            lock.keep_alive()  # renewed in a thread from here (hashing is done)
-            result = apply_plan(the_plan, backend, workers=kw["workers"], log=log,
-                                waiting=Waiting(kw["wait_timeout"]), check=lock.check)
-    else:
-        if kw["fmt"] != "json" or dry_run:
-            _show(the_plan, kw["fmt"], kw["verbose"])
-        if dry_run:
-            return
-        clear_stale(backend.store, log)  # a lock left by a deploy killed as it ended
-        result = apply_plan(the_plan, backend)  # nothing to do: writes nothing
+    show = (lambda p: _show(p, kw["fmt"], kw["verbose"])) if kw["fmt"] != "json" else None
+    if dry_run:
+        _show(build_plan(kw["site"], backend, options, __version__), kw["fmt"], kw["verbose"])
+        return
+    the_plan, result = deploy_site(
+        kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
+        workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
+    )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
     else:
