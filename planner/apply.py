@@ -259,6 +259,7 @@ def deploy_site(
     waiting: Waiting | None = None,
     log: Log = lambda _: None,
     show: Callable[[Plan], None] | None = None,
+    accept: Callable[[Plan], Plan] | None = None,
 ) -> tuple[Plan, Result]:
     """Plan, then (when there is something to do) take the target's lock and apply.
 
@@ -266,11 +267,13 @@ def deploy_site(
     lock is taken, so a refused deploy writes nothing at all; ``backend`` should be read-only
     until then (it is switched with ``allow_writes``). Under the lock the state is read again:
     if another deploy finished meanwhile, the plan is made again against it. ``show`` is
-    handed the plan that is applied, before it is."""
+    handed the plan that is applied, before it is; ``accept`` checks (and may adjust) every plan
+    made, e.g. against a saved plan (it raises to refuse)."""
     from .lock import DeployLock, clear_stale
     from .plan import build_plan, state_unchanged
 
-    plan = build_plan(site, backend, options, tool_version)
+    accept = accept or (lambda p: p)
+    plan = accept(build_plan(site, backend, options, tool_version))
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
@@ -281,7 +284,7 @@ def deploy_site(
         backend.allow_writes()
         if not state_unchanged(backend, plan):
             log("the target changed while planning (another deploy finished): planning again")
-            plan = build_plan(site, backend, options, tool_version)
+            plan = accept(build_plan(site, backend, options, tool_version))
         if show:
             show(plan)
         lock.what = f"deploy {plan.deploy_id}"

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import functools
+import os
 import sys
 from typing import Any, Callable
 
 import click
 
-from manifests import ManifestError
-
 from . import __version__
+from .cli_common import aws_options, clients_of, flags_of, named_target
+from .cli_common import errors as _errors
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
-from .errors import PlannerError
 from .headers import DEFAULT_CACHE_CONTROL
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER"}
@@ -21,9 +20,10 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by ``plan`` and ``deploy``."""
     opts = [
-        click.argument("site", type=click.Path(file_okay=False, path_type=str)),
-        click.option("--target", "-t", required=True, metavar="TARGET",
-                     help="s3://bucket[/prefix], file:///abs/dir or a folder path."),
+        # Checked in _prepare, not here: `deploy --plan FILE` takes both from the saved plan.
+        click.argument("site", required=False, type=click.Path(file_okay=False, path_type=str)),
+        click.option("--target", "-t", metavar="TARGET",
+                     help="s3://bucket[/prefix], file:///abs/dir or a folder path  [required]"),
         click.option("--distribution", "-d", "distributions", multiple=True, metavar="ID",
                      help="CloudFront distribution to invalidate (repeatable)."),
         click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
@@ -69,42 +69,13 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
-    """Options of every command that may talk to AWS."""
-    return [
-        click.option("--profile", default=None, help="AWS profile."),
-        click.option("--region", default=None, help="AWS region of the bucket."),
-        click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]),
-                     default="standard", show_default=True,
-                     help="botocore's retry mode for throttling and transient errors."),
-        click.option("--max-attempts", type=click.IntRange(min=1), default=5, show_default=True,
-                     help="Attempts per AWS request (botocore's retries), the first included."),
-    ]
-
-
-def clients_of(kw: dict[str, Any]):
-    from .aws import Clients
-
-    return Clients(profile=kw["profile"], region=kw["region"], max_attempts=kw["max_attempts"],
-                   retry_mode=kw["retry_mode"])
-
-
-def _errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's errors into a one-line message and a non-zero exit."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (PlannerError, ManifestError) as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(getattr(exc, "exit_code", 1))
-
-    return wrapper
-
-
 def _prepare(kw: dict[str, Any], read_only: bool = False):
     from .backends import make_backend
+
+    if kw["site"] is None:
+        raise click.UsageError("Missing argument 'SITE'.")
+    if not kw["target"]:
+        raise click.UsageError("Missing option '--target' / '-t'.")
     from .plan import Options
     from .targets import check_apart, parse_target
 
@@ -139,19 +110,45 @@ def _show(plan, fmt: str, verbose: bool, result=None) -> None:
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="planner")
-def cli() -> None:
+@click.option("--config", "config_path", metavar="FILE", envvar="PLANNER_CONFIG",
+              help="Configuration file  [default: ./planner.toml, else [tool.planner] in "
+                   "./pyproject.toml]")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
     """Deploy a static site to S3 and invalidate CloudFront as cheaply as possible.
 
     \b
     Example:
       planner plan public --target s3://my-bucket --distribution E123ABC
     """
+    from . import config
+
+    group = ctx.command
+    assert isinstance(group, click.Group)
+    try:
+        cfg = config.load(config.find(os.getcwd(), config_path))
+        config.check_keys(cfg, {k for c in group.commands.values() for k in flags_of(c)})
+    except config.ConfigError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    ctx.obj = cfg
+    # The file's top level is every command's defaults: below flags and PLANNER_* variables.
+    ctx.default_map = {
+        name: {flags[k]: v for k, v in cfg.options.items() if k in flags}
+        for name, command in group.commands.items()
+        for flags in (flags_of(command),)
+    }
 
 
 @cli.command()
 @_options
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 when nothing would change, 2 when something would (1 stays an error).")
+@click.option("--out", "out", metavar="FILE", type=click.Path(dir_okay=False, path_type=str),
+              help="Also save the plan, for `planner deploy --plan FILE`.")
+@named_target
 @_errors
-def plan(**kw: Any) -> None:
+def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     """Show what a deploy would upload, delete and invalidate, and what it would cost.
 
     \b
@@ -163,6 +160,13 @@ def plan(**kw: Any) -> None:
     backend, options = _prepare(kw, read_only=True)
     the_plan = build_plan(kw["site"], backend, options, __version__)
     _show(the_plan, kw["fmt"], kw["verbose"])
+    if out:
+        from . import saved
+
+        with click.open_file(out, "wb", atomic=True) as f:
+            f.write(saved.dumps(the_plan, options))
+    if detailed_exitcode and (the_plan.has_work or the_plan.resume is not None):
+        sys.exit(2)
 
 
 @cli.command()
@@ -171,8 +175,14 @@ def plan(**kw: Any) -> None:
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait while another deploy holds the target's lock (0: fail at "
                    "once, exit 4).")
+@click.option("--plan", "plan_file", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Apply exactly this saved plan (`planner plan --out`): refused if the target "
+                   "or the build changed since. SITE, --target and the plan's options come from "
+                   "the file.")
+@named_target
 @_errors
-def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
+def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any) -> None:
     """Upload what changed, commit the manifest, invalidate, delete what was removed.
 
     \b
@@ -183,16 +193,34 @@ def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
     from .apply import Waiting, deploy_site
     from .plan import build_plan
 
-    # Planning writes nothing (not even the count cache) until the deploy is under way.
-    backend, options = _prepare(kw, read_only=True)
+    accept = None
+    if plan_file:
+        from . import saved
+        from .backends import make_backend
+        from .targets import parse_target
+
+        with open(plan_file, "rb") as f:
+            saved_plan = saved.load(f.read(), plan_file)
+        for name, value in (("site", saved_plan.site), ("target", saved_plan.target)):
+            if kw[name] is not None and kw[name] not in (value, value.removeprefix("file://")):
+                raise click.UsageError(f"--plan {plan_file} is for {name} {value}, not {kw[name]}")
+        kw["site"], accept, options = saved_plan.site, saved_plan.accept, saved_plan.options
+        backend = make_backend(
+            parse_target(saved_plan.target), clients_of(kw), read_only=True, acl=kw["acl"]
+        )
+    else:
+        # Planning writes nothing (not even the count cache) until the deploy is under way.
+        backend, options = _prepare(kw, read_only=True)
     log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
     show = (lambda p: _show(p, kw["fmt"], kw["verbose"])) if kw["fmt"] != "json" else None
     if dry_run:
-        _show(build_plan(kw["site"], backend, options, __version__), kw["fmt"], kw["verbose"])
+        dry = build_plan(kw["site"], backend, options, __version__)
+        _show(accept(dry) if accept else dry, kw["fmt"], kw["verbose"])
         return
     the_plan, result = deploy_site(
         kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
         workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
+        accept=accept,
     )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
@@ -206,6 +234,7 @@ def deploy(dry_run: bool, lock_timeout: float, **kw: Any) -> None:
               help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
 @click.option("--profile", default=None, help="AWS profile.")
 @click.option("--region", default=None, help="AWS region of the bucket.")
+@named_target
 @_errors
 def unlock(target: str, profile: str | None, region: str | None) -> None:
     """Remove the target's deploy lock by hand (when the deploy that held it is gone).

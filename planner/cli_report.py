@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
+from .cli_common import named_target
 
 
 def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -43,6 +44,7 @@ def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str
               show_default=True, help="Dollars per paid invalidation path.")
 @click.option("--profile", default=None, help="AWS profile.")
 @click.option("--region", default=None, help="AWS region of the bucket.")
+@named_target
 def report(month: str | None, target: str | None, fmt: str, warn_over: float,
            fail_over: float | None, free_paths_per_month: int, price_per_path: float,
            profile: str | None, region: str | None) -> None:

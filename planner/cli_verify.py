@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from .cli import _errors, aws_options, clients_of
+from .cli_common import aws_options, clients_of, named_target
+from .cli_common import errors as _errors
 
 
 def to_dict(v) -> dict[str, Any]:
@@ -86,6 +87,7 @@ def to_text(v, repairing: bool) -> str:
 @click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
               help="With --repair: canned ACL of re-uploaded files.")
 @(lambda f: [f := o(f) for o in reversed(aws_options())][-1])
+@named_target
 @_errors
 def verify(target: str, site: str | None, delete_extra: bool, distributions: tuple[str, ...],
            url_prefix: str, lock_timeout: float, fmt: str, acl: str | None, **kw: Any) -> None:

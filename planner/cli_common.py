@@ -1,0 +1,91 @@
+"""What every ``planner`` command shares: AWS options, error handling, and the configuration
+file's named targets. Command modules import this, never ``planner.cli`` (which imports them).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from manifests import ManifestError
+
+from .errors import PlannerError
+
+
+def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """Options of every command that may talk to AWS."""
+    return [
+        click.option("--profile", default=None, help="AWS profile."),
+        click.option("--region", default=None, help="AWS region of the bucket."),
+        click.option("--retry-mode", type=click.Choice(["standard", "adaptive"]),
+                     default="standard", show_default=True,
+                     help="botocore's retry mode for throttling and transient errors."),
+        click.option("--max-attempts", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="Attempts per AWS request (botocore's retries), the first included."),
+    ]
+
+
+def clients_of(kw: dict[str, Any]):
+    from .aws import Clients
+
+    return Clients(profile=kw["profile"], region=kw["region"], max_attempts=kw["max_attempts"],
+                   retry_mode=kw["retry_mode"])
+
+
+def errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's errors into a one-line message and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (PlannerError, ManifestError) as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(getattr(exc, "exit_code", 1))
+
+    return wrapper
+
+
+def flags_of(command: click.Command) -> dict[str, str]:
+    """Configuration key (the long flag without dashes, or the argument's name) -> the
+    parameter's name."""
+    out: dict[str, str] = {}
+    for param in command.params:
+        if isinstance(param, click.Argument):
+            out[param.name.replace("_", "-")] = param.name  # type: ignore[union-attr]
+        elif isinstance(param, click.Option) and param.name not in ("help", "version"):
+            for opt in param.opts + param.secondary_opts:
+                if opt.startswith("--"):
+                    out[opt[2:]] = param.name  # type: ignore[assignment]
+    return out
+
+
+def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--target NAME`` of a ``[targets.NAME]`` table: its target, and its options wherever
+    neither a flag nor a PLANNER_* variable set them (they come before the file's top level)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        from click.core import ParameterSource
+
+        ctx = click.get_current_context()
+        cfg = ctx.find_root().obj
+        name = kw.get("target")
+        if cfg is not None and name in cfg.targets:
+            flags = flags_of(ctx.command)
+            params = {p.name: p for p in ctx.command.params}
+            for key, value in cfg.targets[name].items():
+                pname = flags.get(key)
+                if key == "target" or pname is None:
+                    continue
+                if ctx.get_parameter_source(pname) in (
+                    ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP
+                ):
+                    kw[pname] = params[pname].type_cast_value(ctx, value)
+            kw["target"] = cfg.targets[name]["target"]
+        return func(*args, **kw)
+
+    return wrapper

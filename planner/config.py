@@ -1,0 +1,103 @@
+"""The configuration file: ``planner.toml`` in the working directory, ``[tool.planner]`` in
+``pyproject.toml``, or ``--config FILE``. Any option of any command, by its flag name
+(``max-deletes`` or ``max_deletes``), at the top level, and named targets in
+``[targets.NAME]`` tables chosen with ``--target NAME``.
+
+Precedence is the CLI's: a flag, then its ``PLANNER_*`` environment variable, then the file
+(a named target's table before the top level), then the built-in default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .errors import PlannerError
+
+CONFIG_NAME = "planner.toml"
+
+
+class ConfigError(PlannerError):
+    """The configuration file cannot be used (unreadable, bad TOML, unknown key...)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # flag name -> value
+    targets: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def key_name(key: str) -> str:
+    """``max_deletes`` and ``max-deletes`` are one key."""
+    return key.replace("_", "-")
+
+
+def find(cwd: str, explicit: str | None = None) -> str | None:
+    """--config FILE; else planner.toml; else pyproject.toml if it has [tool.planner]."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise ConfigError(f"--config {explicit}: no such file")
+        return explicit
+    own = os.path.join(cwd, CONFIG_NAME)
+    if os.path.isfile(own):
+        return own
+    pyproject = os.path.join(cwd, "pyproject.toml")
+    if os.path.isfile(pyproject) and "planner" in _read(pyproject).get("tool", {}):
+        return pyproject
+    return None
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def load(path: str | None) -> Config:
+    if path is None:
+        return Config()
+    doc = _read(path)
+    if os.path.basename(path) == "pyproject.toml":
+        doc = doc.get("tool", {}).get("planner", {})
+        where = f"{path} [tool.planner]"
+    else:
+        where = path
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where}: expected a table")
+    targets = doc.get("targets", {})
+    if not isinstance(targets, dict) or not all(isinstance(t, dict) for t in targets.values()):
+        raise ConfigError(f"{where}: [targets] must hold tables, like [targets.prod]")
+    for name, table in targets.items():
+        if "target" not in table:
+            raise ConfigError(
+                f"{where}: [targets.{name}] needs a target (target = \"s3://bucket\")"
+            )
+    options = {key_name(k): v for k, v in doc.items() if k != "targets"}
+    return Config(
+        path=where,
+        options=options,
+        targets={n: {key_name(k): v for k, v in t.items()} for n, t in targets.items()},
+    )
+
+
+def check_keys(config: Config, known: Iterable[str]) -> None:
+    """Every key names an option of some command; else an error naming the key and the
+    closest valid one."""
+    known = sorted(set(known))
+    tables = [("", config.options)] + [(f"[targets.{n}] ", t) for n, t in config.targets.items()]
+    for where, table in tables:
+        for key in table:
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{config.path}: unknown key {where}{key!r}{hint}")
