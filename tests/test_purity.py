@@ -24,6 +24,10 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
         "planner.pathlist",
         "planner.ledger",
         "planner.report",
+        "planner.config",
+        "planner.saved",
+        "planner.verify",
+        "planner.lock",
     ],
 )
 def test_pure_module_imports_no_aws_or_cli(module):
