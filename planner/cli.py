@@ -86,6 +86,7 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         cache_control=kw["cache_control"],
         excludes=tuple(kw["excludes"]),
         invalidate_added=kw["invalidate_added"],
+        header_rules=_header_rules(),
         max_deletes=kw["max_deletes"],
         delete=not kw["no_delete"],
         url_prefix=kw["url_prefix"],
@@ -97,6 +98,15 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         miss_cost=kw["miss_cost"],
     )
     return backend, options
+
+
+def _header_rules() -> tuple[Any, ...]:
+    from . import config
+
+    ctx = click.get_current_context()
+    cfg = ctx.find_root().obj
+    name = ctx.meta.get("planner.target_name")
+    return config.header_rules(cfg, name) if cfg is not None else ()
 
 
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
@@ -127,7 +137,9 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     assert isinstance(group, click.Group)
     try:
         cfg = config.load(config.find(os.getcwd(), config_path))
-        config.check_keys(cfg, {k for c in group.commands.values() for k in flags_of(c)})
+        config.check_keys(
+            cfg, {k for c in group.commands.values() for k in flags_of(c)} | {"headers"}
+        )
     except config.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(exc.exit_code)

@@ -86,6 +86,7 @@ def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
                 ):
                     kw[pname] = params[pname].type_cast_value(ctx, value)
             kw["target"] = cfg.targets[name]["target"]
+            ctx.meta["planner.target_name"] = name  # for what only the file holds ([[headers]])
         return func(*args, **kw)
 
     return wrapper

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from .errors import PlannerError
 
 CONFIG_NAME = "planner.toml"
+HEADER_RULE_KEYS = ("pattern", "cache-control", "content-type")
 
 
 class ConfigError(PlannerError):
@@ -101,3 +102,32 @@ def check_keys(config: Config, known: Iterable[str]) -> None:
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise ConfigError(f"{config.path}: unknown key {where}{key!r}{hint}")
+
+
+def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
+    """The ``[[headers]]`` rules, in order (a named target's own list replaces the top
+    level's). Each: ``pattern`` (gitignore-style) and ``cache-control`` and/or
+    ``content-type``."""
+    from .headers import HeaderRule
+
+    table = config.targets.get(target or "", {})
+    raw = table.get("headers", config.options.get("headers", []))
+    where = f"{config.path} [[{'targets.' + str(target) + '.' if 'headers' in table else ''}headers]]"
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise ConfigError(f"{where}: expected an array of tables ([[headers]])")
+    rules = []
+    for rule in raw:
+        rule = {key_name(k): v for k, v in rule.items()}
+        for key in rule:
+            if key not in HEADER_RULE_KEYS:
+                close = difflib.get_close_matches(key, HEADER_RULE_KEYS, n=1, cutoff=0.6)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{where}: unknown key {key!r}{hint}")
+        if not isinstance(rule.get("pattern"), str) or not rule["pattern"]:
+            raise ConfigError(f"{where}: every rule needs a pattern (pattern = \"*.html\")")
+        if not all(isinstance(rule.get(k, ""), str) for k in HEADER_RULE_KEYS):
+            raise ConfigError(f"{where}: pattern, cache-control and content-type are text")
+        if "cache-control" not in rule and "content-type" not in rule:
+            raise ConfigError(f"{where}: rule {rule['pattern']!r} sets no header")
+        rules.append(HeaderRule(rule["pattern"], rule.get("cache-control"), rule.get("content-type")))
+    return tuple(rules)

@@ -8,11 +8,20 @@ machine, or every CI runner would re-upload everything.
 from __future__ import annotations
 
 import posixpath
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 # Browsers revalidate after a minute; CloudFront keeps a copy for a day (s-maxage), and our
 # invalidations make a change visible at the edge at once.
 DEFAULT_CACHE_CONTROL = "public, max-age=60, s-maxage=86400"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# A file whose name holds a hash of its content never changes under that name.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# A hex hash of 8 or more digits, with a letter and a digit among them (so "20240101" or
+# "12345678" are not hashes), as its own part of the file name: app.3f9a8b7c.js,
+# main-3f9a8b7c12.css, 0a1b2c3d4e5f.woff2.
+_FINGERPRINT = re.compile(r"(?:^|[._-])(?=[0-9]*[a-f])(?=[a-f]*[0-9])[0-9a-f]{8,}(?=[._-])")
 
 CONTENT_TYPES: dict[str, str] = {
     # pages and data
@@ -82,11 +91,43 @@ def content_type(key: str) -> str:
     return CONTENT_TYPES.get(ext, DEFAULT_CONTENT_TYPE)
 
 
-def headers_for(cache_control: str = DEFAULT_CACHE_CONTROL):
-    """A ``key -> (Content-Type, Cache-Control)`` function for the scanner."""
+@dataclass(frozen=True)
+class HeaderRule:
+    """Headers for the keys ``pattern`` matches (gitignore-style); None: the default."""
+
+    pattern: str
+    cache_control: str | None = None
+    content_type: str | None = None
+
+
+def is_fingerprinted(key: str) -> bool:
+    """A name with a content hash in it (never a page: pages keep their URL)."""
+    name = key.rpartition("/")[2].lower()
+    return bool(_FINGERPRINT.search(name)) and not is_page(content_type(key))
+
+
+def headers_for(
+    cache_control: str = DEFAULT_CACHE_CONTROL, rules: Sequence[HeaderRule] = ()
+) -> Callable[[str], tuple[str, str]]:
+    """A ``key -> (Content-Type, Cache-Control)`` function for the scanner: the first rule
+    whose pattern matches, then fingerprinted files immutable, then ``cache_control``."""
+
+    def default(key: str) -> tuple[str, str]:
+        cc = IMMUTABLE_CACHE_CONTROL if is_fingerprinted(key) else cache_control
+        return content_type(key), cc
+
+    if not rules:
+        return default
+    import pathspec  # gitignore-style patterns, as people write them in .gitignore
+
+    specs = [(pathspec.PathSpec.from_lines("gitwildmatch", [r.pattern]), r) for r in rules]
 
     def headers(key: str) -> tuple[str, str]:
-        return content_type(key), cache_control
+        for spec, rule in specs:
+            if spec.match_file(key):
+                ctype, cc = default(key)
+                return rule.content_type or ctype, rule.cache_control or cc
+        return default(key)
 
     return headers
 

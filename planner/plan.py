@@ -29,7 +29,7 @@ from .cost import (
     CostModel,
 )
 from .errors import BadSite, InvalidationError, TooManyDeletes
-from .headers import DEFAULT_CACHE_CONTROL, headers_for, is_page
+from .headers import DEFAULT_CACHE_CONTROL, HeaderRule, headers_for, is_fingerprinted, is_page
 from .minimizer import Problem, Solution, evaluate, minimize
 from .urls import normalise_url_prefix, urls_of
 
@@ -41,6 +41,7 @@ class Options:
     cache_control: str = DEFAULT_CACHE_CONTROL
     excludes: tuple[str, ...] = ()  # added to DEFAULT_EXCLUDES
     invalidate_added: bool = False
+    header_rules: tuple[HeaderRule, ...] = ()  # the configuration file's [[headers]]
     max_deletes: int = 256
     delete: bool = True
     url_prefix: str = "/"
@@ -154,6 +155,7 @@ class Plan:
     resume: Journal | None = None  # a committed deploy's unfinished invalidation/deletes
     sizes: dict[str, int] = field(default_factory=dict)  # bytes per diff group
     journal_version: str | None = None  # store version of the pending record read, if any
+    fingerprinted_new: int = 0  # new files with a content hash in their name: no invalidation
 
     @property
     def deploy_id(self) -> str:
@@ -255,8 +257,11 @@ def compute_plan(
     # Invalidate what may be cached with old content: modified, deleted, re-uploaded after an
     # interrupted deploy; new files too with --invalidate-added.
     must = [u.key for u in uploads if u.reason != "new" or u.key in dirty]
+    # A new fingerprinted file was never requested under its name: never invalidated.
+    fingerprinted_new = [u.key for u in uploads if u.reason == "new" and is_fingerprinted(u.key)]
     if options.invalidate_added:
-        must += [u.key for u in uploads if u.reason == "new"]
+        fresh = set(fingerprinted_new)
+        must += [u.key for u in uploads if u.reason == "new" and u.key not in fresh]
     url_prefix = normalise_url_prefix(options.url_prefix)
     changed_urls = frozenset(urls_of(must + deletes, url_prefix))
     # Every URL that may be cached matters for what a wildcard would also hit (and for the
@@ -293,6 +298,7 @@ def compute_plan(
         resume=resume,
         sizes=sizes,
         journal_version=journal_version,
+        fingerprinted_new=len(fingerprinted_new),
     )
 
 
@@ -414,7 +420,7 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
     # errors first, as reading it before the scan).
     entries = scan_meanwhile(
         site,
-        headers_for(options.cache_control),
+        headers_for(options.cache_control, options.header_rules),
         excludes=DEFAULT_EXCLUDES + tuple(options.excludes),
         workers=options.hash_workers,
         meanwhile=read_state,

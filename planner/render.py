@@ -42,6 +42,7 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "deletes": [{"key": k} for k in plan.deletes],
         "kept": [{"key": k} for k in plan.kept],
         "unchanged": len(d.unchanged),
+        "fingerprinted_new": plan.fingerprinted_new,
         "invalidation": {
             "paths": list(inv.paths),
             "distribution_ids": list(inv.distribution_ids),
@@ -195,6 +196,11 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     inv = plan.invalidation
     sol = inv.solution
     heading("Invalidation")
+    if plan.fingerprinted_new:
+        out.append(
+            f"{plan.fingerprinted_new} new fingerprinted files (a content hash in the name, "
+            "cached as immutable) need no invalidation"
+        )
     if not inv.paths:
         out.append(
             "nothing to invalidate"

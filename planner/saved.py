@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import PlannerError
+from .headers import HeaderRule
 from .minimizer import Covered, Solution
 from .plan import Options, Plan
 
@@ -115,6 +116,7 @@ def load(data: bytes, where: str) -> SavedPlan:
             for k, v in doc["options"].items()
             if k in fields
         }
+        opts["header_rules"] = tuple(HeaderRule(**r) for r in opts.get("header_rules", ()))
         return SavedPlan(
             site=str(doc["site"]),
             target=str(doc["target"]),

@@ -141,7 +141,7 @@ def repair(
 
     refuse_pending(backend)
     wanted = {d.key for d in found.drift if d.problem != "extra"}
-    build = scan(site, headers_for(options.cache_control), DEFAULT_EXCLUDES + options.excludes)
+    build = scan(site, headers_for(options.cache_control, options.header_rules), DEFAULT_EXCLUDES + options.excludes)
     build = {k: e for k, e in build.items() if k in wanted}
     uploads, deletes, refused = repair_plan(manifest, found.drift, build, delete_extra)
     found.not_repairable = refused
