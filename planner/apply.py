@@ -13,11 +13,12 @@ A crash anywhere leaves a record the next run uses to converge (see ``plan.compu
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 import os
 import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import xxhash
 from manifests import ScanError, commit_manifest, load_manifest
@@ -31,6 +32,7 @@ from .headers import is_page
 from .plan import JOURNAL_NAME, Journal, Options, Plan, Upload
 
 Log = Callable[[str], None]
+debug = logging.getLogger("planner.apply").debug
 Check = Callable[[], None]  # raises when this run may no longer write (the deploy lock)
 
 
@@ -71,6 +73,8 @@ class _HashingReader:
 
 def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
     check()
+    debug("upload %s (%s, %d bytes, %s; %s)", up.key, up.reason, up.size, up.content_type,
+          up.cache_control)
     path = os.path.join(plan.site, *up.key.split("/"))
     if up.size < MULTIPART_THRESHOLD:
         with open(path, "rb") as f:
@@ -101,12 +105,22 @@ def _unchanged_since_scan(plan: Plan) -> None:
 
 
 def _upload_all(
-    plan: Plan, backend: Backend, ups: list[Upload], workers: int, check: Check
+    plan: Plan,
+    backend: Backend,
+    ups: list[Upload],
+    workers: int,
+    check: Check,
+    progress: Callable[[int], None],
 ) -> None:
     if not ups:
         return
+
+    def one(up: Upload) -> None:
+        _upload_one(plan, backend, up, check)
+        progress(up.size)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(_upload_one, plan, backend, u, check) for u in ups]
+        futures = [pool.submit(one, u) for u in ups]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         for fut in pending:
             fut.cancel()
@@ -138,6 +152,8 @@ def _submit(backend: Backend, dist: str, journal: Journal, waiting: Waiting, log
     deadline = waiting.clock() + waiting.timeout
     delay = waiting.first_delay
     while True:
+        debug("CreateInvalidation on %s: %d paths, CallerReference %s", dist, len(journal.paths),
+              journal.caller_reference)
         try:
             return backend.invalidate(dist, journal.paths, journal.caller_reference)
         except AwsError as exc:
@@ -180,6 +196,7 @@ def finish(
             result.invalidations.update(made)
     if journal.deletes:
         check()
+        debug("delete %d objects: %s", len(journal.deletes), ", ".join(journal.deletes[:20]))
         backend.delete(list(journal.deletes))
         result.deleted += len(journal.deletes)
     if journal.record is not None:
@@ -196,6 +213,7 @@ def apply_plan(
     log: Log = lambda _: None,
     waiting: Waiting | None = None,
     check: Check = _no_check,
+    progress: Callable[[int], None] = lambda _: None,
 ) -> Result:
     """Carry out ``plan``; ``check`` is called before each write and raises to stop (the
     deploy lock's guard)."""
@@ -223,13 +241,14 @@ def apply_plan(
         record=ledger.draft(plan, waiting.now()),
     )
     check()
+    debug("write the pending record %s (%d keys)", JOURNAL_NAME, len(journal.touched))
     backend.store.write(JOURNAL_NAME, journal.dumps())
 
     assets = [u for u in plan.uploads if not is_page(u.content_type)]
     pages = [u for u in plan.uploads if is_page(u.content_type)]
     log(f"uploading {len(assets)} assets, then {len(pages)} pages (HTML/XML)")
-    _upload_all(plan, backend, assets, workers, check)
-    _upload_all(plan, backend, pages, workers, check)
+    _upload_all(plan, backend, assets, workers, check, progress)
+    _upload_all(plan, backend, pages, workers, check, progress)
     result.uploaded = len(plan.uploads)
     result.uploaded_bytes = plan.upload_bytes
 
@@ -260,6 +279,7 @@ def deploy_site(
     log: Log = lambda _: None,
     show: Callable[[Plan], None] | None = None,
     accept: Callable[[Plan], Plan] | None = None,
+    progress: Callable[[Plan], Any] | None = None,
 ) -> tuple[Plan, Result]:
     """Plan, then (when there is something to do) take the target's lock and apply.
 
@@ -268,7 +288,8 @@ def deploy_site(
     until then (it is switched with ``allow_writes``). Under the lock the state is read again:
     if another deploy finished meanwhile, the plan is made again against it. ``show`` is
     handed the plan that is applied, before it is; ``accept`` checks (and may adjust) every plan
-    made, e.g. against a saved plan (it raises to refuse)."""
+    made, e.g. against a saved plan (it raises to refuse); ``progress(plan)`` gives a context
+    manager that is called with the size of each file uploaded."""
     from .lock import DeployLock, clear_stale
     from .plan import build_plan, state_unchanged
 
@@ -289,4 +310,9 @@ def deploy_site(
             show(plan)
         lock.what = f"deploy {plan.deploy_id}"
         lock.keep_alive()  # renewed in a thread from here (hashing is done)
-        return plan, apply_plan(plan, backend, workers, log, waiting, check=lock.check)
+        if progress is None:
+            return plan, apply_plan(plan, backend, workers, log, waiting, check=lock.check)
+        with progress(plan) as bar:  # a context manager called once per uploaded file
+            return plan, apply_plan(
+                plan, backend, workers, log, waiting, check=lock.check, progress=bar
+            )

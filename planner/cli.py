@@ -58,7 +58,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Parallel uploads."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
                      default="table", show_default=True),
-        click.option("--verbose", "-v", is_flag=True, help="List every upload, delete and path."),
+        click.option("--verbose", "-v", is_flag=True,
+                     help="List every upload, delete and path, and log each step (debug)."),
+        click.option("--quiet", "-q", is_flag=True,
+                     help="No plan, progress or log lines: errors and the summary line only."),
         click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
                      help="Canned ACL of uploaded site files (never of the tool's own state "
                           "objects)  [default: none: the bucket's setting]"),
@@ -107,6 +110,19 @@ def _header_rules() -> tuple[Any, ...]:
     cfg = ctx.find_root().obj
     name = ctx.meta.get("planner.target_name")
     return config.header_rules(cfg, name) if cfg is not None else ()
+
+
+def _debug_log(verbose: bool) -> None:
+    """-v: the tool's own debug lines on stderr (never botocore's, which would show request
+    signatures)."""
+    if verbose:
+        import logging
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("debug: %(message)s"))
+        logger = logging.getLogger("planner")
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
 
 
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
@@ -170,8 +186,10 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     from .plan import build_plan
 
     backend, options = _prepare(kw, read_only=True)
+    _debug_log(kw["verbose"])
     the_plan = build_plan(kw["site"], backend, options, __version__)
-    _show(the_plan, kw["fmt"], kw["verbose"])
+    if not kw["quiet"]:
+        _show(the_plan, kw["fmt"], kw["verbose"])
     if out:
         from . import saved
 
@@ -223,16 +241,24 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
     else:
         # Planning writes nothing (not even the count cache) until the deploy is under way.
         backend, options = _prepare(kw, read_only=True)
-    log = (lambda msg: click.echo(msg, err=True)) if kw["fmt"] != "json" else (lambda _: None)
-    show = (lambda p: _show(p, kw["fmt"], kw["verbose"])) if kw["fmt"] != "json" else None
+    _debug_log(kw["verbose"])
+    people = kw["fmt"] != "json" and not kw["quiet"]
+    log = (lambda msg: click.echo(msg, err=True)) if people else (lambda _: None)
+    show = (lambda p: _show(p, kw["fmt"], kw["verbose"])) if people else None
+    progress = None
+    if people:
+        from .progress import UploadProgress
+
+        progress = lambda p: UploadProgress(len(p.uploads), p.upload_bytes)  # noqa: E731
     if dry_run:
         dry = build_plan(kw["site"], backend, options, __version__)
-        _show(accept(dry) if accept else dry, kw["fmt"], kw["verbose"])
+        if not kw["quiet"] or kw["fmt"] == "json":
+            _show(accept(dry) if accept else dry, kw["fmt"], kw["verbose"])
         return
     the_plan, result = deploy_site(
         kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
         workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
-        accept=accept,
+        accept=accept, progress=progress,
     )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)

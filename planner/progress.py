@@ -1,0 +1,66 @@
+"""Upload progress on stderr: click's progress bar on a terminal, a plain line every tenth
+(or every 10 s) in CI logs, nothing with --quiet. Called from the upload threads."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, Callable, TextIO
+
+import click
+
+from .render import human_bytes
+
+LINE_EVERY_SECONDS = 10.0
+
+
+class UploadProgress:
+    def __init__(
+        self,
+        files: int,
+        total_bytes: int,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.files, self.total = files, total_bytes
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.clock = clock
+        self.done_files = self.done_bytes = 0
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._next_tenth = 1
+        self._last_line = clock()
+
+    def __enter__(self) -> "UploadProgress":
+        if self.tty and self.files:
+            self._bar = click.progressbar(
+                length=max(1, self.total), label=f"uploading {self.files} files",
+                file=self.stream, show_eta=True, show_percent=True,
+            ).__enter__()
+        return self
+
+    def __call__(self, size: int) -> None:
+        """One file uploaded, of ``size`` bytes."""
+        with self._lock:
+            self.done_files += 1
+            self.done_bytes += size
+            if self._bar is not None:
+                self._bar.update(size)
+                return
+            tenth = self.done_files * 10 // max(1, self.files)
+            now = self.clock()
+            if tenth >= self._next_tenth or now - self._last_line >= LINE_EVERY_SECONDS:
+                self._next_tenth = tenth + 1
+                self._last_line = now
+                print(
+                    f"uploaded {self.done_files}/{self.files} files "
+                    f"({human_bytes(self.done_bytes)} of {human_bytes(self.total)})",
+                    file=self.stream, flush=True,
+                )
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
