@@ -158,7 +158,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
         )
     except config.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+        sys.exit(1 if _detailed() else exc.exit_code)
     ctx.obj = cfg
     # The file's top level is every command's defaults: below flags and PLANNER_* variables.
     ctx.default_map = {
@@ -303,5 +303,19 @@ cli.add_command(report)
 cli.add_command(verify)
 
 
+def _detailed() -> bool:
+    return "--detailed-exitcode" in sys.argv[1:]
+
+
 def main() -> None:
-    cli(prog_name="planner")
+    # With `plan --detailed-exitcode`, 2 means "something would change": bad usage (and a bad
+    # configuration file) exit 1 then, as in Terraform, so `|| [ $? -eq 2 ]` hides no error.
+    try:
+        code = cli.main(prog_name="planner", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(1 if _detailed() and exc.exit_code == 2 else exc.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -108,7 +108,7 @@ def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
     """The ``[[headers]]`` rules, in order (a named target's own list replaces the top
     level's). Each: ``pattern`` (gitignore-style) and ``cache-control`` and/or
     ``content-type``."""
-    from .headers import HeaderRule
+    from .headers import HeaderRule, compile_pattern
 
     table = config.targets.get(target or "", {})
     raw = table.get("headers", config.options.get("headers", []))
@@ -127,7 +127,28 @@ def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
             raise ConfigError(f"{where}: every rule needs a pattern (pattern = \"*.html\")")
         if not all(isinstance(rule.get(k, ""), str) for k in HEADER_RULE_KEYS):
             raise ConfigError(f"{where}: pattern, cache-control and content-type are text")
+        pattern = rule["pattern"]
+        if pattern.startswith(("!", "#")):
+            raise ConfigError(
+                f"{where}: pattern {pattern!r}: a rule's pattern cannot be a negation or a comment"
+            )
+        try:
+            compile_pattern(pattern)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{where}: pattern {pattern!r} is not a gitignore-style pattern ({exc})"
+            ) from None
         if "cache-control" not in rule and "content-type" not in rule:
-            raise ConfigError(f"{where}: rule {rule['pattern']!r} sets no header")
+            raise ConfigError(f"{where}: rule {pattern!r} sets no header")
+        for k in ("cache-control", "content-type"):
+            value = rule.get(k)
+            if value is None:
+                continue
+            # An HTTP header value: printable ASCII (S3 refuses control characters, and
+            # stores other text in a way that comes back different).
+            if not value.strip() or not all(" " <= c <= "~" for c in value):
+                raise ConfigError(
+                    f"{where}: rule {pattern!r}: {k} {value!r} must be non-empty printable ASCII"
+                )
         rules.append(HeaderRule(rule["pattern"], rule.get("cache-control"), rule.get("content-type")))
     return tuple(rules)

@@ -100,6 +100,14 @@ class HeaderRule:
     content_type: str | None = None
 
 
+def compile_pattern(pattern: str):
+    """A gitignore-style pattern, matched as git matches .gitignore (the pathspec library);
+    ValueError when it is not one."""
+    import pathspec
+
+    return pathspec.GitIgnoreSpec.from_lines([pattern])
+
+
 def is_fingerprinted(key: str) -> bool:
     """A name with a content hash in it (never a page: pages keep their URL)."""
     name = key.rpartition("/")[2].lower()
@@ -118,9 +126,7 @@ def headers_for(
 
     if not rules:
         return default
-    import pathspec  # gitignore-style patterns, as people write them in .gitignore
-
-    specs = [(pathspec.PathSpec.from_lines("gitwildmatch", [r.pattern]), r) for r in rules]
+    specs = [(compile_pattern(r.pattern), r) for r in rules]
 
     def headers(key: str) -> tuple[str, str]:
         for spec, rule in specs:

@@ -198,8 +198,8 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     heading("Invalidation")
     if plan.fingerprinted_new:
         out.append(
-            f"{plan.fingerprinted_new} new fingerprinted files (a content hash in the name, "
-            "cached as immutable) need no invalidation"
+            f"{plan.fingerprinted_new} new fingerprinted files (a content hash in the name: "
+            "never requested before) need no invalidation"
         )
     if not inv.paths:
         out.append(
