@@ -1,0 +1,559 @@
+"""The CI recipes in ``examples/ci/``: their structure, and their ``planner`` commands run for
+real against the moto server (see ``conftest.py``).
+
+Each recipe is read with ``yaml.safe_load``. Which jobs run in which pipeline is worked out
+from the recipe itself (GitLab ``rules``, GitHub ``on`` and ``if``, evaluated by a small
+evaluator of the ``==``/``!=``/``&&``/``||`` expressions they use), for a merge request / pull
+request, a push to the default branch, a push to another branch and a schedule.
+
+Then every script/run line that invokes ``planner`` is taken from the recipe as written (no
+copy of it here), its CI variables filled in (GitLab: ``$S3_BUCKET`` and
+``$CLOUDFRONT_DISTRIBUTION_ID`` as environment variables, as GitLab passes them; GitHub:
+``${{ vars.X }}`` replaced in the text, as GitHub does, and ``$GITHUB_STEP_SUMMARY`` a file of
+the test) and run with ``bash -eo pipefail -c`` in a folder holding a ``public/`` build, with
+this venv's ``planner`` console script first on ``PATH``. ``pip install``, ``uses:`` steps and
+shell-only lines (the build) are not run: the venv has the tool, the test writes the build.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import yaml
+
+from e2e_helpers import (
+    MANIFEST,
+    SITE,
+    TIMEOUT,
+    body,
+    history,
+    inv_paths,
+    invalidations,
+    objects,
+    site_objects,
+    write_site,
+)
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "ci"
+GITLAB = EXAMPLES / "gitlab-ci.yml"
+GITHUB = EXAMPLES / "github-actions.yml"
+
+# GitLab top-level keys that are not jobs.
+GITLAB_KEYWORDS = {
+    "stages", "variables", "default", "include", "workflow", "image", "services", "cache",
+    "before_script", "after_script", "spec",
+}
+ACCESS_KEY_INPUTS = {"aws-access-key-id", "aws-secret-access-key", "aws-session-token"}
+CHANGED_PAGE = "about/index.html"
+
+
+# --- reading recipes ---------------------------------------------------------------------------
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(doc, dict), f"{path.name}: not a mapping"
+    return doc
+
+
+def logical_lines(script: str) -> list[str]:
+    """The commands of a shell script: continuations joined, blank and comment lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    return [s for s in (ln.strip() for ln in joined.splitlines()) if s and not s.startswith("#")]
+
+
+def _flatten(items: Any) -> Iterator[str]:
+    """GitLab script items: strings, or (through YAML anchors) nested lists of them."""
+    if items is None:
+        return
+    if isinstance(items, str):
+        yield items
+        return
+    for item in items:
+        yield from _flatten(item)
+
+
+def gitlab_jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The visible jobs, with ``extends`` resolved (keys merged, the job's own winning)."""
+
+    def resolve(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+        assert name not in seen, f"extends cycle: {seen + (name,)}"
+        job = doc[name]
+        parents = job.get("extends", [])
+        merged: dict[str, Any] = {}
+        for parent in [parents] if isinstance(parents, str) else parents:
+            merged.update(resolve(parent, seen + (name,)))
+        merged.update({k: v for k, v in job.items() if k != "extends"})
+        return merged
+
+    return {
+        name: resolve(name)
+        for name, job in doc.items()
+        if isinstance(job, dict) and name not in GITLAB_KEYWORDS and not name.startswith(".")
+    }
+
+
+def gitlab_commands(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    default = doc.get("default") or {}
+    before = job.get("before_script", default.get("before_script", doc.get("before_script")))
+    lines: list[str] = []
+    for part in (before, job.get("script")):
+        for item in _flatten(part):
+            lines += logical_lines(item)
+    return lines
+
+
+def github_on(doc: dict[str, Any]) -> dict[str, Any]:
+    # YAML 1.1 (PyYAML) reads the key `on` as the boolean True.
+    on = doc["on"] if "on" in doc else doc[True]
+    if isinstance(on, dict):
+        return on
+    return {event: None for event in ([on] if isinstance(on, str) else on)}
+
+
+def github_commands(job: dict[str, Any]) -> list[str]:
+    steps = job.get("steps", [])
+    return [line for step in steps if "run" in step for line in logical_lines(step["run"])]
+
+
+def invokes_planner(line: str) -> bool:
+    """True if the line's command (after ``NAME=value`` assignments) is ``planner``."""
+    words = shlex.split(line)
+    while words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]):
+        words.pop(0)
+    return bool(words) and words[0] == "planner"
+
+
+def subcommand(line: str) -> str:
+    words = shlex.split(line)
+    return words[words.index("planner") + 1]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    path: Path
+    kind: str  # "gitlab" or "github"
+    roles: dict[str, str]  # "plan" / "deploy" / "report" -> job name
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        return load(self.path)
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        return gitlab_jobs(self.doc) if self.kind == "gitlab" else self.doc["jobs"]
+
+    def commands(self, job: str) -> list[str]:
+        doc = self.doc
+        if self.kind == "gitlab":
+            return gitlab_commands(doc, gitlab_jobs(doc)[job])
+        return github_commands(doc["jobs"][job])
+
+    def planner_lines(self) -> Iterator[tuple[str, str]]:
+        """(job, line) for every script/run line of the recipe that invokes ``planner``."""
+        for job in self.jobs():
+            for line in self.commands(job):
+                if invokes_planner(line):
+                    yield job, line
+
+
+GITLAB_RECIPE = Recipe(GITLAB, "gitlab", {"plan": "plan", "deploy": "prod_deploy",
+                                           "report": "invalidation_report"})
+GITHUB_RECIPE = Recipe(GITHUB, "github", {"plan": "plan", "deploy": "deploy", "report": "report"})
+RECIPES = [pytest.param(GITLAB_RECIPE, id="gitlab"), pytest.param(GITHUB_RECIPE, id="github")]
+
+
+# --- CI expressions: GitLab `rules: if`, GitHub `if` ----------------------------------------------
+
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<op>==|!=|&&|\|\||\(|\)|!)|(?P<str>"[^"]*"|'[^']*')"""
+    r"""|(?P<var>\$\{?\w+\}?)|(?P<name>[A-Za-z_][\w.-]*))"""
+)
+
+
+def evaluate(expr: str, lookup: Callable[[str], str | None]) -> bool:
+    """Evaluate the subset of CI expressions the recipes use: variables (``$X`` for GitLab,
+    ``github.x.y`` names for GitHub), quoted strings, ``==``, ``!=``, ``!``, ``&&``, ``||``,
+    parentheses. Anything else is an error, so a recipe cannot silently outgrow the test."""
+    expr = expr.strip()
+    if expr.startswith("${{") and expr.endswith("}}"):
+        expr = expr[3:-2]
+    tokens: list[tuple[str, str]] = []
+    pos = 0
+    while pos < len(expr.rstrip()):
+        m = _TOKEN.match(expr, pos)
+        assert m and m.end() > pos, f"unsupported expression at {expr[pos:]!r} in {expr!r}"
+        tokens.append(next((k, v) for k, v in m.groupdict().items() if v is not None))
+        pos = m.end()
+    tokens.append(("end", ""))
+    i = 0
+
+    def peek() -> tuple[str, str]:
+        return tokens[i]
+
+    def take() -> tuple[str, str]:
+        nonlocal i
+        i += 1
+        return tokens[i - 1]
+
+    def value() -> Any:
+        kind, text = take()
+        if (kind, text) == ("op", "("):
+            result = disjunction()
+            assert take() == ("op", ")"), expr
+            return result
+        if kind == "str":
+            return text[1:-1]
+        if kind == "var":
+            return lookup(text.strip("${}"))
+        if kind == "name":
+            return lookup(text)
+        raise AssertionError(f"unexpected {text!r} in {expr!r}")
+
+    def comparison() -> Any:
+        if peek() == ("op", "!"):
+            take()
+            return not comparison()
+        left = value()
+        if peek() in (("op", "=="), ("op", "!=")):
+            _, op = take()
+            right = value()
+            return (left == right) if op == "==" else (left != right)
+        return left
+
+    def conjunction() -> Any:
+        result = bool(comparison())
+        while peek() == ("op", "&&"):
+            take()
+            result = bool(comparison()) and result
+        return result
+
+    def disjunction() -> Any:
+        result = conjunction()
+        while peek() == ("op", "||"):
+            take()
+            result = conjunction() or result
+        return result
+
+    result = disjunction()
+    assert peek() == ("end", ""), f"trailing {peek()[1]!r} in {expr!r}"
+    return bool(result)
+
+
+def gitlab_pipeline(doc: dict[str, Any], variables: dict[str, str]) -> set[str]:
+    """The jobs of a pipeline with these predefined variables (rules: first match decides)."""
+    selected = set()
+    for name, job in gitlab_jobs(doc).items():
+        assert "only" not in job and "except" not in job, f"{name}: only/except not modelled"
+        rules = job.get("rules")
+        runs = rules is None
+        for rule in rules or []:
+            assert not set(rule) - {"if", "when"}, f"{name}: rule {rule} not modelled"
+            if "if" not in rule or evaluate(rule["if"], variables.get):
+                runs = rule.get("when", "on_success") != "never"
+                break
+        if runs:
+            selected.add(name)
+    return selected
+
+
+def github_run(doc: dict[str, Any], context: dict[str, str]) -> set[str]:
+    """The jobs that run for this event: `if` true and every job in `needs` ran."""
+    jobs = doc["jobs"]
+
+    def runs(name: str) -> bool:
+        job = jobs[name]
+        needs = job.get("needs", [])
+        needs = [needs] if isinstance(needs, str) else needs
+        if not all(runs(n) for n in needs):
+            return False
+        return "if" not in job or evaluate(job["if"], context.get)
+
+    return {name for name in jobs if runs(name)}
+
+
+# --- structure -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_each_recipe_runs_planner_plan_deploy_and_report_in_their_jobs(recipe: Recipe) -> None:
+    lines = list(recipe.planner_lines())
+    assert lines, f"{recipe.path.name} has no planner command at all"
+    by_job: dict[str, list[str]] = {}
+    for job, line in lines:
+        by_job.setdefault(job, []).append(line)
+    assert set(by_job) == set(recipe.roles.values()), by_job
+    for role, job in recipe.roles.items():
+        assert [subcommand(line) for line in by_job[job]] == [role], by_job[job]
+        commands = recipe.commands(job)
+        first = next(i for i, line in enumerate(commands) if invokes_planner(line))
+        assert any(c.startswith("pip install invalidation-planner") for c in commands[:first]), (
+            f"{job}: no `pip install invalidation-planner` before {commands[first]!r}"
+        )
+        for line in by_job[job]:
+            assert "--format markdown" in line, line
+            if role != "report":
+                assert line.startswith(f"planner {role} ./public "), line
+    # The usual aws-cli deploy is gone from every script (it stays in a comment).
+    for job in recipe.jobs():
+        for line in recipe.commands(job):
+            assert not line.startswith(("aws ", "pip install awscli")), f"{job}: {line}"
+
+
+def test_gitlab_jobs_run_in_the_right_pipelines() -> None:
+    doc = load(GITLAB)
+    base = {"CI_DEFAULT_BRANCH": "main"}
+    pipelines = {
+        "merge request": ({"CI_PIPELINE_SOURCE": "merge_request_event",
+                           "CI_MERGE_REQUEST_IID": "7"}, {"build", "plan"}),
+        "push to the default branch": ({"CI_PIPELINE_SOURCE": "push",
+                                        "CI_COMMIT_BRANCH": "main"}, {"build", "prod_deploy"}),
+        "push to another branch": ({"CI_PIPELINE_SOURCE": "push",
+                                    "CI_COMMIT_BRANCH": "feature"}, set()),
+        "schedule": ({"CI_PIPELINE_SOURCE": "schedule", "CI_COMMIT_BRANCH": "main"},
+                     {"invalidation_report"}),
+    }
+    jobs = gitlab_jobs(doc)
+    stages = doc["stages"]
+    for what, (variables, expected) in pipelines.items():
+        selected = gitlab_pipeline(doc, {**base, **variables})
+        assert selected == expected, f"{what}: {sorted(selected)}"
+        for name in selected:  # GitLab refuses a pipeline whose job needs a job not in it
+            for need in jobs[name].get("needs", []):
+                assert need in selected, f"{what}: {name} needs {need}, which does not run"
+                assert stages.index(jobs[need]["stage"]) <= stages.index(jobs[name]["stage"])
+    # The site is built once, into ./public, and handed to plan and deploy as an artifact.
+    assert "public/" in jobs["build"]["artifacts"]["paths"]
+    for name in ("plan", "prod_deploy"):
+        assert jobs[name]["needs"] == ["build"]
+    # The bucket and distribution are CI variables.
+    for name in ("plan", "prod_deploy"):
+        [line] = [c for c in gitlab_commands(doc, jobs[name]) if invokes_planner(c)]
+        assert '--target "s3://$S3_BUCKET"' in line
+        assert '--distribution "$CLOUDFRONT_DISTRIBUTION_ID"' in line
+    [report] = [c for c in gitlab_commands(doc, jobs["invalidation_report"]) if invokes_planner(c)]
+    assert '--target "s3://$S3_BUCKET"' in report and "--fail-over 5" in report
+
+
+def test_github_workflow_triggers_oidc_permissions_and_summary() -> None:
+    doc = load(GITHUB)
+    on = github_on(doc)
+    assert on["pull_request"]["branches"] == ["main"]
+    assert on["push"]["branches"] == ["main"]
+    assert doc["permissions"] == {"id-token": "write", "contents": "read"}
+    jobs = doc["jobs"]
+    assert all("permissions" not in job for job in jobs.values())
+
+    repo = "owner/site"
+    events = {
+        "pull request": ({"github.event_name": "pull_request", "github.ref": "refs/pull/7/merge",
+                          "github.event.pull_request.head.repo.full_name": repo},
+                         {"build", "plan"}),
+        "pull request from a fork": ({"github.event_name": "pull_request",
+                                      "github.ref": "refs/pull/8/merge",
+                                      "github.event.pull_request.head.repo.full_name": "x/site"},
+                                     {"build"}),
+        "push to main": ({"github.event_name": "push", "github.ref": "refs/heads/main"},
+                         {"build", "deploy"}),
+        "schedule": ({"github.event_name": "schedule", "github.ref": "refs/heads/main"},
+                     {"report"}),
+    }
+    for what, (context, expected) in events.items():
+        selected = github_run(doc, {"github.repository": repo, **context})
+        assert selected == expected, f"{what}: {sorted(selected)}"
+
+    for name in GITHUB_RECIPE.roles.values():
+        steps = jobs[name]["steps"]
+        uses = [s.get("uses", "") for s in steps]
+        planner_at = next(i for i, s in enumerate(steps)
+                          if any(invokes_planner(c) for c in logical_lines(s.get("run", ""))))
+        [creds_at] = [i for i, u in enumerate(uses)
+                      if u.startswith("aws-actions/configure-aws-credentials@v4")]
+        assert creds_at < planner_at, f"{name}: credentials after the planner step"
+        inputs = steps[creds_at]["with"]
+        assert inputs["role-to-assume"] == "${{ secrets.AWS_DEPLOY_ROLE_ARN }}"
+        assert not ACCESS_KEY_INPUTS & set(inputs), f"{name}: stored keys {inputs}"
+        assert any(u.startswith("actions/setup-python@") for u in uses[:planner_at]), name
+        for line in (c for c in github_commands(jobs[name]) if invokes_planner(c)):
+            assert '>> "$GITHUB_STEP_SUMMARY"' in line, line
+            assert "${{ vars.S3_BUCKET }}" in line, line
+    for name in ("plan", "deploy"):
+        [line] = [c for c in github_commands(jobs[name]) if invokes_planner(c)]
+        assert '--distribution "${{ vars.CLOUDFRONT_DISTRIBUTION_ID }}"' in line
+    assert "needs" in jobs["plan"] and "needs" in jobs["deploy"]
+    [plan] = [c for c in github_commands(jobs["plan"]) if invokes_planner(c)]
+    assert "--detailed-exitcode" in plan and plan.endswith("|| [ $? -eq 2 ]"), plan
+    text = GITHUB.read_text(encoding="utf-8")
+    assert "AWS_SECRET_ACCESS_KEY" not in text and "aws-access-key-id" not in text
+
+
+# --- running the recipes' planner commands ----------------------------------------------------
+
+
+@dataclass
+class Ran:
+    job: str
+    line: str  # as run, variables filled in
+    proc: subprocess.CompletedProcess
+    summary: str | None  # GitHub: what the step appended to $GITHUB_STEP_SUMMARY
+
+    def ok(self) -> Ran:
+        assert self.proc.returncode == 0, self.describe()
+        return self
+
+    @property
+    def markdown(self) -> str:
+        """The job's markdown: the step summary (GitHub) or the job log (GitLab)."""
+        return self.proc.stdout if self.summary is None else self.summary
+
+    def describe(self) -> str:
+        return (f"{self.job}: {self.line}\nexit {self.proc.returncode}\n"
+                f"stdout: {self.proc.stdout}\nstderr: {self.proc.stderr}\nsummary: {self.summary}")
+
+
+class CI:
+    """Runs a recipe's planner lines against the moto site, in a folder with a ./public build."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, tmp: Path, bucket: str, dist: str):
+        self.env, self.workdir, self.tmp = env, workdir, tmp
+        self.bucket, self.dist = bucket, dist
+        self.runs = 0
+
+    def run(self, recipe: Recipe, role: str, bucket: str | None = None) -> list[Ran]:
+        job = recipe.roles[role]
+        lines = [line for j, line in recipe.planner_lines() if j == job]
+        assert lines, f"{recipe.path.name}: job {job} has no planner line"
+        values = {"S3_BUCKET": bucket or self.bucket, "CLOUDFRONT_DISTRIBUTION_ID": self.dist}
+        out = []
+        for line in lines:
+            env = dict(self.env)
+            summary = None
+            if recipe.kind == "gitlab":
+                env.update(_gitlab_variables(recipe.doc, job))
+                env.update(values)  # CI/CD variables: environment variables of the job
+            else:
+                line = _github_expand(line, {f"vars.{k}": v for k, v in values.items()})
+                self.runs += 1
+                summary = self.tmp / f"step-summary-{self.runs}.md"
+                summary.write_text("")
+                env["GITHUB_STEP_SUMMARY"] = str(summary)
+            proc = subprocess.run(
+                ["bash", "-eo", "pipefail", "-c", line], cwd=self.workdir, env=env,
+                capture_output=True, text=True, encoding="utf-8", timeout=TIMEOUT, check=False,
+            )
+            out.append(Ran(job, line, proc,
+                           None if summary is None else summary.read_text(encoding="utf-8")))
+        return out
+
+
+def _gitlab_variables(doc: dict[str, Any], job: str) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for scope in (doc.get("variables") or {}, gitlab_jobs(doc)[job].get("variables") or {}):
+        for key, val in scope.items():
+            merged[key] = str(val["value"] if isinstance(val, dict) else val)
+    return merged
+
+
+def _github_expand(line: str, values: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        assert expr in values, f"no value for ${{{{ {expr} }}}} in {line!r}"
+        return values[expr]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", sub, line)
+
+
+@pytest.fixture
+def ci(moto, site, tmp_path: Path) -> CI:
+    bindir = os.path.dirname(sys.executable)
+    env = {
+        **moto.env,
+        "PATH": bindir + os.pathsep + moto.env.get("PATH", os.defpath),
+        "XDG_CACHE_HOME": str(tmp_path / "xdg-cache"),
+    }
+    assert shutil.which("planner", path=env["PATH"]) == os.path.join(bindir, "planner"), (
+        "this venv has no planner console script: pip install -e '.[test]'"
+    )
+    workdir = tmp_path / "checkout"
+    write_site(workdir / "public")
+    return CI(env, workdir, tmp_path, site.bucket, site.distribution_id)
+
+
+def _assert_markdown(ran: Ran, title: str) -> None:
+    md = ran.markdown
+    assert md.startswith(f"## {title}"), ran.describe()
+    assert re.search(r"^\|.*\|$", md, re.M), f"no markdown table\n{ran.describe()}"
+    if ran.summary is not None:  # GitHub: all of stdout went to the summary
+        assert ran.proc.stdout == "", ran.describe()
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_plan_deploy_and_report_run_against_moto(recipe: Recipe, ci: CI, moto, site) -> None:
+    s3 = moto.s3
+
+    # A merge/pull request before the first deploy: a plan, nothing written.
+    before = history(s3, site.bucket)
+    for ran in ci.run(recipe, "plan"):
+        _assert_markdown(ran.ok(), "Plan")
+    assert history(s3, site.bucket) == before == []
+
+    # The default branch: the whole site, and the manifest beside it; nothing to invalidate.
+    [ran] = ci.run(recipe, "deploy")
+    _assert_markdown(ran.ok(), "Plan")
+    assert "**Uploaded" in ran.markdown, ran.describe()
+    assert set(site_objects(s3, site.bucket)) == set(SITE)
+    assert MANIFEST in objects(s3, site.bucket)
+    assert invalidations(moto.cloudfront, site.distribution_id) == []
+
+    # A change: the plan shows it and writes nothing (GitHub's exit 2 is not a failure) ...
+    page = ci.workdir / "public" / CHANGED_PAGE
+    page.write_text("<!doctype html><h1>About us, again</h1>\n", encoding="utf-8")
+    before = history(s3, site.bucket)
+    [ran] = ci.run(recipe, "plan")
+    _assert_markdown(ran.ok(), "Plan")
+    assert CHANGED_PAGE in ran.markdown
+    assert history(s3, site.bucket) == before
+
+    # ... and the next deploy uploads it and invalidates its URLs on the distribution.
+    [ran] = ci.run(recipe, "deploy")
+    ran.ok()
+    assert body(s3, site.bucket, CHANGED_PAGE) == page.read_bytes()
+    [inv] = invalidations(moto.cloudfront, site.distribution_id)
+    assert inv_paths(inv) and all(p.startswith("/about") for p in inv_paths(inv)), inv_paths(inv)
+
+    # The scheduled report: under $5 this month, so exit 0 (3 only if over), in markdown.
+    [ran] = ci.run(recipe, "report")
+    _assert_markdown(ran.ok(), "")
+    assert "2 deploys" in ran.markdown, ran.describe()
+
+
+# With --detailed-exitcode, exit 2 means only "something would change": bad usage and a bad
+# configuration file exit 1 then, so `|| [ $? -eq 2 ]` forgives nothing else.
+PLAN_FAULTS = [
+    pytest.param(GITLAB_RECIPE, "missing bucket", id="gitlab-missing-bucket"),
+    pytest.param(GITHUB_RECIPE, "missing bucket", id="github-missing-bucket"),
+    pytest.param(GITLAB_RECIPE, "planner.toml typo", id="gitlab-config-typo"),
+    pytest.param(GITHUB_RECIPE, "planner.toml typo", id="github-config-typo"),
+]
+
+
+@pytest.mark.parametrize(("recipe", "fault"), PLAN_FAULTS)
+def test_a_planner_error_in_the_plan_job_still_fails_it(recipe: Recipe, fault: str, ci: CI) -> None:
+    """`|| [ $? -eq 2 ]` must forgive only "something would change": a plan that cannot read
+    the target (exit 1), or a configuration file it refuses, fails the job."""
+    bucket = None
+    if fault == "missing bucket":
+        bucket = "no-such-bucket"
+    else:
+        (ci.workdir / "planner.toml").write_text("max-delets = 50\n", encoding="utf-8")
+    [ran] = ci.run(recipe, "plan", bucket=bucket)
+    assert ran.proc.returncode != 0, ran.describe()
+    assert "Error: " in ran.proc.stderr and "Traceback" not in ran.proc.stderr, ran.describe()
