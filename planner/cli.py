@@ -9,8 +9,9 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .cli_common import aws_options, clients_of, flags_of, named_target
+from .cli_common import aws_options, as_list_if_multiple, clients_of, flags_of, named_target
 from .cli_common import errors as _errors
+from .errors import PlannerError
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
 from .headers import DEFAULT_CACHE_CONTROL
 
@@ -162,7 +163,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     ctx.obj = cfg
     # The file's top level is every command's defaults: below flags and PLANNER_* variables.
     ctx.default_map = {
-        name: {flags[k]: v for k, v in cfg.options.items() if k in flags}
+        name: {flags[k]: as_list_if_multiple(command, flags[k], v)
+               for k, v in cfg.options.items() if k in flags}
         for name, command in group.commands.items()
         for flags in (flags_of(command),)
     }
@@ -188,13 +190,16 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     backend, options = _prepare(kw, read_only=True)
     _debug_log(kw["verbose"])
     the_plan = build_plan(kw["site"], backend, options, __version__)
-    if not kw["quiet"]:
-        _show(the_plan, kw["fmt"], kw["verbose"])
     if out:
         from . import saved
 
-        with click.open_file(out, "wb", atomic=True) as f:
-            f.write(saved.dumps(the_plan, options))
+        try:
+            with click.open_file(out, "wb", atomic=True) as f:
+                f.write(saved.dumps(the_plan, options, acl=kw["acl"]))
+        except OSError as exc:
+            raise PlannerError(f"cannot write {out}: {exc.strerror}") from None
+    if not kw["quiet"]:
+        _show(the_plan, kw["fmt"], kw["verbose"])
     if detailed_exitcode and (the_plan.has_work or the_plan.resume is not None):
         sys.exit(2)
 
@@ -231,12 +236,17 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
 
         with open(plan_file, "rb") as f:
             saved_plan = saved.load(f.read(), plan_file)
+        given = {
+            "site": kw["site"] and os.path.abspath(kw["site"]),
+            "target": kw["target"] and parse_target(kw["target"]).uri,
+        }
         for name, value in (("site", saved_plan.site), ("target", saved_plan.target)):
-            if kw[name] is not None and kw[name] not in (value, value.removeprefix("file://")):
+            if given[name] is not None and given[name] != value:
                 raise click.UsageError(f"--plan {plan_file} is for {name} {value}, not {kw[name]}")
         kw["site"], accept, options = saved_plan.site, saved_plan.accept, saved_plan.options
         backend = make_backend(
-            parse_target(saved_plan.target), clients_of(kw), read_only=True, acl=kw["acl"]
+            parse_target(saved_plan.target), clients_of(kw), read_only=True,
+            acl=kw["acl"] or saved_plan.acl,
         )
     else:
         # Planning writes nothing (not even the count cache) until the deploy is under way.
@@ -252,8 +262,9 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
         progress = lambda p: UploadProgress(len(p.uploads), p.upload_bytes)  # noqa: E731
     if dry_run:
         dry = build_plan(kw["site"], backend, options, __version__)
+        dry = accept(dry) if accept else dry  # a saved plan that no longer applies is refused
         if not kw["quiet"] or kw["fmt"] == "json":
-            _show(accept(dry) if accept else dry, kw["fmt"], kw["verbose"])
+            _show(dry, kw["fmt"], kw["verbose"])
         return
     the_plan, result = deploy_site(
         kw["site"], backend, options, __version__, lock_timeout=lock_timeout,

@@ -63,6 +63,14 @@ def flags_of(command: click.Command) -> dict[str, str]:
     return out
 
 
+def as_list_if_multiple(command: click.Command, name: str, value: Any) -> Any:
+    """``exclude = "*.map"`` in the file means the one-item list."""
+    for param in command.params:
+        if param.name == name and getattr(param, "multiple", False) and isinstance(value, str):
+            return [value]
+    return value
+
+
 def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--target NAME`` of a ``[targets.NAME]`` table: its target, and its options wherever
     neither a flag nor a PLANNER_* variable set them (they come before the file's top level)."""
@@ -84,6 +92,7 @@ def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
                 if ctx.get_parameter_source(pname) in (
                     ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP
                 ):
+                    value = as_list_if_multiple(ctx.command, pname, value)
                     kw[pname] = params[pname].type_cast_value(ctx, value)
             kw["target"] = cfg.targets[name]["target"]
             ctx.meta["planner.target_name"] = name  # for what only the file holds ([[headers]])

@@ -49,8 +49,10 @@ def find(cwd: str, explicit: str | None = None) -> str | None:
     if os.path.isfile(own):
         return own
     pyproject = os.path.join(cwd, "pyproject.toml")
-    if os.path.isfile(pyproject) and "planner" in _read(pyproject).get("tool", {}):
-        return pyproject
+    if os.path.isfile(pyproject):
+        tool = _read(pyproject).get("tool")
+        if isinstance(tool, dict) and "planner" in tool:
+            return pyproject
     return None
 
 

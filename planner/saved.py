@@ -18,7 +18,7 @@ from typing import Any
 from .errors import PlannerError
 from .headers import HeaderRule
 from .minimizer import Covered, Solution
-from .plan import Options, Plan
+from .plan import Alternative, Options, Plan
 
 FORMAT = "invalidation-planner/plan"
 VERSION = 1
@@ -39,6 +39,7 @@ class SavedPlan:
     uploads: tuple[tuple[str, str, str], ...]  # (key, reason, hash)
     deletes: tuple[str, ...]
     invalidation: dict[str, Any]  # the "invalidation" object of the plan's JSON
+    acl: str | None = None  # --acl of site files
 
     def accept(self, plan: Plan) -> Plan:
         """``plan`` (rebuilt now) with the saved invalidation, if it is the saved plan."""
@@ -71,15 +72,22 @@ class SavedPlan:
             exact=inv["exact"],
             wildcard_cover=cover,
         )
+        alternatives = tuple(
+            Alternative(a.name, solution) if a.name == "chosen" else a
+            for a in plan.invalidation.alternatives
+        )
         return dataclasses.replace(
             plan,
             invalidation=dataclasses.replace(
-                plan.invalidation, paths=solution.paths, solution=solution
+                plan.invalidation,
+                paths=solution.paths,
+                solution=solution,
+                alternatives=alternatives,
             ),
         )
 
 
-def dumps(plan: Plan, options: Options) -> bytes:
+def dumps(plan: Plan, options: Options, acl: str | None = None) -> bytes:
     from .render import plan_dict
 
     opts = {
@@ -97,6 +105,7 @@ def dumps(plan: Plan, options: Options) -> bytes:
         "previous_version": plan.previous_version,
         "journal_version": plan.journal_version,
         "options": opts,
+        "acl": acl,
         "uploads": [[u.key, u.reason, u.hash] for u in plan.uploads],
         "plan": plan_dict(plan),
     }
@@ -127,6 +136,7 @@ def load(data: bytes, where: str) -> SavedPlan:
             uploads=tuple((str(k), str(r), str(h)) for k, r, h in doc["uploads"]),
             deletes=tuple(str(d["key"]) for d in doc["plan"]["deletes"]),
             invalidation=doc["plan"]["invalidation"],
+            acl=doc.get("acl"),
         )
     except BadSavedPlan:
         raise
