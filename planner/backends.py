@@ -62,6 +62,8 @@ class Backend(Protocol):
 
     def allow_writes(self) -> None: ...
 
+    def served_by(self, distribution_ids: Sequence[str]) -> dict[str, Any]: ...
+
 
 class LocalBackend:
     """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log."""
@@ -114,6 +116,10 @@ class LocalBackend:
 
     def allow_writes(self) -> None:
         """Planning writes nothing here anyway."""
+
+    def served_by(self, distribution_ids: Sequence[str]) -> dict[str, Any]:
+        """The folder is served as is: keys under "/"."""
+        return {d: None for d in distribution_ids}
 
     def list_site(self) -> dict[str, int]:
         """key -> size of every file in the folder but the tool's state."""
@@ -279,6 +285,20 @@ class S3Backend:
             if not resp.get("IsTruncated"):
                 return out
             args["ContinuationToken"] = resp["NextContinuationToken"]
+
+    def served_by(self, distribution_ids: Sequence[str]) -> dict[str, Any]:
+        """distribution -> how it serves this bucket (planner.origins.Served), None when no
+        origin of it is the bucket."""
+        from .origins import served
+
+        out: dict[str, Any] = {}
+        for dist in distribution_ids:
+            with aws_errors(f"distribution {dist}"):
+                config = self.clients.cloudfront.get_distribution(Id=dist)["Distribution"][
+                    "DistributionConfig"
+                ]
+            out[dist] = served(config, self.bucket)
+        return out
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Fail (NoSuchDistribution, AccessDenied...) before anything is written, so a mistyped

@@ -36,8 +36,9 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-deletes", type=click.IntRange(min=0), default=256, show_default=True,
                      help="Refuse the deploy if it would delete more objects than this."),
         click.option("--no-delete", is_flag=True, help="Keep objects removed from the build."),
-        click.option("--url-prefix", default="/", show_default=True,
-                     help="URL path under which the target's root is served."),
+        click.option("--url-prefix", default=None, metavar="PATH",
+                     help="URL path under which the target's root is served  [default: read "
+                          "from the distribution's origins and behaviors, else /]"),
         click.option("--paths-used", type=click.IntRange(min=0), default=None,
                      help="Paths already used this month in the account (default: read from "
                           "CloudFront, all distributions)."),

@@ -78,8 +78,9 @@ def to_text(v, repairing: bool) -> str:
               help="With --repair: delete objects the manifest does not have.")
 @click.option("--distribution", "-d", "distributions", multiple=True, metavar="ID",
               help="With --repair: CloudFront distribution to invalidate (repeatable).")
-@click.option("--url-prefix", default="/", show_default=True,
-              help="URL path under which the target's root is served.")
+@click.option("--url-prefix", default=None, metavar="PATH",
+              help="URL path under which the target's root is served  [default: read from the "
+                   "distribution's origins and behaviors, else /]")
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="With --repair: seconds to wait for the target's lock.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",

@@ -11,7 +11,7 @@ import gc
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import xxhash
 
@@ -44,7 +44,7 @@ class Options:
     header_rules: tuple[HeaderRule, ...] = ()  # the configuration file's [[headers]]
     max_deletes: int = 256
     delete: bool = True
-    url_prefix: str = "/"
+    url_prefix: str | None = None  # None: from the distributions' origins, else "/"
     distribution_ids: tuple[str, ...] = ()
     free_paths_per_month: int = FREE_PATHS_PER_MONTH
     paths_used: int | None = None  # None: read from CloudFront (or the local log)
@@ -193,6 +193,7 @@ def compute_plan(
     default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
     journal_version: str | None = None,
+    url_map: Callable[[str], tuple[str, ...]] | None = None,
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate."""
@@ -262,12 +263,12 @@ def compute_plan(
     if options.invalidate_added:
         fresh = set(fingerprinted_new)
         must += [u.key for u in uploads if u.reason == "new" and u.key not in fresh]
-    url_prefix = normalise_url_prefix(options.url_prefix)
-    changed_urls = frozenset(urls_of(must + deletes, url_prefix))
+    to_urls = _url_function(options, url_map)
+    changed_urls = frozenset(to_urls(must + deletes))
     # Every URL that may be cached matters for what a wildcard would also hit (and for the
     # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
     universe = (
-        frozenset(urls_of(set(old_entries) | set(new.entries) | set(orphans), url_prefix))
+        frozenset(to_urls(set(old_entries) | set(new.entries) | set(orphans)))
         if changed_urls or has_work
         else frozenset()
     )
@@ -300,6 +301,38 @@ def compute_plan(
         journal_version=journal_version,
         fingerprinted_new=len(fingerprinted_new),
     )
+
+
+def _url_function(
+    options: Options, url_map: Callable[[str], tuple[str, ...]] | None
+) -> Callable[[Iterable[str]], list[str]]:
+    """Keys -> the URLs to consider: the distribution's own mapping (``url_map``), unless
+    --url-prefix says otherwise; else the keys under "/"."""
+    if url_map is None or options.url_prefix is not None:
+        prefix = normalise_url_prefix(options.url_prefix or "/")
+        return lambda keys: urls_of(keys, prefix)
+    return lambda keys: sorted({u for k in keys for u in url_map(k)})
+
+
+def url_map_for(backend: Backend, options: Options) -> Callable[[str], tuple[str, ...]] | None:
+    """How the distributions serve the target's keys, read from their configs (origins and
+    origin paths, behaviors, default root object); None for "keys under /" (--url-prefix
+    given, no distribution, the local backend, or no origin of theirs is the bucket)."""
+    from .origins import mapper
+
+    dists = options.distribution_ids
+    if options.url_prefix is not None or not dists:
+        return None
+    views = backend.served_by(dists)
+    distinct = set(views.values())
+    if len(distinct) > 1:
+        raise InvalidationError(
+            f"distributions {', '.join(dists)} serve {backend.target.uri} under different URLs "
+            "(other origin paths or behaviors); deploy to one --distribution at a time, or set "
+            "--url-prefix"
+        )
+    (view,) = distinct
+    return None if view is None else mapper(view, getattr(backend.target, "prefix", ""))
 
 
 def plan_invalidation(
@@ -426,6 +459,7 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
         meanwhile=read_state,
     )
     previous, version, journal = state["previous"], state["version"], state["journal"]
+    url_map = url_map_for(backend, options)
     return compute_plan(
         site=os.path.abspath(site),
         target=target,
@@ -438,6 +472,7 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
         key_prefix=getattr(backend.target, "prefix", ""),
         default_distributions=backend.default_distributions,
         journal_version=state["journal_version"],  # type: ignore[arg-type]
+        url_map=url_map,
         usage=lambda: backend.usage(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,

@@ -20,8 +20,7 @@ from manifests.scan import scan
 from .backends import Backend
 from .errors import PlannerError
 from .headers import headers_for, is_page
-from .plan import Invalidation, Options, Upload, plan_invalidation
-from .urls import normalise_url_prefix, urls_of
+from .plan import Invalidation, Options, Upload, _url_function, plan_invalidation, url_map_for
 
 DRIFT_EXIT = 5
 
@@ -150,9 +149,9 @@ def repair(
         return found
 
     now = _dt.datetime.now(_dt.UTC)
-    url_prefix = normalise_url_prefix(options.url_prefix)
-    changed = frozenset(urls_of(touched, url_prefix))
-    universe = frozenset(urls_of(manifest.entries, url_prefix)) | changed
+    to_urls = _url_function(options, url_map_for(backend, options))
+    changed = frozenset(to_urls(touched))
+    universe = frozenset(to_urls(manifest.entries)) | changed
     # New for every repair: the same drift repaired twice must be invalidated twice. A repair
     # that stops half-way is finished from its pending record, which keeps this reference.
     digest = secrets.token_hex(8)

@@ -124,24 +124,50 @@ def manifest(s3: Any, bucket: str, prefix: str = ""):
 # --- CloudFront ------------------------------------------------------------------------------
 
 
-def create_distribution(cloudfront: Any, bucket: str) -> str:
-    """A minimal distribution whose origin is ``bucket``; returns its id."""
+def create_distribution(
+    cloudfront: Any,
+    bucket: str,
+    origin_path: str = "",
+    behaviors: tuple[tuple[str, str], ...] = (),
+    root_object: str = "index.html",
+) -> str:
+    """A minimal distribution whose origin is ``bucket`` (under ``origin_path``); returns its
+    id. ``behaviors``: (path pattern, "bucket" or "other") in order, "other" being a custom
+    origin that is not the bucket."""
     origin_id = f"s3-{bucket}"
+    origins = [
+        {
+            "Id": origin_id,
+            "DomainName": f"{bucket}.s3.amazonaws.com",
+            "OriginPath": origin_path,
+            "S3OriginConfig": {"OriginAccessIdentity": ""},
+        }
+    ]
+    if any(target == "other" for _, target in behaviors):
+        origins.append({
+            "Id": "other",
+            "DomainName": "api.example.com",
+            "OriginPath": "",
+            "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443,
+                                   "OriginProtocolPolicy": "https-only"},
+        })
+    cache_behaviors = [
+        {
+            "PathPattern": pattern,
+            "TargetOriginId": origin_id if target == "bucket" else "other",
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "MinTTL": 0,
+            "ForwardedValues": {"QueryString": False, "Cookies": {"Forward": "none"}},
+            "TrustedSigners": {"Enabled": False, "Quantity": 0},
+        }
+        for pattern, target in behaviors
+    ]
     config = {
         "CallerReference": f"e2e-{uuid.uuid4()}",
         "Comment": "planner e2e",
         "Enabled": True,
-        "DefaultRootObject": "index.html",
-        "Origins": {
-            "Quantity": 1,
-            "Items": [
-                {
-                    "Id": origin_id,
-                    "DomainName": f"{bucket}.s3.amazonaws.com",
-                    "S3OriginConfig": {"OriginAccessIdentity": ""},
-                }
-            ],
-        },
+        "DefaultRootObject": root_object,
+        "Origins": {"Quantity": len(origins), "Items": origins},
         "DefaultCacheBehavior": {
             "TargetOriginId": origin_id,
             "ViewerProtocolPolicy": "redirect-to-https",
@@ -150,6 +176,8 @@ def create_distribution(cloudfront: Any, bucket: str) -> str:
             "TrustedSigners": {"Enabled": False, "Quantity": 0},
         },
     }
+    if cache_behaviors:
+        config["CacheBehaviors"] = {"Quantity": len(cache_behaviors), "Items": cache_behaviors}
     return cloudfront.create_distribution(DistributionConfig=config)["Distribution"]["Id"]
 
 

@@ -10,6 +10,7 @@ describes exactly the site objects there (keys, sizes, xxh3 hashes of the bodies
 from __future__ import annotations
 
 import shutil
+import dataclasses
 import subprocess
 import time
 from pathlib import Path
@@ -215,6 +216,10 @@ def test_removed_files_are_deleted_from_the_bucket_and_invalidated(moto, site, p
 
 
 def test_prefix_target_writes_under_the_prefix_and_invalidates_urls_without_it(moto, site, public):
+    # A distribution whose origin path is the target's prefix serves site/a.css at /a.css.
+    site = dataclasses.replace(
+        site, distribution_id=create_distribution(moto.cloudfront, site.bucket, "/site")
+    )
     # Objects of someone else in the same bucket: never touched, never in the manifest.
     moto.s3.put_object(Bucket=site.bucket, Key="index.html", Body=b"root site")
     moto.s3.put_object(Bucket=site.bucket, Key="other/keep.txt", Body=b"keep")
@@ -527,4 +532,60 @@ def test_plan_reads_the_monthly_usage_but_writes_not_even_its_cache(moto, site, 
         doc = run_json([*args, "--format", "json"], moto.env, moto.cwd)
         assert doc["invalidation"]["budget"]["source"] == "cloudfront"
         assert doc["invalidation"]["budget"]["paths_used"] == 2  # '/' and '/index.html'
+    assert snapshot(moto, site) == before
+
+
+# --- URLs from the distribution's config ------------------------------------------------------
+
+
+def _change_js_and_logo(moto, public, site, *extra: str, prefix: str = "site/") -> dict:
+    deploy(moto, public, site, *extra, prefix=prefix)
+    (public / "js" / "app.js").write_text("console.log('v2');\n", encoding="utf-8")
+    (public / "img" / "logo.svg").write_text("<svg/>\n", encoding="utf-8")
+    return deploy(moto, public, site, *extra, prefix=prefix)
+
+
+def test_without_an_origin_path_the_prefix_is_part_of_the_urls(moto, site, public):
+    # The fixture's distribution serves the bucket from its root: site/js/app.js is
+    # /site/js/app.js there.
+    doc = _change_js_and_logo(moto, public, site)
+    assert doc["invalidation"]["paths"] == ["/site/img/logo.svg", "/site/js/app.js"]
+    (inv,) = invalidations(moto.cloudfront, site.distribution_id)
+    assert inv_paths(inv) == ["/site/img/logo.svg", "/site/js/app.js"]
+
+
+def test_a_key_routed_to_another_origin_is_not_invalidated_there(moto, site, public):
+    # /js/* goes to an API origin on this distribution: the bucket's js/app.js is not served.
+    dist = create_distribution(moto.cloudfront, site.bucket, behaviors=(("js/*", "other"),))
+    site = dataclasses.replace(site, distribution_id=dist)
+    doc = _change_js_and_logo(moto, public, site, prefix="")
+    assert doc["invalidation"]["paths"] == ["/img/logo.svg"]
+    (inv,) = invalidations(moto.cloudfront, dist)
+    assert inv_paths(inv) == ["/img/logo.svg"]
+
+
+def test_keys_outside_the_origin_path_are_not_invalidated(moto, site, public):
+    # The distribution serves only blog/ of the bucket; this target is site/.
+    dist = create_distribution(moto.cloudfront, site.bucket, "/blog")
+    site = dataclasses.replace(site, distribution_id=dist)
+    doc = _change_js_and_logo(moto, public, site)
+    assert doc["invalidation"]["paths"] == []
+    assert invalidations(moto.cloudfront, dist) == []
+
+
+def test_url_prefix_overrides_the_distributions_mapping(moto, site, public):
+    doc = _change_js_and_logo(moto, public, site, "--url-prefix", "/")
+    assert doc["invalidation"]["paths"] == ["/img/logo.svg", "/js/app.js"]
+
+
+def test_distributions_serving_the_target_differently_are_refused_before_any_write(
+    moto, site, public
+):
+    deploy(moto, public, site, prefix="site/")
+    other = create_distribution(moto.cloudfront, site.bucket, "/site")
+    (public / "js" / "app.js").write_text("console.log('v2');\n", encoding="utf-8")
+    before = snapshot(moto, site)
+    proc = planner(moto, *cli_args("deploy", public, site, "--distribution", other,
+                                   prefix="site/"))
+    assert "serve s3://planner-e2e-site/site under different URLs" in one_line_error(proc)
     assert snapshot(moto, site) == before

@@ -28,6 +28,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
         "planner.saved",
         "planner.verify",
         "planner.lock",
+        "planner.origins",
     ],
 )
 def test_pure_module_imports_no_aws_or_cli(module):
