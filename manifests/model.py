@@ -21,15 +21,22 @@ FORMAT_VERSION = 1
 # Folder, relative to the target root, that holds the tool's own state (manifest, logs).
 STATE_DIR = ".planner"
 
+# Content-Encoding a file may be stored with ("": as built, not compressed).
+CONTENT_ENCODINGS = ("", "gzip", "br")
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One file of the site: its content hash and the headers it is served with."""
+    """One file of the site: its content hash and the headers it is served with.
+
+    ``hash`` and ``size`` are those of the built file, also when it is stored compressed
+    (``content_encoding`` "gzip" or "br"): a build is diffed by its own content."""
 
     hash: str  # xxh3-128, 32 lowercase hex digits
     size: int
     content_type: str
     cache_control: str
+    content_encoding: str = ""  # one of CONTENT_ENCODINGS
 
     def __eq__(self, other: object) -> bool:
         # What dataclass would generate (field tuples compared), without building the tuples:
@@ -41,13 +48,18 @@ class Entry:
             and self.size == other.size  # type: ignore[attr-defined]
             and self.content_type == other.content_type  # type: ignore[attr-defined]
             and self.cache_control == other.cache_control  # type: ignore[attr-defined]
+            and self.content_encoding == other.content_encoding  # type: ignore[attr-defined]
         )
 
     def same_content(self, other: "Entry") -> bool:
         return self.hash == other.hash and self.size == other.size
 
     def same_headers(self, other: "Entry") -> bool:
-        return self.content_type == other.content_type and self.cache_control == other.cache_control
+        return (
+            self.content_type == other.content_type
+            and self.cache_control == other.cache_control
+            and self.content_encoding == other.content_encoding
+        )
 
 
 def _new_entry(
@@ -55,19 +67,22 @@ def _new_entry(
     size: int,
     content_type: str,
     cache_control: str,
+    content_encoding: str = "",
     _new=object.__new__,
     _set_hash=Entry.hash.__set__,  # type: ignore[attr-defined]
     _set_size=Entry.size.__set__,  # type: ignore[attr-defined]
     _set_type=Entry.content_type.__set__,  # type: ignore[attr-defined]
     _set_cc=Entry.cache_control.__set__,  # type: ignore[attr-defined]
+    _set_enc=Entry.content_encoding.__set__,  # type: ignore[attr-defined]
 ) -> Entry:
-    """``Entry(hash, size, content_type, cache_control)`` in half the time (the slots are set
-    directly instead of through the frozen ``__setattr__``), for bulk use."""
+    """``Entry(hash, size, content_type, cache_control, content_encoding)`` in half the time
+    (the slots are set directly instead of through the frozen ``__setattr__``), for bulk use."""
     e = _new(Entry)
     _set_hash(e, hash)
     _set_size(e, size)
     _set_type(e, content_type)
     _set_cc(e, cache_control)
+    _set_enc(e, content_encoding)
     return e
 
 
@@ -119,8 +134,13 @@ class Manifest:
             "target": self.target,
             "deploy_id": self.deploy_id,
             "previous_deploy_id": self.previous_deploy_id,
+            # [hash, size, content type, cache control], and the content encoding as a fifth
+            # element only when there is one: a site without encodings gives the bytes (and
+            # the deploy ids) it gave before encodings existed.
             "entries": {
                 key: [e.hash, e.size, e.content_type, e.cache_control]
+                if not e.content_encoding
+                else [e.hash, e.size, e.content_type, e.cache_control, e.content_encoding]
                 for key in self.keys
                 for e in (self.entries[key],)
             },
@@ -163,13 +183,20 @@ class Manifest:
                 entries = {}
                 for key, value in raw_entries.items():
                     check_key(key)
-                    h, size, ctype, cc = value
+                    if type(value) is not list or len(value) not in (4, 5):
+                        raise CorruptManifest(f"manifest entry {key!r} is malformed")
+                    h, size, ctype, cc = value[:4]
+                    enc = value[4] if len(value) == 5 else ""
                     if not (
                         type(h) is str and type(size) is int and size >= 0
                         and type(ctype) is str and type(cc) is str
                     ):
                         raise CorruptManifest(f"manifest entry {key!r} is malformed")
-                    entries[key] = Entry(h, size, ctype, cc)
+                    if type(enc) is not str or enc not in CONTENT_ENCODINGS:
+                        raise CorruptManifest(
+                            f"manifest entry {key!r} has an unknown content encoding {enc!r}"
+                        )
+                    entries[key] = Entry(h, size, ctype, cc, enc)
             return cls(
                 # Read-only already: this dict is ours alone, no need for the defensive copy.
                 entries=MappingProxyType(entries),
@@ -195,6 +222,8 @@ def _text(doc: dict, name: str, optional: bool = False) -> str:
 
 
 def _entry_list(e: Entry) -> list[object]:
+    if e.content_encoding:
+        return [e.hash, e.size, e.content_type, e.cache_control, e.content_encoding]
     return [e.hash, e.size, e.content_type, e.cache_control]
 
 
@@ -211,7 +240,8 @@ _BAD_DOT_KEY_TEXT = (  # only looked for when some part starts with a dot
 
 def _fast_entries(raw: dict) -> dict[str, Entry] | None:
     """The entries of a well-formed manifest, checked in bulk; None if anything is unusual
-    (the caller then runs the entry-by-entry checks, which name the first fault)."""
+    (the caller then runs the entry-by-entry checks, which name the first fault). An entry
+    with a content encoding (a fifth element) is unusual too: the careful loop reads it."""
     if not isinstance(raw, dict) or not all(type(k) is str for k in raw):
         return None
     keys = "\x00" + "\x00".join(raw) + "\x00"

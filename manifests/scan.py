@@ -47,7 +47,8 @@ CHUNK = 1 << 20  # streaming buffer per hashing worker
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8 bytes
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
-HeadersFor = Callable[[str], tuple[str, str]]
+# key -> (Content-Type, Cache-Control, Content-Encoding)
+HeadersFor = Callable[[str], tuple[str, str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,7 +658,8 @@ def scan(
     excludes: Iterable[str] = DEFAULT_EXCLUDES,
     workers: int | None = None,
 ) -> dict[str, Entry]:
-    """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type, Cache-Control).
+    """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type,
+    Cache-Control, Content-Encoding).
 
     With more than one worker on Linux, hashing starts while the walk goes on: once the walk
     has found PROCESS_MIN_FILES files, forked helpers hash batches of them as they are found.
@@ -699,7 +701,7 @@ def scan_meanwhile(
             helpers.pump()
 
     order: list[int] | None = None
-    heads: list[tuple[str, str]] = []
+    heads: list[tuple[str, str, str]] = []
     made: list[Entry | None] = []
     head_error: Exception | None = None
     try:
@@ -736,13 +738,13 @@ def scan_meanwhile(
                 if not n % 256:
                     helpers.pump()
                 try:
-                    ctype, cc = headers(keys[i])
+                    ctype, cc, enc = headers(keys[i])
                 except Exception as exc:
                     head_error = exc
                     break
-                heads.append((ctype, cc))
+                heads.append((ctype, cc, enc))
                 done = out[i]
-                made.append(None if done is None else new(done[0], done[1], ctype, cc))
+                made.append(None if done is None else new(done[0], done[1], ctype, cc, enc))
             helpers.finish()
             helpers = None
             if errors:
@@ -762,12 +764,12 @@ def scan_meanwhile(
         for i in sorted(range(len(keys)), key=keys.__getitem__):
             key = keys[i]
             digest, size = out[i]
-            ctype, cc = headers(key)
-            entries[key] = new(digest, size, ctype, cc)
+            ctype, cc, enc = headers(key)
+            entries[key] = new(digest, size, ctype, cc, enc)
         return entries
     for n, entry in enumerate(made):
         if entry is None:
             digest, size = out[order[n]]
-            ctype, cc = heads[n]
-            made[n] = new(digest, size, ctype, cc)
+            ctype, cc, enc = heads[n]
+            made[n] = new(digest, size, ctype, cc, enc)
     return dict(zip([keys[i] for i in order], made))

@@ -28,7 +28,7 @@ from manifests.scan import hash_file
 from . import ledger
 from .backends import MULTIPART_THRESHOLD, Backend
 from .errors import AwsError, InvalidationError
-from .headers import is_page
+from .headers import compress, is_page
 from .plan import JOURNAL_NAME, Journal, Options, Plan, Upload
 
 Log = Callable[[str], None]
@@ -71,18 +71,29 @@ class _HashingReader:
         return data
 
 
+def put_bytes(backend: Backend, up: Upload, data: bytes) -> None:
+    """Send ``data``, the bytes hashed for ``up``: compressed, with its Content-Encoding, when
+    it has one."""
+    if up.content_encoding:
+        backend.put_bytes(up.key, compress(data, up.content_encoding), up.content_type,
+                          up.cache_control, up.content_encoding)
+    else:
+        backend.put_bytes(up.key, data, up.content_type, up.cache_control)
+
+
 def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
     check()
-    debug("upload %s (%s, %d bytes, %s; %s)", up.key, up.reason, up.size, up.content_type,
-          up.cache_control)
+    debug("upload %s (%s, %d bytes, %s; %s%s)", up.key, up.reason, up.size, up.content_type,
+          up.cache_control, f"; {up.content_encoding}" if up.content_encoding else "")
     path = os.path.join(plan.site, *up.key.split("/"))
-    if up.size < MULTIPART_THRESHOLD:
+    # A file stored compressed is always read whole: it is compressed in one piece.
+    if up.content_encoding or up.size < MULTIPART_THRESHOLD:
         with open(path, "rb") as f:
             data = f.read()
         # Send exactly the bytes that were hashed: a file edited since the scan is refused.
         if len(data) != up.size or xxhash.xxh3_128_hexdigest(data) != up.hash:
             raise ScanError(f"{up.key} changed since it was scanned; build again and rerun")
-        backend.put_bytes(up.key, data, up.content_type, up.cache_control)
+        put_bytes(backend, up, data)
     else:
         reader = _HashingReader(path, up)
         try:

@@ -42,7 +42,11 @@ class Backend(Protocol):
     store: Store
     default_distributions: tuple[str, ...]
 
-    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None: ...
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str, cache_control: str,
+        content_encoding: str = "",
+    ) -> None:
+        """Store ``data`` as is; ``content_encoding`` ("gzip", "br") says it is compressed."""
 
     def put_stream(
         self, key: str, stream: BinaryIO, content_type: str, cache_control: str
@@ -92,7 +96,11 @@ class LocalBackend:
                 os.unlink(tmp)
             raise
 
-    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str, cache_control: str,
+        content_encoding: str = "",
+    ) -> None:
+        # Compressed data is written compressed, as S3 stores it (there is no header to keep).
         self._atomic(key, lambda f: f.write(data))
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> None:
@@ -225,7 +233,11 @@ class S3Backend:
             self._store = _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
         return self._store
 
-    def put_bytes(self, key: str, data: bytes, content_type: str, cache_control: str) -> None:
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str, cache_control: str,
+        content_encoding: str = "",
+    ) -> None:
+        extra = {"ContentEncoding": content_encoding} if content_encoding else {}
         with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
             self.clients.s3.put_object(
                 Bucket=self.bucket,
@@ -233,6 +245,7 @@ class S3Backend:
                 Body=data,
                 ContentType=content_type,
                 CacheControl=cache_control,
+                **extra,
                 **self.site_args,
             )
 

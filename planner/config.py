@@ -18,7 +18,9 @@ from typing import Any, Iterable
 from .errors import PlannerError
 
 CONFIG_NAME = "planner.toml"
-HEADER_RULE_KEYS = ("pattern", "cache-control", "content-type")
+HEADER_RULE_KEYS = ("pattern", "cache-control", "content-type", "content-encoding")
+# A rule's content-encoding -> what is stored: compressed with gzip or brotli, or as built.
+CONTENT_ENCODINGS = {"gzip": "gzip", "br": "br", "identity": "", "": ""}
 
 
 class ConfigError(PlannerError):
@@ -108,8 +110,8 @@ def check_keys(config: Config, known: Iterable[str]) -> None:
 
 def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
     """The ``[[headers]]`` rules, in order (a named target's own list replaces the top
-    level's). Each: ``pattern`` (gitignore-style) and ``cache-control`` and/or
-    ``content-type``."""
+    level's). Each: ``pattern`` (gitignore-style) and one or more of ``cache-control``,
+    ``content-type`` and ``content-encoding`` ("gzip", "br", or "identity" / "": none)."""
     from .headers import HeaderRule, compile_pattern
 
     table = config.targets.get(target or "", {})
@@ -128,7 +130,9 @@ def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
         if not isinstance(rule.get("pattern"), str) or not rule["pattern"]:
             raise ConfigError(f"{where}: every rule needs a pattern (pattern = \"*.html\")")
         if not all(isinstance(rule.get(k, ""), str) for k in HEADER_RULE_KEYS):
-            raise ConfigError(f"{where}: pattern, cache-control and content-type are text")
+            raise ConfigError(
+                f"{where}: pattern, cache-control, content-type and content-encoding are text"
+            )
         pattern = rule["pattern"]
         if pattern.startswith(("!", "#")):
             raise ConfigError(
@@ -140,7 +144,7 @@ def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
             raise ConfigError(
                 f"{where}: pattern {pattern!r} is not a gitignore-style pattern ({exc})"
             ) from None
-        if "cache-control" not in rule and "content-type" not in rule:
+        if not any(k in rule for k in HEADER_RULE_KEYS[1:]):
             raise ConfigError(f"{where}: rule {pattern!r} sets no header")
         for k in ("cache-control", "content-type"):
             value = rule.get(k)
@@ -152,5 +156,17 @@ def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
                 raise ConfigError(
                     f"{where}: rule {pattern!r}: {k} {value!r} must be non-empty printable ASCII"
                 )
-        rules.append(HeaderRule(rule["pattern"], rule.get("cache-control"), rule.get("content-type")))
+        encoding = rule.get("content-encoding")
+        if encoding is not None:
+            if encoding not in CONTENT_ENCODINGS:
+                raise ConfigError(
+                    f"{where}: rule {pattern!r}: content-encoding {encoding!r} is not one of "
+                    '"gzip", "br", "identity" (or "": none)'
+                )
+            encoding = CONTENT_ENCODINGS[encoding]
+        rules.append(
+            HeaderRule(
+                rule["pattern"], rule.get("cache-control"), rule.get("content-type"), encoding
+            )
+        )
     return tuple(rules)

@@ -1,4 +1,5 @@
-"""Content-Type and Cache-Control for a key. Pure.
+"""Content-Type, Cache-Control and Content-Encoding for a key, and the compression an
+encoding stands for. Pure.
 
 The type table is our own rather than Python's ``mimetypes``, which reads the machine's
 /etc/mime.types: the same site must get the same headers (and so the same manifest) on every
@@ -98,6 +99,7 @@ class HeaderRule:
     pattern: str
     cache_control: str | None = None
     content_type: str | None = None
+    content_encoding: str | None = None  # "gzip", "br", or "" (stored as built)
 
 
 def compile_pattern(pattern: str):
@@ -116,26 +118,45 @@ def is_fingerprinted(key: str) -> bool:
 
 def headers_for(
     cache_control: str = DEFAULT_CACHE_CONTROL, rules: Sequence[HeaderRule] = ()
-) -> Callable[[str], tuple[str, str]]:
-    """A ``key -> (Content-Type, Cache-Control)`` function for the scanner: the first rule
-    whose pattern matches, then fingerprinted files immutable, then ``cache_control``."""
+) -> Callable[[str], tuple[str, str, str]]:
+    """A ``key -> (Content-Type, Cache-Control, Content-Encoding)`` function for the scanner:
+    the first rule whose pattern matches, then fingerprinted files immutable, then
+    ``cache_control``; no encoding ("") unless a rule sets one."""
 
-    def default(key: str) -> tuple[str, str]:
+    def default(key: str) -> tuple[str, str, str]:
         cc = IMMUTABLE_CACHE_CONTROL if is_fingerprinted(key) else cache_control
-        return content_type(key), cc
+        return content_type(key), cc, ""
 
     if not rules:
         return default
     specs = [(compile_pattern(r.pattern), r) for r in rules]
 
-    def headers(key: str) -> tuple[str, str]:
+    def headers(key: str) -> tuple[str, str, str]:
         for spec, rule in specs:
             if spec.match_file(key):
-                ctype, cc = default(key)
-                return rule.content_type or ctype, rule.cache_control or cc
+                ctype, cc, _ = default(key)
+                enc = rule.content_encoding or ""
+                return rule.content_type or ctype, rule.cache_control or cc, enc
         return default(key)
 
     return headers
+
+
+def compress(data: bytes, content_encoding: str) -> bytes:
+    """``data`` as stored with ``content_encoding`` ("gzip" or "br"; "" returns it as is).
+    Deterministic, so the same build gives the same object: gzip at level 9 with mtime 0 and
+    no file name; brotli at its default (and highest) quality, 11."""
+    if not content_encoding:
+        return data
+    if content_encoding == "gzip":
+        import gzip
+
+        return gzip.compress(data, compresslevel=9, mtime=0)
+    if content_encoding == "br":
+        import brotli  # only when a file is stored with brotli
+
+        return brotli.compress(data)
+    raise ValueError(f"unknown content encoding {content_encoding!r}")
 
 
 def is_page(content_type_value: str) -> bool:

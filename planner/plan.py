@@ -63,6 +63,7 @@ class Upload:
     hash: str
     content_type: str
     cache_control: str
+    content_encoding: str = ""  # "gzip" or "br": sent compressed, with that Content-Encoding
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,7 @@ def compute_plan(
     if dirty:
         reasons.update({k: "unconfirmed" for k in d.unchanged if k in dirty})
     uploads = [
-        Upload(k, r, e.size, e.hash, e.content_type, e.cache_control)
+        Upload(k, r, e.size, e.hash, e.content_type, e.cache_control, e.content_encoding)
         for k, r in sorted(reasons.items())
         for e in (entries[k],)
     ]

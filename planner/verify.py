@@ -58,13 +58,16 @@ class NothingDeployed(PlannerError):
 
 def compare(manifest: Manifest, listing: Mapping[str, int]) -> list[Drift]:
     """Keys the manifest has and the target lacks, or holds with another size; keys the
-    target holds and the manifest lacks. Pure; sorted by key."""
+    target holds and the manifest lacks. Pure; sorted by key.
+
+    An entry stored compressed (a content encoding) is checked for presence only: the object's
+    size is the compressed size, which the manifest does not hold (it records the build's)."""
     out: list[Drift] = []
     for key, entry in manifest.entries.items():
         size = listing.get(key)
         if size is None:
             out.append(Drift(key, "missing", entry.size, None))
-        elif size != entry.size:
+        elif size != entry.size and not entry.content_encoding:
             out.append(Drift(key, "size", entry.size, size))
     out.extend(Drift(k, "extra", None, s) for k, s in listing.items() if k not in manifest.entries)
     return sorted(out, key=lambda d: d.key)
@@ -94,7 +97,8 @@ def repair_plan(
             refused.append((d.key, "the build's file differs from the deployed one (deploy it)"))
         else:
             uploads.append(
-                Upload(d.key, d.problem, want.size, want.hash, want.content_type, want.cache_control)
+                Upload(d.key, d.problem, want.size, want.hash, want.content_type,
+                       want.cache_control, want.content_encoding)
             )
     uploads.sort(key=lambda u: (is_page(u.content_type), u.key))
     return uploads, deletes, refused
@@ -135,7 +139,7 @@ def repair(
     that stops half-way is finished by the next deploy), the uploads, then ``finish``
     (invalidation, deletes, ledger record, pending record removed)."""
     from . import ledger
-    from .apply import Result, Waiting, finish
+    from .apply import Result, Waiting, finish, put_bytes
     from .plan import JOURNAL_NAME, Journal
 
     refuse_pending(backend)
@@ -183,7 +187,7 @@ def repair(
             data = f.read()
         if xxhash.xxh3_128_hexdigest(data) != up.hash:
             raise PlannerError(f"{up.key} changed since it was scanned; run again")
-        backend.put_bytes(up.key, data, up.content_type, up.cache_control)
+        put_bytes(backend, up, data)  # compressed if the manifest says so
         found.repaired.append(up.key)
     result = Result()
     finish(journal, backend, result, log, Waiting(), check=check)

@@ -173,14 +173,15 @@ R_BLOG = HeaderRule("blog/*.html", cache_control="blog-cc", content_type="text/x
     ],
 )
 def test_headers_for_rules(rules, key, expected):
-    assert headers_for(DEF, rules)(key) == expected
+    # (content type, cache control); none of these rules sets a content encoding
+    assert headers_for(DEF, rules)(key) == (*expected, "")
 
 
 def test_headers_for_rules_fall_back_to_the_given_cache_control():
     headers = headers_for("no-store", (R_HTML,))
-    assert headers("index.html") == (HTML, "no-cache")
-    assert headers("css/site.css") == (CSS, "no-store")
-    assert headers("css/main-3f9a8b7c12.css") == (CSS, IMM)
+    assert headers("index.html") == (HTML, "no-cache", "")
+    assert headers("css/site.css") == (CSS, "no-store", "")
+    assert headers("css/main-3f9a8b7c12.css") == (CSS, IMM, "")
 
 
 # --- properties: no rules --------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_without_rules_headers_are_the_extension_table_and_immutable_or_default(
     expected_type = CONTENT_TYPES.get(ext, DEFAULT_CONTENT_TYPE)
     fingerprinted = _oracle_fingerprinted(key)
     assert is_fingerprinted(key) is fingerprinted
-    expected = (expected_type, IMM if fingerprinted else cc)
+    expected = (expected_type, IMM if fingerprinted else cc, "")
     assert headers_for(cc)(key) == expected
     assert headers_for(cc, ())(key) == expected
     assert content_type(key) == expected_type
@@ -538,7 +539,7 @@ def test_cli_removing_the_rules_restores_the_defaults(local):
     assert {u["key"] for u in plan["uploads"]} == changed
     assert {u["reason"] for u in plan["uploads"]} == {"headers"}
     local.ok("deploy", str(local.public), "--target", str(local.out))
-    assert local.headers() == {k: headers_for()(k) for k in SITE}
+    assert local.headers() == {k: headers_for()(k)[:2] for k in SITE}
 
 
 @pytest.mark.parametrize("flag", [(), ("--invalidate-added",)])

@@ -33,7 +33,7 @@ def test_content_type_by_extension(key, expected):
 
 
 def test_headers_for_uses_the_given_cache_control():
-    assert headers_for("no-cache")("a.css") == ("text/css; charset=utf-8", "no-cache")
+    assert headers_for("no-cache")("a.css") == ("text/css; charset=utf-8", "no-cache", "")
     assert headers_for()("a.css")[1] == DEFAULT_CACHE_CONTROL
 
 

@@ -63,8 +63,8 @@ def _within(seconds: float, fn: Callable[[], Any]) -> Any:
     return box["value"]
 
 
-def _headers(key: str) -> tuple[str, str]:
-    return ("text/html" if key.endswith(".html") else "application/octet-stream", "max-age=60")
+def _headers(key: str) -> tuple[str, str, str]:
+    return ("text/html" if key.endswith(".html") else "application/octet-stream", "max-age=60", "")
 
 
 # --- hashing ---------------------------------------------------------------------------------
@@ -553,16 +553,17 @@ def test_scan_builds_entries_with_the_headers_callback(tmp_path: Path) -> None:
         _write(tmp_path, rel, data)
     calls: list[str] = []
 
-    def headers(key: str) -> tuple[str, str]:
+    def headers(key: str) -> tuple[str, str, str]:
         calls.append(key)
-        return f"type/{key}", f"cc-{len(key)}"
+        return f"type/{key}", f"cc-{len(key)}", "gzip" if key.endswith(".css") else ""
 
     entries = scan(str(tmp_path), headers, workers=2)
     assert sorted(calls) == sorted(files)  # once per file
     assert list(entries) == sorted(files)
     for rel, data in files.items():
         assert entries[rel] == Entry(
-            xxhash.xxh3_128_hexdigest(data), len(data), f"type/{rel}", f"cc-{len(rel)}"
+            xxhash.xxh3_128_hexdigest(data), len(data), f"type/{rel}", f"cc-{len(rel)}",
+            "gzip" if rel.endswith(".css") else "",
         )
 
 
@@ -629,7 +630,7 @@ def test_scan_finds_exactly_the_files_written(tree: dict[str, Any], workers: int
     expected = _flatten(tree)
     with tempfile.TemporaryDirectory() as root:
         _materialise(root, tree)
-        entries = scan(root, lambda key: ("t", "c"), excludes=(), workers=workers)
+        entries = scan(root, lambda key: ("t", "c", ""), excludes=(), workers=workers)
     assert list(entries) == sorted(expected)
     for key, data in expected.items():
         assert entries[key] == Entry(xxhash.xxh3_128_hexdigest(data), len(data), "t", "c")
@@ -665,9 +666,9 @@ def counting_fork():
         forks.append(pid)
     return pid
 os.fork = counting_fork
-one = scan_mod.scan({str(tmp_path)!r}, lambda k: ("t", "c"), workers=1)
+one = scan_mod.scan({str(tmp_path)!r}, lambda k: ("t", "c", ""), workers=1)
 scan_mod.PROCESS_MIN_FILES = 10
-two = scan_mod.scan({str(tmp_path)!r}, lambda k: ("t", "c"), workers=2)
+two = scan_mod.scan({str(tmp_path)!r}, lambda k: ("t", "c", ""), workers=2)
 print(json.dumps({{"forks": len(forks), "same": one == two,
                   "entries": {{k: [e.hash, e.size] for k, e in two.items()}}}}))
 """
@@ -695,4 +696,4 @@ def test_forked_helpers_report_the_first_unreadable_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(scan_mod.os, "open", deny)
     with pytest.raises(ScanError, match="f150.bin|f50.bin"):
-        scan_mod.scan(str(tmp_path), lambda k: ("t", "c"), workers=2)
+        scan_mod.scan(str(tmp_path), lambda k: ("t", "c", ""), workers=2)
