@@ -92,3 +92,106 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PLANNER_"))}
+
+
+# --- hashing progress ----------------------------------------------------------------------
+
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+from manifests.scan import scan, scan_meanwhile  # noqa: E402
+
+
+def _tree(root: Path, n: int) -> int:
+    """``n`` files of 0 to 3,000 bytes in 7 folders; their total size."""
+    import random
+
+    rng = random.Random(n)
+    total = 0
+    for i in range(n):
+        path = root / f"d{i % 7}" / f"f{i}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = rng.randbytes(rng.randrange(0, 3000))
+        path.write_bytes(data)
+        total += len(data)
+    return total
+
+
+def _check_calls(calls: list, files: int, nbytes: int) -> None:
+    """Counts never go down, the total never changes, the last call has the totals."""
+    assert calls, "progress was never called"
+    assert all(total == files for _, _, total in calls)
+    assert all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(calls, calls[1:])), calls
+    assert all(f <= files for f, _, _ in calls)
+    assert calls[-1] == (files, nbytes, files)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_the_in_process_scan_reports_hashing_progress_up_to_the_totals(tmp_path, workers):
+    nbytes = _tree(tmp_path, 300)  # under PROCESS_MIN_FILES: threads (or this thread)
+    calls: list = []
+    entries = scan(str(tmp_path), lambda k: ("t", "c"), workers=workers,
+                   progress=lambda *a: calls.append(a))
+    assert len(entries) == 300
+    _check_calls(calls, 300, nbytes)
+    assert len(calls) <= 300 // 32 + 3  # per batch of results at most, never per file
+    assert calls == sorted(set(calls))  # each report says something new
+
+
+def test_no_files_no_progress(tmp_path):
+    calls: list = []
+    assert scan(str(tmp_path), lambda k: ("t", "c"), progress=lambda *a: calls.append(a)) == {}
+    assert calls == []
+
+
+def test_forked_helpers_report_hashing_progress_up_to_the_totals(tmp_path):
+    # In a fresh interpreter, single-threaded, so that the helpers are forked (as in
+    # test_scan.py), with PROCESS_MIN_FILES as shipped and a `meanwhile`, as `planner plan`.
+    nbytes = _tree(tmp_path, 2500)
+    code = f"""
+import json, os
+scan_mod = __import__("manifests.scan", fromlist=["scan"])
+assert scan_mod.PROCESS_MIN_FILES <= 2500
+forks = []
+real_fork = os.fork
+def counting_fork():
+    pid = real_fork()
+    if pid:
+        forks.append(pid)
+    return pid
+os.fork = counting_fork
+calls, meanwhile = [], []
+entries = scan_mod.scan_meanwhile({str(tmp_path)!r}, lambda k: ("t", "c"), workers=3,
+                                  meanwhile=lambda: meanwhile.append(len(calls)),
+                                  progress=lambda *a: calls.append(a))
+print(json.dumps({{"forks": len(forks), "entries": len(entries), "calls": calls,
+                  "meanwhile": meanwhile}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    doc = json.loads(out.stdout)
+    assert doc["forks"] >= 1  # the helper path really ran
+    assert doc["entries"] == 2500
+    assert doc["meanwhile"] == [1]  # the first report comes as the walk ends, before it
+    _check_calls([tuple(c) for c in doc["calls"]], 2500, nbytes)
+    assert len(doc["calls"]) <= 2500 // 32 + 3
+
+
+def test_an_error_in_the_progress_callback_comes_after_hashing(tmp_path):
+    _tree(tmp_path, 100)
+
+    def broken(*_):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    with pytest.raises(BrokenPipeError):
+        scan(str(tmp_path), lambda k: ("t", "c"), workers=3, progress=broken)
+
+
+def test_without_progress_the_scan_is_the_same(tmp_path):
+    _tree(tmp_path, 100)
+    headers = lambda k: ("t", "c")  # noqa: E731
+    assert scan_meanwhile(str(tmp_path), headers, progress=lambda *a: None) == scan(
+        str(tmp_path), headers
+    )
