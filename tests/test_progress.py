@@ -103,6 +103,7 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 from manifests.scan import scan, scan_meanwhile  # noqa: E402
+from planner.progress import HashProgress  # noqa: E402
 
 
 def _tree(root: Path, n: int) -> int:
@@ -195,3 +196,55 @@ def test_without_progress_the_scan_is_the_same(tmp_path):
     assert scan_meanwhile(str(tmp_path), headers, progress=lambda *a: None) == scan(
         str(tmp_path), headers
     )
+
+
+def test_hashing_in_ci_logs_gets_a_line_per_tenth_of_the_files():
+    out, clock = io.StringIO(), Clock()
+    with HashProgress(stream=out, tty=False, clock=clock) as bar:
+        for done in range(0, 20_001, 200):
+            bar(done, done * 25_600, 20_000)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 10
+    assert lines[0] == "hashed 2,000/20,000 files (48.8 MB)"
+    assert lines[-1] == "hashed 20,000/20,000 files (488.3 MB)"
+
+
+def test_hashing_in_ci_logs_gets_a_line_every_ten_seconds_of_a_slow_scan():
+    out, clock = io.StringIO(), Clock()
+    with HashProgress(stream=out, tty=False, clock=clock) as bar:
+        bar(1, 10, 1000)  # under a tenth, under 10 s: no line
+        clock.t = 10.5
+        bar(2, 20, 1000)  # 10 s since the start: a line
+        bar(3, 30, 1000)
+    assert out.getvalue().splitlines() == ["hashed 2/1,000 files (20 B)"]
+
+
+def test_a_second_scan_starts_a_new_count():
+    out = io.StringIO()
+    bar = HashProgress(stream=out, tty=False, clock=Clock())
+    bar(10, 100, 10)
+    bar(5, 50, 20)  # deploy plans again: a new scan, counted from its first tenth
+    bar(20, 200, 20)
+    assert out.getvalue().splitlines() == [
+        "hashed 10/10 files (100 B)", "hashed 5/20 files (50 B)", "hashed 20/20 files (200 B)"
+    ]
+
+
+def test_hashing_on_a_terminal_gets_clicks_progress_bar():
+    out = Terminal()
+    with HashProgress(stream=out) as bar:
+        for done in (0, 1000, 2000, 3000):
+            bar(done, done * 100, 3000)
+        text = out.getvalue()  # the bar is finished at the total, before the exit
+    assert "hashing 3,000 files" in text and "100%" in text
+    assert text.endswith("\n")
+    assert "hashed" not in text  # no CI lines on a terminal
+
+
+def test_an_unfinished_bar_ends_its_line_on_exit():
+    out = Terminal()
+    with pytest.raises(RuntimeError):
+        with HashProgress(stream=out) as bar:
+            bar(10, 100, 3000)
+            raise RuntimeError("scan failed")
+    assert out.getvalue().endswith("\n")
