@@ -248,3 +248,43 @@ def test_an_unfinished_bar_ends_its_line_on_exit():
             bar(10, 100, 3000)
             raise RuntimeError("scan failed")
     assert out.getvalue().endswith("\n")
+
+
+def test_plan_shows_hashing_lines_on_stderr_but_not_when_quiet_or_json(tmp_path):
+    site, target = _deployed(tmp_path)
+    proc = run(["plan", str(site), "--target", str(target)], _env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == ["hashed 12/12 files (3.9 KB)"]
+    assert "hashed" not in proc.stdout
+    for quiet in (["-q"], ["--format", "json"], ["--quiet", "--format", "json"]):
+        proc = run(["plan", str(site), "--target", str(target), *quiet], _env())
+        assert (proc.returncode, proc.stderr) == (0, ""), quiet
+
+
+def test_deploy_shows_hashing_lines_before_the_uploads(tmp_path):
+    site, target = _deployed(tmp_path)
+    proc = run(["deploy", str(site), "--target", str(target)], _env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert lines[0] == "hashed 12/12 files (3.9 KB)"
+    assert lines.index("hashed 12/12 files (3.9 KB)") < lines.index(
+        "uploaded 12/12 files (3.9 KB of 3.9 KB)"
+    )
+    dry = run(["deploy", str(site), "--target", str(target), "--dry-run"], _env())
+    assert dry.stderr.splitlines() == ["hashed 12/12 files (3.9 KB)"]
+    quiet = run(["deploy", str(site), "--target", str(target), "--format", "json"], _env())
+    assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_plan_of_a_large_site_shows_a_line_per_tenth(tmp_path):
+    # 2,500 files: the CLI in its own process forks hashing helpers.
+    site = tmp_path / "public"
+    nbytes = _tree(site, 2500)
+    proc = run(["plan", str(site), "--target", str(tmp_path / "out")], _env())
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert 2 <= len(lines) <= 11, lines
+    assert all(x.startswith("hashed ") and "/2,500 files (" in x for x in lines), lines
+    from planner.render import human_bytes
+
+    assert lines[-1] == f"hashed 2,500/2,500 files ({human_bytes(nbytes)})"
