@@ -18,6 +18,7 @@ import stat
 import struct
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -49,6 +50,8 @@ _O_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 
 # key -> (Content-Type, Cache-Control, Content-Encoding)
 HeadersFor = Callable[[str], tuple[str, str, str]]
+# ``progress(files_hashed, bytes_hashed, files_in_all)``: see :class:`_Tally`.
+Progress = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,18 +289,23 @@ def _hash_batches(
     errors: list[tuple[int, ScanError]],
     batches: Iterable[tuple[int, int]],
     buf: bytearray | None = None,
+    tally: "_Tally | None" = None,
 ) -> None:
     """Hash ``paths[i]`` into ``out[i]`` for every ``(start, stop)`` range of ``batches``;
-    a file that cannot be hashed goes into ``errors`` as ``(i, ScanError)``."""
+    a file that cannot be hashed goes into ``errors`` as ``(i, ScanError)``. Each batch done
+    is counted in ``tally``, if any."""
     if buf is None:
         buf = bytearray(CHUNK)
     hash_one = hash_file
     for start, stop in batches:
         try:
-            out[start:stop] = _hash_list(paths[start:stop], buf)
-            continue
+            out[start:stop] = done = _hash_list(paths[start:stop], buf)
         except (OSError, ScanError):
             pass  # one by one, to know which files fail and why
+        else:
+            if tally is not None:
+                tally.add(stop - start, sum([size for _, size in done]))
+            continue
         for i in range(start, stop):
             try:
                 out[i] = hash_one(paths[i], buf)
@@ -305,6 +313,8 @@ def _hash_batches(
                 errors.append((i, exc))
             except OSError as exc:
                 errors.append((i, ScanError(f"cannot read {_show(keys[i])}: {exc.strerror}")))
+        if tally is not None:
+            tally.add(stop - start, sum([r[1] for r in out[start:stop] if r is not None]))
 
 
 def _hash_list(paths: Sequence[str], buf: bytearray) -> list[tuple[str, int]]:
@@ -334,23 +344,91 @@ def _hash_list(paths: Sequence[str], buf: bytearray) -> list[tuple[str, int]]:
     return out
 
 
+# Hashing progress is reported at most every hundredth of the files, or once this long (in
+# seconds) has passed since the last report, as batches of results arrive.
+REPORT_SECONDS = 0.1
+
+
+class _Tally:
+    """Files and bytes hashed so far, counted per batch of results (from the helpers, the
+    threads or this process), for a ``progress(files_hashed, bytes_hashed, files_in_all)``
+    callback. Nothing is reported before :meth:`start` (the end of the walk, when the number
+    of files is known); then at most every hundredth of the files or every REPORT_SECONDS,
+    and :meth:`finish` makes sure the last report has the totals. Reports are made one at a
+    time (under a lock: threads may add), with counts that never go down. An exception from
+    ``report`` stops the reports and is raised by :meth:`finish`, once hashing is done (a
+    hashing thread must not die of it)."""
+
+    __slots__ = (
+        "report", "files", "bytes", "total", "error", "_step", "_next", "_told", "_last", "_lock"
+    )
+
+    def __init__(self, report: Progress) -> None:
+        self.report = report
+        self.error: Exception | None = None
+        self.files = self.bytes = self.total = 0
+        self._step = self._next = 0
+        self._told = -1  # files at the last report
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def start(self, total: int) -> None:
+        with self._lock:
+            self.total = total
+            self._step = max(1, total // 100)
+            if total:
+                self._tell()
+
+    def add(self, files: int, nbytes: int) -> None:
+        with self._lock:
+            self.files += files
+            self.bytes += nbytes
+            if self.total and (
+                self.files >= self._next or time.monotonic() - self._last >= REPORT_SECONDS
+            ):
+                self._tell()
+
+    def finish(self) -> None:
+        with self._lock:
+            if self.total and self._told != self.files:
+                self._tell()
+            if self.error is not None:
+                raise self.error
+
+    def _tell(self) -> None:
+        self._told = self.files
+        self._next = self.files + self._step
+        if self.error is None:
+            try:
+                self.report(self.files, self.bytes, self.total)
+            except Exception as exc:
+                self.error = exc
+        self._last = time.monotonic()
+
+
 def _first_error(errors: list[tuple[int, ScanError]], keys: Sequence[str]) -> ScanError:
     """The error of the first failing file in key order, whatever worker met it first."""
     return min(errors, key=lambda e: keys[e[0]])[1]
 
 
 def _hash_all(
-    paths: Sequence[str], keys: Sequence[str], workers: int | None
+    paths: Sequence[str],
+    keys: Sequence[str],
+    workers: int | None,
+    tally: _Tally | None = None,
 ) -> list[tuple[str, int]]:
-    """(hash, size) of every path, in order; raises the ScanError of the first failing key."""
+    """(hash, size) of every path, in order; raises the ScanError of the first failing key.
+    Files hashed are counted in ``tally``, if any."""
     n = len(paths)
     workers = max(1, min(workers or _default_workers(), n or 1))
     out: list = [None] * n
     errors: list[tuple[int, ScanError]] = []
     if workers == 1:
-        _hash_batches(paths, keys, out, errors, [(0, n)])
+        # One batch of every file, unless progress is counted (per batch).
+        _hash_batches(paths, keys, out, errors, [(0, n)] if tally is None else _batches(n),
+                      tally=tally)
     elif n >= PROCESS_MIN_FILES and _can_fork():
-        helpers = _Helpers(workers - 1, paths, keys, out, errors)
+        helpers = _Helpers(workers - 1, paths, keys, out, errors, tally)
         try:
             helpers.add(n)
             helpers.finish()
@@ -358,7 +436,7 @@ def _hash_all(
             helpers.abort()
             raise
     else:
-        _hash_in_threads(paths, keys, out, errors, workers)
+        _hash_in_threads(paths, keys, out, errors, workers, tally)
     if errors:
         raise _first_error(errors, keys)
     return out
@@ -370,12 +448,13 @@ def _hash_in_threads(
     out: list,
     errors: list[tuple[int, ScanError]],
     workers: int,
+    tally: _Tally | None = None,
 ) -> None:
     """Threads take work items from one shared iterator (atomic under the GIL). They only
     overlap while one of them is in a system call or hashes 64 KiB or more at once."""
     work = iter(_batches(len(paths)))
     threads = [
-        threading.Thread(target=_hash_batches, args=(paths, keys, out, errors, work))
+        threading.Thread(target=_hash_batches, args=(paths, keys, out, errors, work, None, tally))
         for _ in range(workers)
     ]
     for t in threads:
@@ -435,7 +514,8 @@ class _Helpers:
     a pipe, and collects the digests and sizes it sends back. ``finish()`` hashes what is left
     here, taking batches from the end while the helpers take them from the front, then waits
     for the helpers. A batch a helper could not finish (an error, a crash) is hashed again
-    here, which records the error exactly as the in-process path does.
+    here, which records the error exactly as the in-process path does. Batches done, by the
+    helpers or here, are counted in ``tally``, if any.
     """
 
     def __init__(
@@ -445,8 +525,10 @@ class _Helpers:
         keys: Sequence[str],
         out: list,
         errors: list[tuple[int, ScanError]],
+        tally: _Tally | None = None,
     ) -> None:
         self.paths, self.keys, self.out, self.errors = paths, keys, out, errors
+        self.tally = tally
         self.queued = 0  # paths already put into batches
         self.pending: collections.deque[tuple[int, int]] = collections.deque()
         self.redo: list[tuple[int, int]] = []
@@ -552,6 +634,8 @@ class _Helpers:
                 sizes = struct.unpack_from(f"<{count}Q", inbox, base + 32 * count)
                 for k in range(count):
                     out[start + k] = (hexes[32 * k : 32 * k + 32], sizes[k])
+                if self.tally is not None:
+                    self.tally.add(count, sum(sizes))
             pos = end
         del inbox[:pos]
 
@@ -611,7 +695,9 @@ class _Helpers:
     def _hash_here(self, batch: tuple[int, int]) -> None:
         if self.buf is None:
             self.buf = bytearray(CHUNK)
-        _hash_batches(self.paths, self.keys, self.out, self.errors, (batch,), self.buf)
+        _hash_batches(
+            self.paths, self.keys, self.out, self.errors, (batch,), self.buf, self.tally
+        )
 
 
 def _helper_main(task: int, done: int) -> int:
@@ -657,14 +743,20 @@ def scan(
     headers: HeadersFor,
     excludes: Iterable[str] = DEFAULT_EXCLUDES,
     workers: int | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Entry]:
     """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type,
     Cache-Control, Content-Encoding).
 
     With more than one worker on Linux, hashing starts while the walk goes on: once the walk
     has found PROCESS_MIN_FILES files, forked helpers hash batches of them as they are found.
+
+    ``progress(files_hashed, bytes_hashed, files_in_all)``, if given, is called from the end of
+    the walk (when the number of files is known) as hashed files are counted: at most every
+    hundredth of the files or every REPORT_SECONDS, with counts that never go down, one call
+    at a time (maybe from a hashing thread), the last one with every file hashed.
     """
-    return scan_meanwhile(root, headers, excludes, workers)
+    return scan_meanwhile(root, headers, excludes, workers, progress=progress)
 
 
 def scan_meanwhile(
@@ -673,10 +765,12 @@ def scan_meanwhile(
     excludes: Iterable[str] = DEFAULT_EXCLUDES,
     workers: int | None = None,
     meanwhile: Callable[[], object] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Entry]:
     """:func:`scan`, also calling ``meanwhile()`` once: while helper processes hash, if there
     are any, else first. Its errors come before any of the scan's, as if it ran before."""
     workers = max(1, workers or _default_workers())
+    tally = None if progress is None else _Tally(progress)
     keys: list[str] = []
     paths: list[str] = []
     helpers: _Helpers | None = None
@@ -691,7 +785,9 @@ def scan_meanwhile(
                 return
             in_process = workers == 1 or not _can_fork()
             try:
-                helpers = None if in_process else _Helpers(workers - 1, paths, keys, out, errors)
+                helpers = (
+                    None if in_process else _Helpers(workers - 1, paths, keys, out, errors, tally)
+                )
             except OSError:  # no pipes or processes to spare: hash here after the walk
                 in_process = True
             if helpers is None:
@@ -718,6 +814,8 @@ def scan_meanwhile(
             if meanwhile is not None:
                 meanwhile()
             raise walk_error
+        if tally is not None:
+            tally.start(len(paths))
         if helpers is not None:
             helpers.add(len(paths), last=True)
             if meanwhile is not None:
@@ -754,10 +852,12 @@ def scan_meanwhile(
         else:
             if meanwhile is not None:
                 meanwhile()
-            out = _hash_all(paths, keys, workers)
+            out = _hash_all(paths, keys, workers, tally)
     finally:
         if helpers is not None:
             helpers.abort()
+    if tally is not None:
+        tally.finish()
     new = _new_entry
     if order is None:
         entries: dict[str, Entry] = {}

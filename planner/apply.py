@@ -291,6 +291,7 @@ def deploy_site(
     show: Callable[[Plan], None] | None = None,
     accept: Callable[[Plan], Plan] | None = None,
     progress: Callable[[Plan], Any] | None = None,
+    hash_progress: Callable[[int, int, int], None] | None = None,
 ) -> tuple[Plan, Result]:
     """Plan, then (when there is something to do) take the target's lock and apply.
 
@@ -300,12 +301,13 @@ def deploy_site(
     if another deploy finished meanwhile, the plan is made again against it. ``show`` is
     handed the plan that is applied, before it is; ``accept`` checks (and may adjust) every plan
     made, e.g. against a saved plan (it raises to refuse); ``progress(plan)`` gives a context
-    manager that is called with the size of each file uploaded."""
+    manager that is called with the size of each file uploaded; ``hash_progress`` follows the
+    hashing of the build, each time it is scanned (see :func:`manifests.scan.scan`)."""
     from .lock import DeployLock, clear_stale
     from .plan import build_plan, state_unchanged
 
     accept = accept or (lambda p: p)
-    plan = accept(build_plan(site, backend, options, tool_version))
+    plan = accept(build_plan(site, backend, options, tool_version, hash_progress))
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
@@ -316,7 +318,7 @@ def deploy_site(
         backend.allow_writes()
         if not state_unchanged(backend, plan):
             log("the target changed while planning (another deploy finished): planning again")
-            plan = accept(build_plan(site, backend, options, tool_version))
+            plan = accept(build_plan(site, backend, options, tool_version, hash_progress))
         if show:
             show(plan)
         lock.what = f"deploy {plan.deploy_id}"

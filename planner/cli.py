@@ -127,6 +127,18 @@ def _debug_log(verbose: bool) -> None:
         logger.setLevel(logging.DEBUG)
 
 
+def _hashing(people: bool) -> Any:
+    """A context manager giving the hashing progress callback for ``build_plan``: None (no
+    progress) with --quiet or --format json."""
+    if not people:
+        import contextlib
+
+        return contextlib.nullcontext()
+    from .progress import HashProgress
+
+    return HashProgress()
+
+
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
     from . import render
 
@@ -190,7 +202,8 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
 
     backend, options = _prepare(kw, read_only=True)
     _debug_log(kw["verbose"])
-    the_plan = build_plan(kw["site"], backend, options, __version__)
+    with _hashing(kw["fmt"] != "json" and not kw["quiet"]) as hashed:
+        the_plan = build_plan(kw["site"], backend, options, __version__, progress=hashed)
     if out:
         from . import saved
 
@@ -262,16 +275,18 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
 
         progress = lambda p: UploadProgress(len(p.uploads), p.upload_bytes)  # noqa: E731
     if dry_run:
-        dry = build_plan(kw["site"], backend, options, __version__)
+        with _hashing(people) as hashed:
+            dry = build_plan(kw["site"], backend, options, __version__, progress=hashed)
         dry = accept(dry) if accept else dry  # a saved plan that no longer applies is refused
         if not kw["quiet"] or kw["fmt"] == "json":
             _show(dry, kw["fmt"], kw["verbose"])
         return
-    the_plan, result = deploy_site(
-        kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
-        workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
-        accept=accept, progress=progress,
-    )
+    with _hashing(people) as hashed:
+        the_plan, result = deploy_site(
+            kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
+            workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
+            accept=accept, progress=progress, hash_progress=hashed,
+        )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
     else:

@@ -436,13 +436,27 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
-    """Read the target's state, scan the build, and compute the plan. Writes nothing."""
+def build_plan(
+    site: str,
+    backend: Backend,
+    options: Options,
+    tool_version: str,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Plan:
+    """Read the target's state, scan the build, and compute the plan. Writes nothing.
+    ``progress(files_hashed, bytes_hashed, files_in_all)`` follows the hashing of the build
+    (see :func:`manifests.scan.scan`)."""
     with paused_gc():
-        return _build_plan(site, backend, options, tool_version)
+        return _build_plan(site, backend, options, tool_version, progress)
 
 
-def _build_plan(site: str, backend: Backend, options: Options, tool_version: str) -> Plan:
+def _build_plan(
+    site: str,
+    backend: Backend,
+    options: Options,
+    tool_version: str,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> Plan:
     target = backend.target.uri
     state: dict[str, object] = {}
 
@@ -458,6 +472,7 @@ def _build_plan(site: str, backend: Backend, options: Options, tool_version: str
         excludes=DEFAULT_EXCLUDES + tuple(options.excludes),
         workers=options.hash_workers,
         meanwhile=read_state,
+        progress=progress,
     )
     previous, version, journal = state["previous"], state["version"], state["journal"]
     url_map = url_map_for(backend, options)

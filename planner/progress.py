@@ -1,5 +1,6 @@
-"""Upload progress on stderr: click's progress bar on a terminal, a plain line every tenth
-(or every 10 s) in CI logs, nothing with --quiet. Called from the upload threads."""
+"""Hashing and upload progress on stderr: click's progress bar on a terminal, a plain line
+every tenth (or every 10 s) in CI logs, nothing with --quiet. The CLI decides whether to show
+them; the scanner and the executor only call what they are given."""
 
 from __future__ import annotations
 
@@ -64,3 +65,64 @@ class UploadProgress:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+class HashProgress:
+    """Hashing progress of the build, for ``build_plan(progress=...)``: called by the scanner
+    with (files hashed, bytes hashed, files in all), one call at a time, from the end of the
+    walk, at most every hundredth of the files or every 0.1 s (see ``manifests.scan.scan``).
+    A call after the one that reached the total begins a new scan (a deploy plans again when
+    the target changed meanwhile). Used as a context manager, so that a bar left unfinished
+    by an error ends its line."""
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        tty: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.clock = clock
+        self._bar: Any = None
+        self._start()
+
+    def _start(self) -> None:
+        self.files = self.bytes = self.total = 0
+        self._finished = False
+        self._next_tenth = 1
+        self._last_line = self.clock()
+
+    def __enter__(self) -> "HashProgress":
+        return self
+
+    def __call__(self, files: int, nbytes: int, total: int) -> None:
+        if self._finished:
+            self._start()
+        step, self.files, self.bytes, self.total = files - self.files, files, nbytes, total
+        if self.tty:
+            if self._bar is None:
+                self._bar = click.progressbar(
+                    length=max(1, total), label=f"hashing {total:,} files",
+                    file=self.stream, show_eta=True, show_percent=True,
+                ).__enter__()
+            self._bar.update(step)
+        else:
+            tenth = files * 10 // max(1, total)
+            now = self.clock()
+            if tenth >= self._next_tenth or now - self._last_line >= LINE_EVERY_SECONDS:
+                self._next_tenth = tenth + 1
+                self._last_line = now
+                print(f"hashed {files:,}/{total:,} files ({human_bytes(nbytes)})",
+                      file=self.stream, flush=True)
+        if files >= total:
+            self._finished = True
+            self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            bar, self._bar = self._bar, None
+            bar.__exit__(None, None, None)
+
+    def __exit__(self, *exc: Any) -> None:
+        self._close()

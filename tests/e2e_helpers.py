@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -60,11 +61,23 @@ def run_json(args: list[str], env: dict[str, str], cwd: str | None = None) -> di
     return json.loads(proc.stdout)
 
 
+# Progress lines on stderr in CI form (hashing the build, uploads): shown before an error,
+# they are not part of it.
+PROGRESS_LINE = re.compile(r"(hashed|uploaded) [0-9,]+/[0-9,]+ files \(")
+
+
+def without_progress(stderr: str) -> list[str]:
+    """The lines of ``stderr`` other than progress lines."""
+    return [line for line in stderr.splitlines() if not PROGRESS_LINE.match(line)]
+
+
 def one_line_error(proc: subprocess.CompletedProcess) -> str:
-    """The single 'Error: ...' line of a failed run (asserting it is a failure and one line)."""
+    """The single 'Error: ...' line of a failed run (asserting it is a failure, one line, and
+    the last one: only progress lines may come before it)."""
     assert proc.returncode != 0, f"expected failure, got exit 0\nstdout: {proc.stdout}"
-    lines = proc.stderr.strip().splitlines()
+    lines = without_progress(proc.stderr.strip())
     assert len(lines) == 1, f"expected one error line, got:\n{proc.stderr}"
+    assert proc.stderr.strip().splitlines()[-1] == lines[0], proc.stderr
     assert lines[0].startswith("Error: "), lines[0]
     assert "Traceback" not in proc.stderr
     return lines[0]

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from e2e_helpers import without_progress
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-site"
@@ -154,7 +155,7 @@ def test_version_and_help():
 
 def one_line_error(r: subprocess.CompletedProcess, code: int = 1) -> str:
     assert r.returncode == code, (r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
+    lines = without_progress(r.stderr.strip())  # hashing progress may come before the error
     assert len(lines) == 1 if code == 1 else lines, r.stderr
     return r.stderr
 
