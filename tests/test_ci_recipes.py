@@ -557,3 +557,14 @@ def test_a_planner_error_in_the_plan_job_still_fails_it(recipe: Recipe, fault: s
     [ran] = ci.run(recipe, "plan", bucket=bucket)
     assert ran.proc.returncode != 0, ran.describe()
     assert "Error: " in ran.proc.stderr and "Traceback" not in ran.proc.stderr, ran.describe()
+
+
+def test_the_readme_shows_the_tested_recipes_verbatim() -> None:
+    """The recipes people copy from the README are the ones tested here."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
+    for name in ("gitlab-ci.yml", "github-actions.yml"):
+        recipe = (Path(__file__).resolve().parent.parent / "examples" / "ci" / name).read_text(
+            encoding="utf-8"
+        )
+        assert recipe.rstrip() + "\n" in blocks, f"README does not show examples/ci/{name}"
