@@ -175,7 +175,9 @@ print(json.dumps({{"forks": len(forks), "entries": len(entries), "calls": calls,
     doc = json.loads(out.stdout)
     assert doc["forks"] >= 1  # the helper path really ran
     assert doc["entries"] == 2500
-    assert doc["meanwhile"] == [1]  # the first report comes as the walk ends, before it
+    # Reports start as the walk ends, before `meanwhile` runs (how many the helpers have sent
+    # by then depends on timing).
+    assert len(doc["meanwhile"]) == 1 and doc["meanwhile"][0] >= 1
     _check_calls([tuple(c) for c in doc["calls"]], 2500, nbytes)
     assert len(doc["calls"]) <= 2500 // 32 + 3
 
