@@ -22,7 +22,9 @@ IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # A hex hash of 8 or more digits, with a letter and a digit among them (so "20240101" or
 # "12345678" are not hashes), as its own part of the file name: app.3f9a8b7c.js,
 # main-3f9a8b7c12.css, 0a1b2c3d4e5f.woff2.
-_FINGERPRINT = re.compile(r"(?:^|[._-])(?=[0-9]*[a-f])(?=[a-f]*[0-9])[0-9a-f]{8,}(?=[._-])")
+_FINGERPRINT = re.compile(
+    r"(?:^|(?<=/)|[._-])(?=[0-9]*[a-f])(?=[a-f]*[0-9])[0-9a-f]{8,}(?=[._-])", re.IGNORECASE
+)
 
 CONTENT_TYPES: dict[str, str] = {
     # pages and data
@@ -86,6 +88,11 @@ PAGE_TYPES = ("text/html", "application/xhtml+xml", "application/xml", "applicat
               "application/atom+xml")
 
 
+_PAGE_CONTENT_TYPES = frozenset(
+    t for t in CONTENT_TYPES.values() if t.split(";", 1)[0].strip() in PAGE_TYPES
+)
+
+
 def content_type(key: str) -> str:
     """Content-Type for a key, by its extension (case-insensitive)."""
     ext = posixpath.splitext(key)[1].lower()
@@ -112,8 +119,15 @@ def compile_pattern(pattern: str):
 
 def is_fingerprinted(key: str) -> bool:
     """A name with a content hash in it (never a page: pages keep their URL)."""
-    name = key.rpartition("/")[2].lower()
-    return bool(_FINGERPRINT.search(name)) and not is_page(content_type(key))
+    return _fingerprinted(key, content_type(key))
+
+
+def _fingerprinted(key: str, ctype: str) -> bool:
+    # Searched from the start of the file name: hashes in folder names do not count.
+    return (
+        _FINGERPRINT.search(key, key.rfind("/") + 1) is not None
+        and ctype not in _PAGE_CONTENT_TYPES
+    )
 
 
 def headers_for(
@@ -124,8 +138,17 @@ def headers_for(
     ``cache_control``; no encoding ("") unless a rule sets one."""
 
     def default(key: str) -> tuple[str, str, str]:
-        cc = IMMUTABLE_CACHE_CONTROL if is_fingerprinted(key) else cache_control
-        return content_type(key), cc, ""
+        # Called once per file of the build: content_type and is_fingerprinted, inlined.
+        # posixpath.splitext's rule: the last dot of the name, not among its leading dots.
+        dot, slash = key.rfind("."), key.rfind("/")
+        ctype = (
+            CONTENT_TYPES.get(key[dot:].lower(), DEFAULT_CONTENT_TYPE)
+            if dot > slash + 1 and key[slash + 1 : dot].strip(".")
+            else DEFAULT_CONTENT_TYPE
+        )
+        if _fingerprinted(key, ctype):
+            return ctype, IMMUTABLE_CACHE_CONTROL, ""
+        return ctype, cache_control, ""
 
     if not rules:
         return default
