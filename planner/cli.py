@@ -9,7 +9,14 @@ from typing import Any, Callable
 import click
 
 from . import __version__
-from .cli_common import aws_options, as_list_if_multiple, clients_of, flags_of, named_target
+from .cli_common import (
+    as_list_if_multiple,
+    aws_options,
+    clients_of,
+    flags_of,
+    named_target,
+    with_aws_options,
+)
 from .cli_common import errors as _errors
 from .errors import PlannerError
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
@@ -297,23 +304,21 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
 @cli.command()
 @click.option("--target", "-t", required=True, metavar="TARGET",
               help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
-@click.option("--profile", default=None, help="AWS profile.")
-@click.option("--region", default=None, help="AWS region of the bucket.")
+@with_aws_options
 @named_target
 @_errors
-def unlock(target: str, profile: str | None, region: str | None) -> None:
+def unlock(target: str, **aws: Any) -> None:
     """Remove the target's deploy lock by hand (when the deploy that held it is gone).
 
     \b
     Example:
       planner unlock --target s3://my-bucket
     """
-    from .aws import Clients
     from .backends import make_backend
     from .lock import unlock as remove_lock
     from .targets import parse_target
 
-    backend = make_backend(parse_target(target), Clients(profile=profile, region=region))
+    backend = make_backend(parse_target(target), clients_of(aws))
     held = remove_lock(backend.store)
     if held is None:
         click.echo(f"{backend.target.uri} was not locked")

@@ -28,6 +28,13 @@ def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     ]
 
 
+def with_aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``aws_options()`` to a command."""
+    for opt in reversed(aws_options()):
+        func = opt(func)
+    return func
+
+
 def clients_of(kw: dict[str, Any]):
     from .aws import Clients
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli_common import aws_options, clients_of, named_target
+from .cli_common import clients_of, named_target, with_aws_options
 from .cli_common import errors as _errors
 
 
@@ -87,7 +87,7 @@ def to_text(v, repairing: bool) -> str:
               show_default=True)
 @click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
               help="With --repair: canned ACL of re-uploaded files.")
-@(lambda f: [f := o(f) for o in reversed(aws_options())][-1])
+@with_aws_options
 @named_target
 @_errors
 def verify(target: str, site: str | None, delete_extra: bool, distributions: tuple[str, ...],
