@@ -29,7 +29,7 @@ from . import ledger
 from .backends import MULTIPART_THRESHOLD, Backend
 from .errors import AwsError, InvalidationError
 from .headers import compress, is_page
-from .plan import JOURNAL_NAME, Journal, Options, Plan, Upload
+from .plan import JOURNAL_NAME, Journal, Options, Plan, Upload, journal_invalidations
 
 Log = Callable[[str], None]
 debug = logging.getLogger("planner.apply").debug
@@ -157,16 +157,17 @@ class Waiting:
     now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)  # ledger times
 
 
-def _submit(backend: Backend, dist: str, journal: Journal, waiting: Waiting, log: Log) -> str:
+def _submit(
+    backend: Backend, dist: str, paths: tuple[str, ...], reference: str, waiting: Waiting, log: Log
+) -> str:
     """CreateInvalidation, retried with exponential backoff while CloudFront says "not now",
     up to ``waiting.timeout`` seconds; then the pending record stays for the next run."""
     deadline = waiting.clock() + waiting.timeout
     delay = waiting.first_delay
     while True:
-        debug("CreateInvalidation on %s: %d paths, CallerReference %s", dist, len(journal.paths),
-              journal.caller_reference)
+        debug("CreateInvalidation on %s: %d paths, CallerReference %s", dist, len(paths), reference)
         try:
-            return backend.invalidate(dist, journal.paths, journal.caller_reference)
+            return backend.invalidate(dist, paths, reference)
         except AwsError as exc:
             if exc.code not in RETRY_LATER:
                 raise
@@ -196,15 +197,14 @@ def finish(
     waiting = waiting or Waiting()
     made: dict[str, str] = {}
     check()
-    if journal.paths:
-        for dist in journal.distribution_ids:
-            try:
-                made[dist] = _submit(backend, dist, journal, waiting, log)
-            except AwsError as exc:
-                if exc.code != "NoSuchDistribution":
-                    raise
-                log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
-            result.invalidations.update(made)
+    for dist, paths in journal.submissions():
+        try:
+            made[dist] = _submit(backend, dist, paths, journal.caller_reference, waiting, log)
+        except AwsError as exc:
+            if exc.code != "NoSuchDistribution":
+                raise
+            log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
+        result.invalidations.update(made)
     if journal.deletes:
         check()
         debug("delete %d objects: %s", len(journal.deletes), ", ".join(journal.deletes[:20]))
@@ -236,9 +236,8 @@ def apply_plan(
     if not plan.has_work:
         return result
 
-    inv = plan.invalidation
-    if inv.paths:
-        backend.check_distributions(inv.distribution_ids)
+    if plan.invalidates:
+        backend.check_distributions(plan.distribution_ids)
     _unchanged_since_scan(plan)
     waiting = waiting or Waiting()
     journal = Journal(
@@ -246,10 +245,8 @@ def apply_plan(
         base_deploy_id=plan.previous_deploy_id,
         touched=tuple(sorted({u.key for u in plan.uploads} | set(plan.deletes))),
         deletes=plan.deletes,
-        paths=inv.paths,
-        distribution_ids=inv.distribution_ids,
-        caller_reference=inv.caller_reference,
         record=ledger.draft(plan, waiting.now()),
+        **journal_invalidations(plan.invalidations),  # type: ignore[arg-type]
     )
     check()
     debug("write the pending record %s (%d keys)", JOURNAL_NAME, len(journal.touched))
@@ -273,7 +270,7 @@ def apply_plan(
         if stored is None or stored.deploy_id != plan.deploy_id:
             raise
     log(f"committed manifest {plan.deploy_id}")
-    if inv.must_wait:
+    if any(inv.must_wait for inv in plan.invalidations):
         log("CloudFront has too many invalidations in progress: waiting (--wait-timeout)")
     finish(journal, backend, result, log, waiting, check=check)
     return result
@@ -313,7 +310,7 @@ def deploy_site(
             show(plan)
         clear_stale(backend.store, log)  # a lock left by a deploy killed as it ended
         return plan, Result()
-    backend.check_distributions(plan.invalidation.distribution_ids)
+    backend.check_distributions(plan.distribution_ids)
     with DeployLock(backend.store, "deploy", timeout=lock_timeout, log=log) as lock:
         backend.allow_writes()
         if not state_unchanged(backend, plan):

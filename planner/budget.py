@@ -32,6 +32,16 @@ class Usage:
     files_in_progress: int = 0
     per_distribution: dict[str, dict[str, int]] = field(default_factory=dict)
     note: str = ""
+    # distribution -> (wildcards, file paths) in progress; the limits are per distribution
+    in_progress: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def in_progress_on(self, distributions: tuple[str, ...]) -> tuple[int, int]:
+        """(wildcards, file paths) in progress on the busiest of ``distributions``: what an
+        invalidation submitted to each of them must leave room for."""
+        if not self.in_progress:
+            return self.wildcards_in_progress, self.files_in_progress
+        per = [self.in_progress.get(d, (0, 0)) for d in distributions] or [(0, 0)]
+        return max(w for w, _ in per), max(f for _, f in per)
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ def usage_from(account: AccountInvalidations, targets: tuple[str, ...]) -> Usage
     ``targets``. Pure."""
     per = {d: {"invalidations": 0, "paths": 0, "wildcards": 0} for d in account.distributions}
     total = wild_ip = files_ip = 0
+    busy: dict[str, tuple[int, int]] = {}
     for inv in account.items:
         if month_of(inv.created) == account.month:
             stats = per.setdefault(
@@ -116,7 +127,9 @@ def usage_from(account: AccountInvalidations, targets: tuple[str, ...]) -> Usage
         if not inv.completed and inv.distribution_id in targets:
             wild_ip += inv.wildcards
             files_ip += inv.paths - inv.wildcards
-    return Usage(account.month, total, account.source, wild_ip, files_ip, per)
+            w, f = busy.get(inv.distribution_id, (0, 0))
+            busy[inv.distribution_id] = (w + inv.wildcards, f + inv.paths - inv.wildcards)
+    return Usage(account.month, total, account.source, wild_ip, files_ip, per, in_progress=busy)
 
 
 def read_usage(

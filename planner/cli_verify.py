@@ -14,7 +14,7 @@ from .cli_common import errors as _errors
 
 
 def to_dict(v) -> dict[str, Any]:
-    inv = v.invalidation
+    paths = [p for inv in v.invalidations for p in inv.paths]
     return {
         "target": v.target,
         "deploy_id": v.deploy_id,
@@ -27,10 +27,15 @@ def to_dict(v) -> dict[str, Any]:
         "repaired": v.repaired,
         "deleted": v.deleted,
         "not_repairable": [{"key": k, "why": why} for k, why in v.not_repairable],
-        "invalidation": None if inv is None else {
-            "paths": list(inv.paths),
-            "distribution_ids": list(inv.distribution_ids),
+        "invalidation": None if not v.invalidations else {
+            "paths": sorted(set(paths)),
+            "distribution_ids": [d for inv in v.invalidations for d in inv.distribution_ids],
             "ids": v.invalidation_ids,
+            # per group of distributions serving the target under the same URLs
+            "invalidations": [
+                {"paths": list(inv.paths), "distribution_ids": list(inv.distribution_ids)}
+                for inv in v.invalidations
+            ],
         },
         "clean": v.clean,
     }
@@ -56,9 +61,10 @@ def to_text(v, repairing: bool) -> str:
     headers = ["key", "problem", "manifest size", "target size"] + (["repair"] if repairing else [])
     align = ("left", "left", "right", "right") + (("left",) if repairing else ())
     out.append(tabulate(rows, headers=headers, tablefmt="simple", colalign=align))
-    if v.invalidation is not None and v.invalidation.paths:
+    count = sum(len(inv.paths) for inv in v.invalidations)
+    if count:
         ids = ", ".join(f"{k}:{i}" for k, i in v.invalidation_ids.items()) or "not submitted"
-        out.append(f"invalidated {len(v.invalidation.paths)} paths ({ids})")
+        out.append(f"invalidated {count} paths ({ids})")
     counts = {p: sum(d.problem == p for d in v.drift) for p in ("missing", "size", "extra")}
     out.append(
         f"drift: {counts['missing']} missing, {counts['size']} size mismatch, "

@@ -60,7 +60,7 @@ def draft(plan: "Plan", started: dt.datetime) -> dict[str, Any]:
         target=plan.target,
         tool_version=plan.manifest.tool_version,
         started=started,
-        invalidation=plan.invalidation,
+        invalidations=plan.invalidations,
         uploads=(len(plan.uploads), plan.upload_bytes),
         deletes=len(plan.deletes),
     )
@@ -68,7 +68,7 @@ def draft(plan: "Plan", started: dt.datetime) -> dict[str, Any]:
 
 def draft_repair(
     manifest: Any,
-    invalidation: "Invalidation",
+    invalidations: "tuple[Invalidation, ...]",
     uploads: tuple[int, int],
     deletes: int,
     started: dt.datetime,
@@ -82,7 +82,7 @@ def draft_repair(
         target=manifest.target,
         tool_version=manifest.tool_version,
         started=started,
-        invalidation=invalidation,
+        invalidations=invalidations,
         uploads=uploads,
         deletes=deletes,
     )
@@ -96,32 +96,16 @@ def _draft(
     target: str,
     tool_version: str,
     started: dt.datetime,
-    invalidation: "Invalidation",
+    invalidations: "tuple[Invalidation, ...]",
     uploads: tuple[int, int],
     deletes: int,
 ) -> dict[str, Any]:
-    inv = invalidation
-    sol = inv.solution
-    budget = inv.budget
-    changed = sol.changed_urls
-    return {
-        "version": RECORD_VERSION,
-        "kind": kind,
-        "deploy_id": deploy_id,
-        "previous_deploy_id": previous_deploy_id,
-        "target": target,
-        "tool_version": tool_version,
-        "started_at": iso(started),
-        "distribution_ids": list(inv.distribution_ids),
-        "uploads": {"files": uploads[0], "bytes": uploads[1]},
-        "deletes": deletes,
-        "changed_urls": changed,
-        "site_urls": inv.site_urls,
-        "account_paths_before": budget.paths_used if budget else 0,
-        "free_paths_per_month": budget.free_per_month if budget else 0,
-        "price_per_path": inv.price,
-        # Per distribution; multiplied by the distributions invalidated in ``complete``.
-        "each": {
+    budget = invalidations[0].budget  # the account's, shared by every group
+    per: dict[str, Any] = {}
+    for inv in invalidations:
+        sol = inv.solution
+        changed = sol.changed_urls
+        counts = {
             "chosen": {
                 "paths": len(inv.paths),
                 "wildcards": sol.wildcards,
@@ -135,7 +119,28 @@ def _draft(
                 "wildcards": 1,
                 "needless_misses": max(0, inv.site_urls - changed),
             },
-        },
+        }
+        per.update({dist: counts for dist in inv.distribution_ids})
+    return {
+        "version": RECORD_VERSION,
+        "kind": kind,
+        "deploy_id": deploy_id,
+        "previous_deploy_id": previous_deploy_id,
+        "target": target,
+        "tool_version": tool_version,
+        "started_at": iso(started),
+        "distribution_ids": [d for inv in invalidations for d in inv.distribution_ids],
+        "uploads": {"files": uploads[0], "bytes": uploads[1]},
+        "deletes": deletes,
+        # Summed over the ways the distributions serve the target (one, unless their origin
+        # paths or behaviors differ): each way's URLs are their own cache entries.
+        "changed_urls": sum(inv.solution.changed_urls for inv in invalidations),
+        "site_urls": sum(inv.site_urls for inv in invalidations),
+        "account_paths_before": budget.paths_used if budget else 0,
+        "free_paths_per_month": budget.free_per_month if budget else 0,
+        "price_per_path": invalidations[0].price,
+        # Counts per distribution; summed over those invalidated in ``complete``.
+        "per_distribution": per,
     }
 
 
@@ -147,32 +152,27 @@ def complete(
 ) -> dict[str, Any]:
     """The record of a finished deploy: totals over the distributions it invalidated, and
     the dollars each way would have cost given the account's usage when it was planned. Pure."""
-    out = {k: v for k, v in record.items() if k != "each"}
-    each = record["each"]
+    out = {k: v for k, v in record.items() if k not in ("each", "per_distribution")}
+    if "each" in record:  # a draft of an earlier version: the same counts on every distribution
+        per = {d: record["each"] for d in record["distribution_ids"]}
+    else:
+        per = record["per_distribution"]
     before, free, price = (
         record["account_paths_before"],
         record["free_paths_per_month"],
         record["price_per_path"],
     )
 
-    def totals(what: Mapping[str, int], k: int) -> dict[str, Any]:
-        paths = what["paths"] * k
-        paid = billable(before, paths, free)
-        return {
-            "paths": paths,
-            "wildcards": what["wildcards"] * k,
-            "needless_misses": what["needless_misses"] * k,
-            "paid_paths": paid,
-            "dollars": round(paid * price, 6),
+    def totals(name: str, dists: list[str]) -> dict[str, Any]:
+        sums = {
+            k: sum(per[d][name][k] for d in dists) for k in ("paths", "wildcards", "needless_misses")
         }
+        paid = billable(before, sums["paths"], free)
+        return sums | {"paid_paths": paid, "dollars": round(paid * price, 6)}
 
-    made = len(invalidation_ids) if each["chosen"]["paths"] else 0
-    out.update(totals(each["chosen"], made))
+    out.update(totals("chosen", [d for d in per if d in invalidation_ids]))
     # The alternatives would have gone to every distribution the deploy names.
-    k = len(record["distribution_ids"])
-    out["alternatives"] = {
-        name: totals(each[name], k) for name in ("exact_paths", "wildcard_all")
-    }
+    out["alternatives"] = {name: totals(name, list(per)) for name in ("exact_paths", "wildcard_all")}
     out["finished_at"] = iso(finished)
     out["resumed"] = resumed
     out["invalidation_ids"] = dict(invalidation_ids)

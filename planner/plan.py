@@ -106,24 +106,48 @@ class Journal:
     distribution_ids: tuple[str, ...]
     caller_reference: str
     record: dict | None = None  # the ledger record's draft (planner.ledger)
+    # (distribution, its paths) when the distributions serve the target under different URLs;
+    # empty: ``paths`` on each of ``distribution_ids``.
+    per_distribution: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def submissions(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """(distribution, paths) of each invalidation to make, in order."""
+        if self.per_distribution:
+            return tuple((d, p) for d, p in self.per_distribution if p)
+        return tuple((d, self.paths) for d in self.distribution_ids) if self.paths else ()
+
+    @property
+    def path_count(self) -> int:
+        """Paths over every distribution (what the account is billed for)."""
+        return sum(len(p) for _, p in self.submissions())
 
     def dumps(self) -> bytes:
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        del doc["per_distribution"]
+        if self.per_distribution:
+            # No "paths": a version of the tool that knows only one path list refuses this
+            # record as malformed rather than finish it without the other distributions'.
+            del doc["paths"]
+            doc["per_distribution"] = [[d, list(p)] for d, p in self.per_distribution]
         return json.dumps(doc, ensure_ascii=False, indent=1).encode()
 
     @classmethod
     def loads(cls, data: bytes) -> "Journal":
         try:
             doc = json.loads(data)
+            per = tuple(
+                (str(d), tuple(str(p) for p in paths)) for d, paths in doc.get("per_distribution") or ()
+            )
             return cls(
                 deploy_id=str(doc["deploy_id"]),
                 base_deploy_id=doc["base_deploy_id"],
                 touched=tuple(doc["touched"]),
                 deletes=tuple(doc["deletes"]),
-                paths=tuple(doc["paths"]),
+                paths=() if per else tuple(doc["paths"]),
                 distribution_ids=tuple(doc["distribution_ids"]),
                 caller_reference=str(doc["caller_reference"]),
                 record=_record_draft(doc.get("record")),
+                per_distribution=per,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptManifest(f"pending record is malformed ({exc})") from None
@@ -134,8 +158,10 @@ def _record_draft(doc: object) -> dict | None:
     deploy is still finished, only not recorded)."""
     from .ledger import RECORD_VERSION
 
-    if isinstance(doc, dict) and doc.get("version") == RECORD_VERSION and isinstance(
-        doc.get("each"), dict
+    if (
+        isinstance(doc, dict)
+        and doc.get("version") == RECORD_VERSION
+        and (isinstance(doc.get("each"), dict) or isinstance(doc.get("per_distribution"), dict))
     ):
         return doc
     return None
@@ -152,7 +178,9 @@ class Plan:
     uploads: tuple[Upload, ...]  # in upload order: assets, then pages
     deletes: tuple[str, ...]
     kept: tuple[str, ...]  # removed from the build but kept (--no-delete)
-    invalidation: Invalidation
+    # One per group of distributions that serve the target under the same URLs (one group
+    # unless the distributions' origin paths or behaviors differ), in the order given.
+    invalidations: tuple[Invalidation, ...]
     resume: Journal | None = None  # a committed deploy's unfinished invalidation/deletes
     sizes: dict[str, int] = field(default_factory=dict)  # bytes per diff group
     journal_version: str | None = None  # store version of the pending record read, if any
@@ -161,6 +189,20 @@ class Plan:
     @property
     def deploy_id(self) -> str:
         return self.manifest.deploy_id
+
+    @property
+    def invalidation(self) -> Invalidation:
+        """The first group's invalidation: the only one unless distributions serve the target
+        under different URLs."""
+        return self.invalidations[0]
+
+    @property
+    def distribution_ids(self) -> tuple[str, ...]:
+        return tuple(d for inv in self.invalidations for d in inv.distribution_ids)
+
+    @property
+    def invalidates(self) -> bool:
+        return any(inv.paths for inv in self.invalidations)
 
     @property
     def has_work(self) -> bool:
@@ -195,9 +237,13 @@ def compute_plan(
     usage: Usage | Callable[[], Usage] | None = None,
     journal_version: str | None = None,
     url_map: Callable[[str], tuple[str, ...]] | None = None,
+    url_groups: tuple["UrlGroup", ...] | None = None,
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
-    reads it: called only when there is something to invalidate."""
+    reads it: called only when there is something to invalidate.
+
+    ``url_groups``: the distributions, grouped by how they serve the target's keys (see
+    :func:`url_groups_for`); by default one group, all distributions, with ``url_map``."""
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -264,18 +310,21 @@ def compute_plan(
     if options.invalidate_added:
         fresh = set(fingerprinted_new)
         must += [u.key for u in uploads if u.reason == "new" and u.key not in fresh]
-    to_urls = _url_function(options, url_map)
-    changed_urls = frozenset(to_urls(must + deletes))
+    distributions = tuple(options.distribution_ids or default_distributions)
+    if url_groups is None:
+        url_groups = (UrlGroup(distributions, url_map),)
+    elif not options.distribution_ids:
+        url_groups = tuple(UrlGroup(g.distribution_ids or distributions, g.url_map) for g in url_groups)
     # Every URL that may be cached matters for what a wildcard would also hit (and for the
     # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
-    universe = (
-        frozenset(to_urls(set(old_entries) | set(new.entries) | set(orphans)))
-        if changed_urls or has_work
-        else frozenset()
-    )
-    distributions = tuple(options.distribution_ids or default_distributions)
-    invalidation = plan_invalidation(
-        universe, changed_urls, distributions, options, usage, f"planner-{deploy_id}"
+    invalidations = plan_invalidations(
+        url_groups,
+        must + deletes,
+        lambda: set(old_entries) | set(new.entries) | set(orphans),
+        options,
+        usage,
+        f"planner-{deploy_id}",
+        always_universe=has_work,
     )
     added_bytes = sum(entries[k].size for k in d.added)
     modified_bytes = sum(entries[k].size for k in d.modified)
@@ -296,7 +345,7 @@ def compute_plan(
         uploads=tuple(uploads),
         deletes=tuple(deletes),
         kept=kept,
-        invalidation=invalidation,
+        invalidations=invalidations,
         resume=resume,
         sizes=sizes,
         journal_version=journal_version,
@@ -315,25 +364,83 @@ def _url_function(
     return lambda keys: sorted({u for k in keys for u in url_map(k)})
 
 
-def url_map_for(backend: Backend, options: Options) -> Callable[[str], tuple[str, ...]] | None:
-    """How the distributions serve the target's keys, read from their configs (origins and
-    origin paths, behaviors, default root object); None for "keys under /" (--url-prefix
-    given, no distribution, the local backend, or no origin of theirs is the bucket)."""
+@dataclass(frozen=True)
+class UrlGroup:
+    """Distributions that serve the target's keys under the same URLs, and that mapping
+    (site key -> URLs); ``url_map`` None: the keys under --url-prefix (or "/")."""
+
+    distribution_ids: tuple[str, ...]
+    url_map: Callable[[str], tuple[str, ...]] | None = None
+
+
+def url_groups_for(backend: Backend, options: Options) -> tuple[UrlGroup, ...]:
+    """The distributions grouped by how they serve the target's keys, read from their configs
+    (origins and origin paths, behaviors, default root object), in the order given; one group
+    when --url-prefix is given (it overrides every mapping) or no distribution is."""
     from .origins import mapper
 
     dists = options.distribution_ids
     if options.url_prefix is not None or not dists:
-        return None
+        return (UrlGroup(dists),)
     views = backend.served_by(dists)
-    distinct = set(views.values())
-    if len(distinct) > 1:
-        raise InvalidationError(
-            f"distributions {', '.join(dists)} serve {backend.target.uri} under different URLs "
-            "(other origin paths or behaviors); deploy to one --distribution at a time, or set "
-            "--url-prefix"
+    groups: dict[object, list[str]] = {}
+    for dist in dists:
+        groups.setdefault(views[dist], []).append(dist)
+    prefix = getattr(backend.target, "prefix", "")
+    return tuple(
+        UrlGroup(tuple(ds), None if view is None else mapper(view, prefix))  # type: ignore[arg-type]
+        for view, ds in groups.items()
+    )
+
+
+def plan_invalidations(
+    groups: tuple[UrlGroup, ...],
+    keys: Iterable[str],
+    all_keys: Callable[[], Iterable[str]],
+    options: Options,
+    usage: Usage | Callable[[], Usage] | None,
+    reference: str,
+    always_universe: bool = True,
+) -> tuple[Invalidation, ...]:
+    """The invalidation of each group for the changed site keys ``keys``; ``all_keys()`` gives
+    every key that may be cached (what a wildcard would also hit), read only when something
+    changed or ``always_universe``. Groups share the month's free allowance, in order: each
+    spends what the ones before it left. Pure, but for ``usage`` (as in ``plan_invalidation``)."""
+    keys = list(keys)
+    changed = [frozenset(_url_function(options, g.url_map)(keys)) for g in groups]
+    if any(changed) and callable(usage) and options.paths_used is None:
+        usage = usage()  # read once for every group
+    every: list[str] | None = None
+    out: list[Invalidation] = []
+    spent = 0
+    for group, urls in zip(groups, changed):
+        universe: frozenset[str] = frozenset()
+        if urls or always_universe:
+            if every is None:
+                every = list(all_keys())
+            universe = frozenset(_url_function(options, group.url_map)(every))
+        inv = plan_invalidation(
+            universe, urls, group.distribution_ids, options, usage, reference, spent=spent
         )
-    (view,) = distinct
-    return None if view is None else mapper(view, getattr(backend.target, "prefix", ""))
+        spent += len(inv.paths) * len(group.distribution_ids)
+        out.append(inv)
+    return tuple(out)
+
+
+def journal_invalidations(invalidations: tuple[Invalidation, ...]) -> dict[str, object]:
+    """The pending record's fields for ``invalidations`` (``Journal(**...)``)."""
+    first = invalidations[0]
+    if len(invalidations) == 1:
+        return {"paths": first.paths, "distribution_ids": first.distribution_ids,
+                "caller_reference": first.caller_reference}
+    return {
+        "paths": (),
+        "distribution_ids": tuple(d for inv in invalidations for d in inv.distribution_ids),
+        "caller_reference": first.caller_reference,
+        "per_distribution": tuple(
+            (d, inv.paths) for inv in invalidations for d in inv.distribution_ids
+        ),
+    }
 
 
 def plan_invalidation(
@@ -343,8 +450,12 @@ def plan_invalidation(
     options: Options,
     usage: Usage | Callable[[], Usage] | None,
     reference: str,
+    spent: int = 0,
 ) -> Invalidation:
-    """Budget, limits, the minimizer's plan and the alternatives to show beside it. Pure."""
+    """Budget, limits, the minimizer's plan and the alternatives to show beside it, for one
+    group of distributions; ``spent``: free paths other groups of this deploy take first. Pure,
+    but for ``usage``, which may be a function that reads it: called only when something
+    changed."""
     now = options.now or _dt.datetime.now(_dt.UTC)
     if changed and callable(usage) and options.paths_used is None:
         usage = usage()
@@ -357,12 +468,12 @@ def plan_invalidation(
     else:
         used, source = 0, "none read"
     budget = Budget(options.free_paths_per_month, used, days_left_in_month(now), options.pace, source)
-    wild_ip = usage.wildcards_in_progress if usage else 0
-    files_ip = usage.files_in_progress if usage else 0
+    wild_ip, files_ip = usage.in_progress_on(distributions) if usage else (0, 0)
     max_w = max(0, MAX_WILDCARDS_IN_PROGRESS - wild_ip)
     max_p = max(0, MAX_PATHS_IN_PROGRESS - files_ip)
+    free = max(0, budget.allowance - spent)
     model = CostModel(
-        free_paths=budget.allowance,
+        free_paths=free,
         price=options.price,
         miss_cost=options.miss_cost,
         distributions=max(1, len(distributions)),
@@ -390,7 +501,7 @@ def plan_invalidation(
         distribution_ids=distributions,
         caller_reference=reference,
         solution=solution,
-        free_paths=budget.allowance,
+        free_paths=free,
         budget=budget,
         usage=usage,
         max_wildcards=max_w,
@@ -475,7 +586,7 @@ def _build_plan(
         progress=progress,
     )
     previous, version, journal = state["previous"], state["version"], state["journal"]
-    url_map = url_map_for(backend, options)
+    url_groups = url_groups_for(backend, options)
     return compute_plan(
         site=os.path.abspath(site),
         target=target,
@@ -488,7 +599,7 @@ def _build_plan(
         key_prefix=getattr(backend.target, "prefix", ""),
         default_distributions=backend.default_distributions,
         journal_version=state["journal_version"],  # type: ignore[arg-type]
-        url_map=url_map,
+        url_groups=url_groups,
         usage=lambda: backend.usage(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,

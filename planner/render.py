@@ -26,8 +26,7 @@ def money(x: float) -> str:
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
     """The stable JSON shape (documented in the README)."""
-    inv = plan.invalidation
-    sol = inv.solution
+    invalidations = [invalidation_dict(inv) for inv in plan.invalidations]
     d = plan.diff
     return {
         "target": plan.target,
@@ -43,30 +42,10 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "kept": [{"key": k} for k in plan.kept],
         "unchanged": len(d.unchanged),
         "fingerprinted_new": plan.fingerprinted_new,
-        "invalidation": {
-            "paths": list(inv.paths),
-            "distribution_ids": list(inv.distribution_ids),
-            **solution_fields(sol),
-            "free_paths": inv.free_paths,
-            "caller_reference": inv.caller_reference if inv.paths else None,
-            "budget": _budget_dict(inv),
-            "coverage": [
-                {"path": c.path, "changed": c.changed, "collateral": c.collateral}
-                for c in coverage(sol)
-            ],
-            "alternatives": [
-                {
-                    "name": a.name,
-                    "valid": a.solution is not None,
-                    "paths": len(a.solution.paths) if a.solution else None,
-                    "collateral_urls": a.solution.collateral_urls if a.solution else None,
-                    "paid_paths": a.solution.paid_paths if a.solution else None,
-                    "cost_usd": round(a.solution.cost_usd, 6) if a.solution else None,
-                }
-                for a in inv.alternatives
-            ],
-            "must_wait": inv.must_wait,
-        },
+        # One per group of distributions serving the target under the same URLs;
+        # "invalidation" is the first (the only one, unless their origins differ).
+        "invalidation": invalidations[0],
+        "invalidations": invalidations,
         "manifest": {
             "previous_deploy_id": plan.previous_deploy_id,
             "deploy_id": plan.deploy_id,
@@ -75,9 +54,42 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         if plan.resume is None
         else {
             "deploy_id": plan.resume.deploy_id,
-            "paths": list(plan.resume.paths),
+            "paths": sorted({p for _, ps in plan.resume.submissions() for p in ps}),
+            "invalidations": [
+                {"distribution_id": dist, "paths": list(ps)}
+                for dist, ps in plan.resume.submissions()
+            ],
             "deletes": list(plan.resume.deletes),
         },
+    }
+
+
+def invalidation_dict(inv) -> dict[str, Any]:
+    """One group's invalidation (``Plan.invalidations``), as in the plan's JSON."""
+    sol = inv.solution
+    return {
+        "paths": list(inv.paths),
+        "distribution_ids": list(inv.distribution_ids),
+        **solution_fields(sol),
+        "free_paths": inv.free_paths,
+        "caller_reference": inv.caller_reference if inv.paths else None,
+        "budget": _budget_dict(inv),
+        "coverage": [
+            {"path": c.path, "changed": c.changed, "collateral": c.collateral}
+            for c in coverage(sol)
+        ],
+        "alternatives": [
+            {
+                "name": a.name,
+                "valid": a.solution is not None,
+                "paths": len(a.solution.paths) if a.solution else None,
+                "collateral_urls": a.solution.collateral_urls if a.solution else None,
+                "paid_paths": a.solution.paid_paths if a.solution else None,
+                "cost_usd": round(a.solution.cost_usd, 6) if a.solution else None,
+            }
+            for a in inv.alternatives
+        ],
+        "must_wait": inv.must_wait,
     }
 
 
@@ -164,7 +176,7 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     if plan.resume is not None:
         r = plan.resume
         out.append(
-            f"pending: deploy {r.deploy_id} was interrupted; its {len(r.paths)} invalidation "
+            f"pending: deploy {r.deploy_id} was interrupted; its {r.path_count} invalidation "
             f"paths and {len(r.deletes)} deletes are finished first"
         )
     d = plan.diff
@@ -193,63 +205,85 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     if plan.kept:
         out.append(f"\nkept (--no-delete): {len(plan.kept)} removed files stay in the target")
 
-    inv = plan.invalidation
-    sol = inv.solution
+    several = len(plan.invalidations) > 1
     heading("Invalidation")
     if plan.fingerprinted_new:
         out.append(
             f"{plan.fingerprinted_new} new fingerprinted files (a content hash in the name: "
             "never requested before) need no invalidation"
         )
+    if several:
+        out.append(
+            f"the distributions serve {plan.target} under {len(plan.invalidations)} different "
+            "URL layouts (origin paths or behaviors): one invalidation each"
+        )
+    for inv in plan.invalidations:
+        if several:
+            heading(f"Invalidation on {', '.join(inv.distribution_ids)}")
+        _invalidation_text(plan, inv, out, heading, tf, verbose)
+    if several:
+        billed = sum(len(inv.paths) * len(inv.distribution_ids) for inv in plan.invalidations)
+        cost = sum(inv.solution.cost_usd for inv in plan.invalidations)
+        out.append(f"\nin all: {billed} paths billed over {len(plan.distribution_ids)} "
+                   f"distributions; cost: {money(cost)}")
+    return "\n".join(out).lstrip("\n") + "\n"
+
+
+def _invalidation_text(plan: Plan, inv, out: list[str], heading, tf: str, verbose: bool) -> None:
+    from tabulate import tabulate
+
+    sol = inv.solution
     if not inv.paths:
         out.append(
             "nothing to invalidate"
             + (" (new files were never cached)" if plan.diff.added and plan.has_work else "")
         )
-    else:
-        where = ", ".join(inv.distribution_ids) or "no distribution given (not submitted)"
+        return
+    where = ", ".join(inv.distribution_ids) or "no distribution given (not submitted)"
+    out.append(
+        f"{len(inv.paths)} paths ({sol.wildcards} wildcards) for {sol.changed_urls} changed "
+        f"URLs, {sol.collateral_urls} needless misses, on {where}"
+    )
+    b = inv.budget
+    if b is not None:
+        pace = (
+            f"pace even: at most {b.allowance} this deploy ({b.free_left} left / "
+            f"{b.days_left} days x 3)" if b.pace == "even" else "pace none"
+        )
         out.append(
-            f"{len(inv.paths)} paths ({sol.wildcards} wildcards) for {sol.changed_urls} changed "
-            f"URLs, {sol.collateral_urls} needless misses, on {where}"
+            f"free paths: {b.free_left} of {b.free_per_month} left this month "
+            f"({b.paths_used} used, from {b.source}); {pace}"
         )
-        b = inv.budget
-        if b is not None:
-            pace = (
-                f"pace even: at most {b.allowance} this deploy ({b.free_left} left / "
-                f"{b.days_left} days x 3)" if b.pace == "even" else "pace none"
-            )
-            out.append(
-                f"free paths: {b.free_left} of {b.free_per_month} left this month "
-                f"({b.paths_used} used, from {b.source}); {pace}"
-            )
-            if inv.usage is not None and inv.usage.note:
-                out.append(f"note: {inv.usage.note}")
-        if inv.must_wait:
-            out.append(
-                f"CloudFront has too many invalidations in progress (wildcards allowed now: "
-                f"{inv.max_wildcards}, paths: {inv.max_paths}): the deploy waits (--wait-timeout)"
-            )
-        prows, more = _cut(
-            [[c.path, c.changed, c.collateral] for c in coverage(sol)], verbose
+        if inv.free_paths < b.allowance:
+            out.append(f"{inv.free_paths} of those free paths are left for these distributions "
+                       "after the invalidations above")
+        if inv.usage is not None and inv.usage.note:
+            out.append(f"note: {inv.usage.note}")
+    if inv.must_wait:
+        out.append(
+            f"CloudFront has too many invalidations in progress (wildcards allowed now: "
+            f"{inv.max_wildcards}, paths: {inv.max_paths}): the deploy waits (--wait-timeout)"
         )
-        out.append(tabulate(prows, headers=["path", "changed", "needless"], tablefmt=tf,
-                            colalign=("left", "right", "right")))
-        if more:
-            out.append(more)
-        bound = "" if sol.exact else f" (proven lower bound {money(sol.cost_lower_bound_usd)})"
-        out.append(f"paid paths: {sol.paid_paths}; cost: {money(sol.cost_usd)}{bound}")
-        if inv.alternatives:
-            heading("Alternatives")
-            arows = [
-                [a.name, len(a.solution.paths), a.solution.collateral_urls,
-                 a.solution.paid_paths, money(a.solution.cost_usd)]
-                if a.solution is not None
-                else [a.name, "-", "-", "-", "not allowed now"]
-                for a in inv.alternatives
-            ]
-            out.append(tabulate(arows, headers=["plan", "paths", "needless", "paid", "cost"],
-                                tablefmt=tf, colalign=("left", "right", "right", "right", "right")))
-    return "\n".join(out).lstrip("\n") + "\n"
+    prows, more = _cut(
+        [[c.path, c.changed, c.collateral] for c in coverage(sol)], verbose
+    )
+    out.append(tabulate(prows, headers=["path", "changed", "needless"], tablefmt=tf,
+                        colalign=("left", "right", "right")))
+    if more:
+        out.append(more)
+    bound = "" if sol.exact else f" (proven lower bound {money(sol.cost_lower_bound_usd)})"
+    out.append(f"paid paths: {sol.paid_paths}; cost: {money(sol.cost_usd)}{bound}")
+    if inv.alternatives:
+        heading("Alternatives")
+        arows = [
+            [a.name, len(a.solution.paths), a.solution.collateral_urls,
+             a.solution.paid_paths, money(a.solution.cost_usd)]
+            if a.solution is not None
+            else [a.name, "-", "-", "-", "not allowed now"]
+            for a in inv.alternatives
+        ]
+        out.append(tabulate(arows, headers=["plan", "paths", "needless", "paid", "cost"],
+                            tablefmt=tf, colalign=("left", "right", "right", "right", "right")))
 
 
 def summary_line(plan: Plan, result: Result) -> str:
@@ -266,7 +300,8 @@ def summary_line(plan: Plan, result: Result) -> str:
     ]
     if result.invalidations:
         ids = ", ".join(f"{k}:{v}" for k, v in result.invalidations.items())
-        parts.append(f"invalidated {len(plan.invalidation.paths)} paths ({ids})")
+        paths = sum(len(inv.paths) for inv in plan.invalidations)
+        parts.append(f"invalidated {paths} paths ({ids})")
     else:
         parts.append("no invalidation")
     line = ", ".join(parts) + f" ({pct:.0f}% changed)."

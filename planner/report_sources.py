@@ -81,6 +81,6 @@ def read_sources(target_text: str | None, month: str, clients: Clients) -> Sourc
         sources.pending = {
             "deploy_id": journal.deploy_id,
             "started_at": journal.record["started_at"] if journal.record else None,
-            "paths": len(journal.paths) * len(journal.distribution_ids),
+            "paths": journal.path_count,
         }
     return sources

@@ -18,7 +18,7 @@ from typing import Any
 from .errors import PlannerError
 from .headers import HeaderRule
 from .minimizer import Covered, Solution
-from .plan import Alternative, Options, Plan
+from .plan import Alternative, Invalidation, Options, Plan
 
 FORMAT = "invalidation-planner/plan"
 VERSION = 1
@@ -38,7 +38,7 @@ class SavedPlan:
     journal_version: str | None
     uploads: tuple[tuple[str, str, str], ...]  # (key, reason, hash)
     deletes: tuple[str, ...]
-    invalidation: dict[str, Any]  # the "invalidation" object of the plan's JSON
+    invalidations: tuple[dict[str, Any], ...]  # the "invalidations" objects of the plan's JSON
     acl: str | None = None  # --acl of site files
 
     def accept(self, plan: Plan) -> Plan:
@@ -56,35 +56,44 @@ class SavedPlan:
             raise BadSavedPlan(
                 f"the build in {self.site} is not the one the plan was made from; make a new plan"
             )
-        inv = self.invalidation
-        cover = tuple(
-            Covered(c["path"], c["changed"], c["collateral"])
-            for c in inv["coverage"]
-            if c["path"].endswith("*")
-        )
-        solution = Solution(
-            paths=tuple(inv["paths"]),
-            changed_urls=inv["changed_urls"],
-            collateral_urls=inv["collateral_urls"],
-            paid_paths=inv["paid_paths"],
-            cost_usd=inv["cost_usd"],
-            cost_lower_bound_usd=inv["cost_lower_bound_usd"],
-            exact=inv["exact"],
-            wildcard_cover=cover,
-        )
-        alternatives = tuple(
-            Alternative(a.name, solution) if a.name == "chosen" else a
-            for a in plan.invalidation.alternatives
-        )
+        saved = tuple(tuple(inv["distribution_ids"]) for inv in self.invalidations)
+        if saved != tuple(inv.distribution_ids for inv in plan.invalidations):
+            raise BadSavedPlan(
+                "the distributions serve the target differently since the plan was made "
+                "(their origins or behaviors changed); make a new plan"
+            )
         return dataclasses.replace(
             plan,
-            invalidation=dataclasses.replace(
-                plan.invalidation,
-                paths=solution.paths,
-                solution=solution,
-                alternatives=alternatives,
+            invalidations=tuple(
+                _as_saved(inv, doc) for inv, doc in zip(plan.invalidations, self.invalidations)
             ),
         )
+
+
+def _as_saved(invalidation: Invalidation, inv: dict[str, Any]) -> Invalidation:
+    """``invalidation`` (planned now) with the paths and figures of the saved ``inv``."""
+    cover = tuple(
+        Covered(c["path"], c["changed"], c["collateral"])
+        for c in inv["coverage"]
+        if c["path"].endswith("*")
+    )
+    solution = Solution(
+        paths=tuple(inv["paths"]),
+        changed_urls=inv["changed_urls"],
+        collateral_urls=inv["collateral_urls"],
+        paid_paths=inv["paid_paths"],
+        cost_usd=inv["cost_usd"],
+        cost_lower_bound_usd=inv["cost_lower_bound_usd"],
+        exact=inv["exact"],
+        wildcard_cover=cover,
+    )
+    alternatives = tuple(
+        Alternative(a.name, solution) if a.name == "chosen" else a
+        for a in invalidation.alternatives
+    )
+    return dataclasses.replace(
+        invalidation, paths=solution.paths, solution=solution, alternatives=alternatives
+    )
 
 
 def dumps(plan: Plan, options: Options, acl: str | None = None) -> bytes:
@@ -135,7 +144,10 @@ def load(data: bytes, where: str) -> SavedPlan:
             journal_version=doc["journal_version"],
             uploads=tuple((str(k), str(r), str(h)) for k, r, h in doc["uploads"]),
             deletes=tuple(str(d["key"]) for d in doc["plan"]["deletes"]),
-            invalidation=doc["plan"]["invalidation"],
+            # A plan saved before "invalidations" existed has its one group in "invalidation".
+            invalidations=tuple(
+                doc["plan"].get("invalidations") or [doc["plan"]["invalidation"]]
+            ),
             acl=doc.get("acl"),
         )
     except BadSavedPlan:

@@ -20,7 +20,15 @@ from manifests.scan import scan
 from .backends import Backend
 from .errors import PlannerError
 from .headers import headers_for, is_page
-from .plan import Invalidation, Options, Upload, _url_function, plan_invalidation, url_map_for
+from .plan import (
+    Invalidation,
+    Options,
+    UrlGroup,
+    Upload,
+    journal_invalidations,
+    plan_invalidations,
+    url_groups_for,
+)
 
 DRIFT_EXIT = 5
 
@@ -42,7 +50,7 @@ class Verification:
     repaired: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     not_repairable: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
-    invalidation: Invalidation | None = None
+    invalidations: tuple[Invalidation, ...] = ()
     invalidation_ids: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -153,32 +161,31 @@ def repair(
         return found
 
     now = _dt.datetime.now(_dt.UTC)
-    to_urls = _url_function(options, url_map_for(backend, options))
-    changed = frozenset(to_urls(touched))
-    universe = frozenset(to_urls(manifest.entries)) | changed
     # New for every repair: the same drift repaired twice must be invalidated twice. A repair
     # that stops half-way is finished from its pending record, which keeps this reference.
     digest = secrets.token_hex(8)
     distributions = tuple(options.distribution_ids or backend.default_distributions)
-    inv = plan_invalidation(
-        universe, changed, distributions, options,
+    groups = tuple(
+        UrlGroup(g.distribution_ids or distributions, g.url_map)
+        for g in url_groups_for(backend, options)
+    )
+    invs = plan_invalidations(
+        groups, touched, lambda: [*manifest.entries, *touched], options,
         lambda: backend.usage(f"{now:%Y-%m}", distributions), f"planner-repair-{digest}",
     )
-    found.invalidation = inv
+    found.invalidations = invs
     journal = Journal(
         deploy_id=manifest.deploy_id,
         base_deploy_id=manifest.previous_deploy_id,
         touched=tuple(touched),
         deletes=tuple(deletes),
-        paths=inv.paths,
-        distribution_ids=distributions,
-        caller_reference=inv.caller_reference,
         record=ledger.draft_repair(
-            manifest, inv, (len(uploads), sum(u.size for u in uploads)), len(deletes), now, digest
+            manifest, invs, (len(uploads), sum(u.size for u in uploads)), len(deletes), now, digest
         ),
+        **journal_invalidations(invs),  # type: ignore[arg-type]
     )
-    if inv.paths:
-        backend.check_distributions(distributions)
+    if journal.submissions():
+        backend.check_distributions(journal.distribution_ids)
     check()
     backend.store.write(JOURNAL_NAME, journal.dumps())
     for up in uploads:

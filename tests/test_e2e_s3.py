@@ -576,16 +576,3 @@ def test_keys_outside_the_origin_path_are_not_invalidated(moto, site, public):
 def test_url_prefix_overrides_the_distributions_mapping(moto, site, public):
     doc = _change_js_and_logo(moto, public, site, "--url-prefix", "/")
     assert doc["invalidation"]["paths"] == ["/img/logo.svg", "/js/app.js"]
-
-
-def test_distributions_serving_the_target_differently_are_refused_before_any_write(
-    moto, site, public
-):
-    deploy(moto, public, site, prefix="site/")
-    other = create_distribution(moto.cloudfront, site.bucket, "/site")
-    (public / "js" / "app.js").write_text("console.log('v2');\n", encoding="utf-8")
-    before = snapshot(moto, site)
-    proc = planner(moto, *cli_args("deploy", public, site, "--distribution", other,
-                                   prefix="site/"))
-    assert "serve s3://planner-e2e-site/site under different URLs" in one_line_error(proc)
-    assert snapshot(moto, site) == before

@@ -206,9 +206,21 @@ def test_draft_records_what_the_plan_will_do():
     assert d["account_paths_before"] == 12
     assert d["free_paths_per_month"] == 50
     assert d["price_per_path"] == 0.005
-    assert d["each"]["chosen"]["paths"] == len(plan.invalidation.paths)
-    assert d["each"]["exact_paths"] == {"paths": 2, "wildcards": 0, "needless_misses": 0}
-    assert d["each"]["wildcard_all"] == {"paths": 1, "wildcards": 1, "needless_misses": 3}
+    assert list(d["per_distribution"]) == ["E1", "E2"]
+    for each in d["per_distribution"].values():
+        assert each["chosen"]["paths"] == len(plan.invalidation.paths)
+        assert each["exact_paths"] == {"paths": 2, "wildcards": 0, "needless_misses": 0}
+        assert each["wildcard_all"] == {"paths": 1, "wildcards": 1, "needless_misses": 3}
+
+
+def test_a_draft_of_the_earlier_shape_completes_to_the_same_record():
+    """A pending record written by the version before per-distribution drafts (one "each"
+    for every distribution) is completed by this version to the same figures."""
+    d = ledger.draft(blog_plan(("E1", "E2")), START)
+    old = {k: v for k, v in d.items() if k != "per_distribution"}
+    old["each"] = d["per_distribution"]["E1"]
+    for ids in ({"E1": "I1", "E2": "I2"}, {"E2": "I2"}, {}):
+        assert ledger.complete(old, ids, END, False) == ledger.complete(d, ids, END, False)
 
 
 def test_draft_of_a_first_deploy_has_no_previous_deploy_and_nothing_to_invalidate():
@@ -234,11 +246,12 @@ def test_draft_times_are_utc_whatever_the_clock_zone():
 def test_complete_adds_what_happened_and_drops_the_per_distribution_draft():
     d = ledger.draft(blog_plan(("E1", "E2")), START)
     record = ledger.complete(d, {"E1": "I1", "E2": "I2"}, END, resumed=True)
-    assert "each" not in record
+    assert "per_distribution" not in record
     assert record["finished_at"] == "2026-11-05T12:01:30Z"
     assert record["resumed"] is True
     # everything the draft knew is kept
-    assert {k: v for k, v in d.items() if k != "each"} == {k: record[k] for k in d if k != "each"}
+    kept = [k for k in d if k != "per_distribution"]
+    assert {k: d[k] for k in kept} == {k: record[k] for k in kept}
 
 
 def test_complete_does_not_change_its_input():

@@ -84,12 +84,12 @@ def record(
         "account_paths_before": before,
         "free_paths_per_month": free,
         "price_per_path": price,
-        "each": {
+        "per_distribution": {d: {
             "chosen": {"paths": paths, "wildcards": wildcards, "needless_misses": needless},
             "exact_paths": {"paths": changed, "wildcards": 0, "needless_misses": 0},
             "wildcard_all": {"paths": 1, "wildcards": 1,
                              "needless_misses": max(0, site_urls - changed)},
-        },
+        } for d in dists},
     }
     made = dists if made is None else made
     return ledger.complete(draft, {d: f"INV{d}" for d in made},

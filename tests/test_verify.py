@@ -434,6 +434,7 @@ def test_repair_reuploads_missing_and_resized_objects_and_leaves_the_extra(
     assert doc["invalidation"] == {
         "paths": paths, "distribution_ids": [site.distribution_id],
         "ids": {site.distribution_id: inv["Id"]},
+        "invalidations": [{"paths": paths, "distribution_ids": [site.distribution_id]}],
     }
 
     # A repair record in the ledger, no pending record, no lock left.
