@@ -6,6 +6,7 @@ inputs (stored manifest, pending journal, scan of the build), ``apply.apply_plan
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import gc
 import json
@@ -87,6 +88,7 @@ class Invalidation:
     alternatives: tuple[Alternative, ...] = ()
     site_urls: int = 0  # URLs the site serves (what "/*" would invalidate)
     price: float = PRICE_PER_PATH
+    changed: frozenset[str] = frozenset()  # the URLs that must be invalidated
 
 
 @dataclass(frozen=True)
@@ -405,13 +407,16 @@ def plan_invalidations(
     """The invalidation of each group for the changed site keys ``keys``; ``all_keys()`` gives
     every key that may be cached (what a wildcard would also hit), read only when something
     changed or ``always_universe``. Groups share the month's free allowance, in order: each
-    spends what the ones before it left. Pure, but for ``usage`` (as in ``plan_invalidation``)."""
+    spends what the ones before it left; when that leaves paid paths, other ways to split the
+    allowance are tried (``_share_free_paths``). Pure, but for ``usage`` (as in
+    ``plan_invalidation``)."""
     keys = list(keys)
     changed = [frozenset(_url_function(options, g.url_map)(keys)) for g in groups]
     if any(changed) and callable(usage) and options.paths_used is None:
         usage = usage()  # read once for every group
     every: list[str] | None = None
     out: list[Invalidation] = []
+    universes: list[frozenset[str]] = []
     spent = 0
     for group, urls in zip(groups, changed):
         universe: frozenset[str] = frozenset()
@@ -424,7 +429,85 @@ def plan_invalidations(
         )
         spent += len(inv.paths) * len(group.distribution_ids)
         out.append(inv)
+        universes.append(universe)
+    # A later group that pays or misses with less than the whole allowance left: the free
+    # paths the groups before it took might have saved more there.
+    allowance = out[0].budget.allowance if out[0].budget else 0
+    if len(out) <= MAX_GROUPS_SEARCHED and any(
+        inv.solution.cost_usd > 0 and inv.free_paths < allowance for inv in out[1:]
+    ):
+        out = _share_free_paths(out, groups, universes, changed, options, usage, reference)
     return tuple(out)
+
+
+MAX_GROUPS_SEARCHED = 6  # 3 ** 6 splits of the allowance at most
+
+
+def _share_free_paths(
+    planned: list[Invalidation],
+    groups: tuple[UrlGroup, ...],
+    universes: list[frozenset[str]],
+    changed: list[frozenset[str]],
+    options: Options,
+    usage: Usage | None,
+    reference: str,
+) -> list[Invalidation]:
+    """When a later group pays for paths or misses, the free allowance may be better spent
+    where a free path saves the most: group 1 taking every free path may cost more than group 2
+    taking them. Each group's plan is also made with the whole allowance and with none; the
+    combination of least total cost (paid paths beyond the allowance, counted over every
+    group, plus every needless miss) is kept, never costlier than the in-order split. Each
+    group is then priced with what the groups before it left."""
+    import itertools
+
+    allowance = planned[0].budget.allowance if planned[0].budget else 0
+    choices: list[list[Invalidation]] = []
+    for i, (group, inv) in enumerate(zip(groups, planned)):
+        mine = [inv]
+        for spent in (0, allowance):  # the whole allowance; none of it
+            other = plan_invalidation(universes[i], changed[i], group.distribution_ids, options,
+                                      usage, reference, spent=spent)
+            if all(other.paths != c.paths for c in mine):
+                mine.append(other)
+        choices.append(mine)
+
+    def total(combo: tuple[Invalidation, ...]) -> float:
+        paths = sum(len(c.paths) * len(c.distribution_ids) for c in combo)
+        misses = sum(c.solution.collateral_urls * max(1, len(c.distribution_ids)) for c in combo)
+        miss = options.price / 1000 if options.miss_cost is None else options.miss_cost
+        return options.price * max(0, paths - allowance) + miss * misses
+
+    best = min(itertools.product(*choices), key=total)  # the first of equals: in-order first
+    out, spent = [], 0
+    for inv in best:
+        out.append(_priced(inv, max(0, allowance - spent), options))
+        spent += len(inv.paths) * len(inv.distribution_ids)
+    return out
+
+
+def _priced(inv: Invalidation, free: int, options: Options) -> Invalidation:
+    """``inv`` with ``free`` free paths: paid paths and costs again (paths and misses stay)."""
+    if free == inv.free_paths:
+        return inv
+    model = CostModel(free_paths=free, price=options.price, miss_cost=options.miss_cost,
+                      distributions=max(1, len(inv.distribution_ids)))
+
+    def priced(sol: Solution) -> Solution:
+        cost = model.cost(len(sol.paths), sol.collateral_urls)
+        # The plan was made for another allowance: what it proved is a bound at most.
+        bound = min(sol.cost_lower_bound_usd, cost)
+        return dataclasses.replace(sol, paid_paths=model.paid_paths(len(sol.paths)), cost_usd=cost,
+                                   cost_lower_bound_usd=bound, exact=sol.exact and bound == cost)
+
+    return dataclasses.replace(
+        inv,
+        solution=priced(inv.solution),
+        free_paths=free,
+        alternatives=tuple(
+            Alternative(a.name, None if a.solution is None else priced(a.solution))
+            for a in inv.alternatives
+        ),
+    )
 
 
 def journal_invalidations(invalidations: tuple[Invalidation, ...]) -> dict[str, object]:
@@ -510,6 +593,7 @@ def plan_invalidation(
         alternatives=alternatives,
         site_urls=len(universe | changed),
         price=options.price,
+        changed=changed,
     )
 
 
