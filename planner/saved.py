@@ -62,12 +62,27 @@ class SavedPlan:
                 "the distributions serve the target differently since the plan was made "
                 "(their origins or behaviors changed); make a new plan"
             )
+        for inv, doc in zip(plan.invalidations, self.invalidations):
+            missed = uncovered(inv.changed, doc["paths"])
+            if missed:
+                raise BadSavedPlan(
+                    f"the saved paths no longer invalidate {missed} on "
+                    f"{', '.join(inv.distribution_ids)} (its origins or behaviors changed since "
+                    "the plan was made); make a new plan"
+                )
         return dataclasses.replace(
             plan,
             invalidations=tuple(
                 _as_saved(inv, doc) for inv, doc in zip(plan.invalidations, self.invalidations)
             ),
         )
+
+
+def uncovered(urls: frozenset[str], paths: list[str]) -> str | None:
+    """The first of ``urls`` (sorted) that none of ``paths`` invalidates, if any."""
+    exact = {p for p in paths if not p.endswith("*")}
+    wild = tuple(p[:-1] for p in paths if p.endswith("*"))
+    return next((u for u in sorted(urls) if u not in exact and not u.startswith(wild)), None)
 
 
 def _as_saved(invalidation: Invalidation, inv: dict[str, Any]) -> Invalidation:
