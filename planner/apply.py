@@ -46,6 +46,7 @@ class Result:
     uploaded_bytes: int = 0
     deleted: int = 0
     invalidations: dict[str, str] = field(default_factory=dict)  # distribution -> id
+    paths: int = 0  # invalidation paths submitted, over every distribution
     resumed: str | None = None  # deploy id whose pending work was finished first
 
 
@@ -200,6 +201,7 @@ def finish(
     for dist, paths in journal.submissions():
         try:
             made[dist] = _submit(backend, dist, paths, journal.caller_reference, waiting, log)
+            result.paths += len(paths)
         except AwsError as exc:
             if exc.code != "NoSuchDistribution":
                 raise

@@ -138,6 +138,7 @@ def result_dict(result: Result) -> dict[str, Any]:
         "uploaded_bytes": result.uploaded_bytes,
         "deleted": result.deleted,
         "invalidations": [{"distribution_id": k, "id": v} for k, v in result.invalidations.items()],
+        "paths": result.paths,
         "resumed": result.resumed,
     }
 
@@ -300,8 +301,7 @@ def summary_line(plan: Plan, result: Result) -> str:
     ]
     if result.invalidations:
         ids = ", ".join(f"{k}:{v}" for k, v in result.invalidations.items())
-        paths = sum(len(inv.paths) for inv in plan.invalidations)
-        parts.append(f"invalidated {paths} paths ({ids})")
+        parts.append(f"invalidated {result.paths} paths ({ids})")
     else:
         parts.append("no invalidation")
     line = ", ".join(parts) + f" ({pct:.0f}% changed)."

@@ -193,7 +193,8 @@ def test_rebuild_with_same_content_and_new_mtimes_changes_nothing(moto, site, pu
     assert doc["uploads"] == [] and doc["deletes"] == []
     assert doc["invalidation"]["paths"] == []
     assert doc["result"] == {
-        "uploaded": 0, "uploaded_bytes": 0, "deleted": 0, "invalidations": [], "resumed": None,
+        "uploaded": 0, "uploaded_bytes": 0, "deleted": 0, "invalidations": [], "paths": 0,
+        "resumed": None,
     }
     assert snapshot(moto, site) == before  # not even a state object was written
 
