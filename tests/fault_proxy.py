@@ -31,8 +31,12 @@ from __future__ import annotations
 
 import http.client
 import itertools
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -40,7 +44,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Any, Callable
 
 # Bodies kept in the log: all of them up to this size, CloudFront's POSTs whatever their size.
 SMALL_BODY = 64 * 1024
@@ -505,3 +509,44 @@ class FaultProxy:
             entry.upstream_status = status
             entry.done = next(self._ticks)
         return status, resp_headers, data
+
+
+class Killer:
+    """A proxy hook that SIGKILLs the CLI (its whole process group) when its request arrives;
+    the request is then dropped."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.started = threading.Event()
+        self.fired: Entry | None = None
+
+    def __call__(self, entry: Entry) -> None:
+        self.started.wait(10)
+        assert self.pid is not None
+        self.fired = entry
+        os.killpg(self.pid, signal.SIGKILL)
+
+
+def kill_run(
+    args: list[str], env: dict[str, str], cwd: str, proxy: FaultProxy, **when: Any
+) -> tuple[int, Entry | None, str]:
+    """Run the CLI through ``proxy``, killing it when the request ``when`` describes (a
+    ``Rule``'s matching arguments: ``at={n}``, ``method=..., path=..., times=1``) arrives.
+    (exit code, the request it was killed at or None, stderr)"""
+    killer = Killer()
+    proxy.add(Rule(Hook(killer), **when))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "planner", *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )
+    killer.pid = proc.pid
+    killer.started.set()
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    proxy.clear_rules()
+    proxy.wait_idle()
+    return proc.returncode, killer.fired, err.decode("utf-8", "replace")

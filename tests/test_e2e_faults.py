@@ -30,8 +30,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -63,8 +61,8 @@ from fault_proxy import (
     S3_SLOW_DOWN,
     Entry,
     FaultProxy,
-    Hook,
     Rule,
+    kill_run,
 )
 
 PENDING = ".planner/pending.json"
@@ -494,43 +492,6 @@ def test_too_many_invalidations_past_wait_timeout_leaves_it_pending_and_the_reru
 # --- 4. kill -9 at every point of a deploy ---------------------------------------------------
 
 
-class Killer:
-    """A proxy hook that SIGKILLs the CLI (its whole process group) when its request arrives;
-    the request is then dropped."""
-
-    def __init__(self) -> None:
-        self.pid: int | None = None
-        self.started = threading.Event()
-        self.fired: Entry | None = None
-
-    def __call__(self, entry: Entry) -> None:
-        self.started.wait(10)
-        assert self.pid is not None
-        self.fired = entry
-        os.killpg(self.pid, signal.SIGKILL)
-
-
-def kill_run(args: list[str], env: dict[str, str], cwd: str, proxy: FaultProxy, n: int):
-    """Run the CLI through ``proxy``, killing it when its ``n``-th request arrives."""
-    killer = Killer()
-    proxy.add(Rule(Hook(killer), at={n}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "planner", *args], env=env, cwd=cwd, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
-    )
-    killer.pid = proc.pid
-    killer.started.set()
-    try:
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    proxy.clear_rules()
-    proxy.wait_idle()
-    return proc.returncode, killer.fired, err.decode("utf-8", "replace")
-
-
 # Seconds the kill points may take; E2E_KILL_STEP=1 kills at every request instead (slower).
 KILL_BUDGET_SECONDS = 40.0
 
@@ -562,7 +523,7 @@ def test_a_deploy_killed_at_any_request_converges_when_run_again(moto, tmp_path)
         with FaultProxy(moto.endpoint) as proxy:
             env = proxy.env(moto.env)
             code, fired, err = kill_run(deploy_args(v2, site, "--format", "json"), env, cwd,
-                                        proxy, n)
+                                        proxy, at={n})
             what = fired.describe() if fired else "(finished first)"
             killed_at.append(f"N={n}: {what}")
             try:

@@ -212,6 +212,12 @@ def _sites(draw):
     return old, new, set(changed)
 
 
+def _groups_of(sizes: list[int]) -> list[UrlGroup]:
+    """One group per size, each of that many distributions, each layout its own."""
+    views = [BUCKET_ROOT, SITE_ROOT, JS_ELSEWHERE]
+    return [group(v, *(f"E{i}{j}" for j in range(k))) for i, (v, k) in enumerate(zip(views, sizes))]
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     site=_sites(),
@@ -221,8 +227,7 @@ def _sites(draw):
 )
 def test_every_group_covers_its_changed_urls_and_paid_paths_add_up(site, free, sizes, miss):
     old, new, changed = site
-    views = [BUCKET_ROOT, SITE_ROOT, JS_ELSEWHERE][: len(sizes)]
-    groups = [group(v, *(f"E{i}{j}" for j in range(k))) for i, (v, k) in enumerate(zip(views, sizes))]
+    groups = _groups_of(sizes)
     p = plan_for(groups, old=old, new=new, free_paths_per_month=free, pace="none", miss_cost=miss)
     for g, inv in zip(groups, p.invalidations):
         assert inv.distribution_ids == g.distribution_ids
@@ -325,3 +330,71 @@ def test_a_plan_saved_before_groups_existed_is_read_as_one_group():
     del doc["plan"]["invalidations"]
     kept = saved.load(json.dumps(doc).encode(), "plan.json")
     assert [inv.paths for inv in kept.accept(p).invalidations] == [("/img/logo.svg", "/js/app.js")]
+
+
+# --- sharing the free paths where they save the most ---------------------------------------------
+
+
+def _two_groups_that_compete():
+    """Group A serves c0..c9 and "c": its free best is 10 exact paths, though one wildcard
+    (/a/c*) would cost a single needless miss. Group B serves c0..c9 and, under each, 100
+    unchanged pages: every wildcard there costs 100 misses or more."""
+    keys = ["c"] + [f"c{i}" for i in range(10)] + [f"c{i}-{j}" for i in range(10) for j in range(100)]
+    old = {k: e(f"o{n}") for n, k in enumerate(keys)}
+    new = dict(old, **{f"c{i}": e(f"n{i}") for i in range(10)})
+    a = UrlGroup(("EA",), lambda k: () if "-" in k else (f"/a/{k}",))
+    b = UrlGroup(("EB",), lambda k: () if k == "c" else (f"/b/{k}",))
+    return old, new, [a, b]
+
+
+def test_free_paths_go_where_they_save_the_most_misses():
+    old, new, groups = _two_groups_that_compete()
+    p = plan_for(groups, old=old, new=new, free_paths_per_month=11, pace="none")
+    a, b = p.invalidations
+    # In order, A would take 10 free paths and leave B to pay or to wildcard 900+ pages.
+    assert a.paths == ("/a/c*",) and a.solution.collateral_urls == 1
+    assert b.paths == tuple(f"/b/c{i}" for i in range(10))
+    assert (a.free_paths, b.free_paths) == (11, 10)
+    assert a.solution.paid_paths + b.solution.paid_paths == 0
+    assert a.solution.cost_usd + b.solution.cost_usd == pytest.approx(0.005 / 1000)
+
+
+def _in_order_cost(groups, p, options):
+    """What splitting the allowance in the order given alone would cost."""
+    from planner.plan import plan_invalidation
+
+    total, spent = 0.0, 0
+    for g in groups:
+        alone = plan_invalidation(
+            frozenset(u for k in p.manifest.entries for u in g.url_map(k)),
+            frozenset(u for up in p.uploads for u in g.url_map(up.key)),
+            g.distribution_ids, options, None, "r", spent=spent)
+        total += alone.solution.cost_usd
+        spent += len(alone.paths) * len(g.distribution_ids)
+    return total
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    site=_sites(),
+    free=st.integers(0, 12),
+    sizes=st.lists(st.integers(1, 3), min_size=2, max_size=3),
+    miss=st.sampled_from([0.001, 0.0001, 0.00001]),
+)
+def test_sharing_the_free_paths_never_costs_more_than_the_order_given(site, free, sizes, miss):
+    old, new, _ = site
+    groups = _groups_of(sizes)
+    opts = dict(free_paths_per_month=free, pace="none", miss_cost=miss, paths_used=0)
+    p = plan_for(groups, old=old, new=new, **opts)
+    options = Options(distribution_ids=p.distribution_ids, **opts)
+    shared = sum(inv.solution.cost_usd for inv in p.invalidations)
+    assert shared <= _in_order_cost(groups, p, options) + 1e-12
+
+
+def test_a_saved_plan_is_refused_when_its_paths_would_miss_a_url_that_changed():
+    p = plan_for([group(BUCKET_ROOT, "EA"), group(SITE_ROOT, "EB")])
+    kept = saved.load(saved.dumps(p, Options(distribution_ids=("EA", "EB"))), "plan.json")
+    js_root = Served((("s3", "site/js/"),), (), "s3", "")  # EB now serves site/js/ at /
+    moved = plan_for([group(BUCKET_ROOT, "EA"), group(js_root, "EB")])
+    with pytest.raises(saved.BadSavedPlan, match="no longer invalidate /app.js on EB"):
+        kept.accept(moved)
