@@ -464,9 +464,11 @@ def _share_free_paths(
     choices: list[list[Invalidation]] = []
     for i, (group, inv) in enumerate(zip(groups, planned)):
         mine = [inv]
-        for spent in (0, allowance):  # the whole allowance; none of it
+        for free in (allowance, 0):  # the whole allowance; none of it
+            if free == inv.free_paths:
+                continue  # the plan made in order already
             other = plan_invalidation(universes[i], changed[i], group.distribution_ids, options,
-                                      usage, reference, spent=spent)
+                                      usage, reference, spent=allowance - free)
             if all(other.paths != c.paths for c in mine):
                 mine.append(other)
         choices.append(mine)
