@@ -407,8 +407,8 @@ def plan_invalidations(
     """The invalidation of each group for the changed site keys ``keys``; ``all_keys()`` gives
     every key that may be cached (what a wildcard would also hit), read only when something
     changed or ``always_universe``. Groups share the month's free allowance, in order: each
-    spends what the ones before it left; when that leaves paid paths, other ways to split the
-    allowance are tried (``_share_free_paths``). Pure, but for ``usage`` (as in
+    spends what the ones before it left; when that leaves a later group paying for paths or
+    misses, other ways to split the allowance are tried (``_share_free_paths``). Pure, but for ``usage`` (as in
     ``plan_invalidation``)."""
     keys = list(keys)
     changed = [frozenset(_url_function(options, g.url_map)(keys)) for g in groups]
