@@ -41,8 +41,9 @@ class Store(Protocol):
         """Write ``name``; ``expect`` is a version read before, ABSENT, or ANY. Returns the new
         version; raises ConflictError when the condition does not hold."""
 
-    def remove(self, name: str) -> None:
-        """Delete ``name`` if it exists."""
+    def remove(self, name: str, expect: str | None = ANY) -> None:
+        """Delete ``name`` if it exists; with ``expect`` (a version read before), only if it is
+        still that version: ConflictError otherwise."""
 
     def list(self, prefix: str) -> list[str]:
         """Names that start with ``prefix`` (a folder-like prefix such as ``ledger/2026-11/``),
@@ -112,7 +113,9 @@ class LocalStore:
             raise StoreError(f"cannot write {path}: {exc.strerror}") from None
         return xxhash.xxh3_128_hexdigest(data)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, expect: str | None = ANY) -> None:
+        if expect is not ANY and self.read(name)[1] not in (expect, None):
+            raise ConflictError(f"{self.location}{name} changed since it was read")
         try:
             os.unlink(self._path(name))
         except FileNotFoundError:
@@ -173,8 +176,23 @@ class S3Store:
             raise
         return resp["ETag"]
 
-    def remove(self, name: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+    def remove(self, name: str, expect: str | None = ANY) -> None:
+        """With ``expect``: S3's conditional DeleteObject (If-Match on the ETag); a store
+        that ignores the condition deletes unconditionally, as before it existed."""
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key(name)}
+        if expect is not ANY:
+            args["IfMatch"] = expect
+        try:
+            self.client.delete_object(**args)
+        except Exception as exc:
+            code = _code(exc)
+            if expect is not ANY and code in ("NoSuchKey", "404"):
+                return  # gone already (S3 answers 404 to a conditional delete of nothing)
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConflictError(
+                    f"{self.location}{name} changed since it was read (another deploy?)"
+                ) from None
+            raise
 
     def list(self, prefix: str) -> list[str]:
         names: list[str] = []

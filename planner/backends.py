@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Protocol, Sequence
 
 from manifests import LocalStore, S3Store, Store
 from manifests.model import STATE_DIR
+from manifests.stores import ANY
 
 from .aws import Clients, aws_errors
 from .budget import (
@@ -392,9 +393,9 @@ class _GuardedS3Store(S3Store):
         with aws_errors(f"write {self.location}{name}"):
             return super().write(name, data, expect)
 
-    def remove(self, name: str) -> None:
+    def remove(self, name: str, expect=ANY) -> None:
         with aws_errors(f"delete {self.location}{name}"):
-            super().remove(name)
+            super().remove(name, expect)
 
     def list(self, prefix: str) -> list[str]:
         with aws_errors(f"list {self.location}{prefix}"):

@@ -221,10 +221,15 @@ class DeployLock:
         if self.holder is None or self.lost:
             return
         with self._mutex:
-            data, _ = self.store.read(LOCK_NAME)
+            data, version = self.store.read(LOCK_NAME)
             current = Holder.loads(data) if data is not None else None
             if current is not None and current.token == self.holder.token:
-                self.store.remove(LOCK_NAME)
+                try:
+                    # Conditional: a run that took the lock over between the read and the
+                    # delete (our lease had expired) keeps it.
+                    self.store.remove(LOCK_NAME, expect=version)
+                except ConflictError:
+                    pass
             self.holder = None
 
     # --- keeping it ---------------------------------------------------------------------------

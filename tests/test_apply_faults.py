@@ -45,9 +45,9 @@ class FailingStore:
         self.counter.step()
         return self.inner.write(name, data, expect)
 
-    def remove(self, name):
+    def remove(self, name, expect=None):
         self.counter.step()
-        return self.inner.remove(name)
+        return self.inner.remove(name, expect)
 
 
 class FailingBackend:

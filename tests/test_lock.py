@@ -143,8 +143,8 @@ class Delegate:
     def write(self, name, data, expect=None):
         return self.inner.write(name, data, expect)
 
-    def remove(self, name):
-        return self.inner.remove(name)
+    def remove(self, name, expect=None):
+        return self.inner.remove(name, expect)
 
     def list(self, prefix):
         return self.inner.list(prefix)
@@ -181,10 +181,10 @@ class FailingStore(Delegate):
             raise StoreError("state store unreachable")
         return self.inner.read(name)
 
-    def remove(self, name):
+    def remove(self, name, expect=None):
         if self.down:
             raise StoreError("state store unreachable")
-        return self.inner.remove(name)
+        return self.inner.remove(name, expect)
 
 
 # --- processes -------------------------------------------------------------------------------
@@ -563,6 +563,42 @@ def test_a_lock_that_was_never_taken_checks_fine_and_releases_nothing(store):
 
 
 # --- giving it back --------------------------------------------------------------------------
+
+
+def test_a_conditional_remove_deletes_only_the_version_read(store):
+    old = store.write(LOCK_NAME, foreign(host="a").dumps())
+    new = store.write(LOCK_NAME, foreign(host="b").dumps())
+    with pytest.raises(ConflictError):
+        store.remove(LOCK_NAME, expect=old)
+    assert lock_in(store) == foreign(host="b")
+    store.remove(LOCK_NAME, expect=new)
+    assert store.read(LOCK_NAME) == (None, None)
+    store.remove(LOCK_NAME, expect=new)  # gone already: nothing to do
+
+
+class TakeoverAfterRead(Delegate):
+    """Once armed, the next read of the lock returns what it read, but another run takes the
+    lock over right after (its lease had expired): the window between a read and a delete."""
+
+    armed = False
+
+    def read(self, name):
+        result = self.inner.read(name)
+        if self.armed and name == LOCK_NAME:
+            self.armed = False
+            self.inner.write(LOCK_NAME, foreign(host="next-run").dumps())
+        return result
+
+
+def test_release_leaves_a_lock_taken_over_between_its_read_and_its_delete(store):
+    racing = TakeoverAfterRead(store)
+    lock = DeployLock(racing, clock=FakeTime().clock, sleep=no_sleep)
+    lock.acquire()
+    racing.armed = True
+
+    lock.release()
+
+    assert lock_in(store) == foreign(host="next-run")  # the other run keeps its lock
 
 
 def test_release_removes_its_own_lock_and_the_target_is_free_again(store):
