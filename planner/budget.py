@@ -181,8 +181,25 @@ def read_invalidations(
                 InvalidationCount(dist, item["Id"], created, counts[0], counts[1], completed)
             )
     if changed:
-        save_cache(cache)
+        save_cache(pruned(cache, month))
     return AccountInvalidations(month, tuple(dists), tuple(items))
+
+
+CACHE_MONTHS = 12  # months of counts kept before the month read
+
+
+def pruned(cache: dict, month: str) -> dict:
+    """The count cache without what no plan or report of the last year reads: entries of
+    months more than CACHE_MONTHS before ``month`` (a report of an older month fetches its
+    counts again), and entries that are not [paths, wildcards, month]. Keeps it small on a
+    busy account (it is read by every plan). Pure."""
+    year, mon = (int(x) for x in month.split("-"))
+    index = year * 12 + mon - 1 - CACHE_MONTHS
+    oldest = f"{index // 12:04d}-{index % 12 + 1:02d}"
+    return {
+        k: v for k, v in cache.items()
+        if _valid_counts(v) and len(v) >= 3 and isinstance(v[2], str) and v[2] >= oldest
+    }
 
 
 def _valid_counts(counts: Any) -> bool:

@@ -383,6 +383,33 @@ def test_completed_counts_are_cached_and_not_read_again():
     assert second == first
 
 
+def test_the_count_cache_keeps_a_year_of_counts_when_it_is_written():
+    fake = FakeCloudFront({"E1": [Inv("I1", ["/a"])]})
+    cache = MemoryCache()
+    cache.data = {
+        "E1/OLD": [3, 0, "2024-02"],  # 13 months before March 2025: dropped
+        "E1/YEAR": [4, 1, "2024-03"],  # 12 months before: kept
+        "E1/NEXT": [1, 0, "2025-04"],  # a later month (a report of an earlier one): kept
+        "E1/BAD": "not counts",
+        "E1/NOMONTH": [1, 0],
+    }
+    usage_of(fake, month=MARCH, cache=cache)
+    assert cache.data == {
+        "E1/YEAR": [4, 1, "2024-03"], "E1/NEXT": [1, 0, "2025-04"], "E1/I1": [1, 0, MARCH],
+    }
+
+
+@pytest.mark.parametrize(("month", "oldest_kept"), [("2025-03", "2024-03"), ("2025-12", "2024-12"),
+                                                     ("2025-01", "2024-01")])
+def test_pruning_counts_months_across_years(month, oldest_kept):
+    from planner.budget import pruned
+
+    year, mon = (int(x) for x in oldest_kept.split("-"))
+    before = f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
+    cache = {"k": [1, 0, oldest_kept], "old": [1, 0, before]}
+    assert pruned(cache, month) == {"k": [1, 0, oldest_kept]}
+
+
 def test_in_progress_invalidations_are_read_again_until_they_complete():
     inv = Inv("I1", ["/a/*", "/b"], status="InProgress")
     fake = FakeCloudFront({"E1": [inv]})
