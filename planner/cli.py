@@ -33,7 +33,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--target", "-t", metavar="TARGET",
                      help="s3://bucket[/prefix], file:///abs/dir or a folder path  [required]"),
         click.option("--distribution", "-d", "distributions", multiple=True, metavar="ID",
-                     help="CloudFront distribution to invalidate (repeatable)."),
+                     help="CloudFront distribution to invalidate (repeatable; each gets the URLs "
+                          "it serves the target under)."),
         click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
                      help="Skip files matching GLOB (a name, or a path with '/'); repeatable."),
         click.option("--cache-control", default=DEFAULT_CACHE_CONTROL, show_default=True,
