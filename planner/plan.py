@@ -238,14 +238,14 @@ def compute_plan(
     default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
     journal_version: str | None = None,
-    url_map: Callable[[str], tuple[str, ...]] | None = None,
     url_groups: tuple["UrlGroup", ...] | None = None,
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate.
 
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
-    :func:`url_groups_for`); by default one group, all distributions, with ``url_map``."""
+    :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
+    --url-prefix)."""
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -314,7 +314,7 @@ def compute_plan(
         must += [u.key for u in uploads if u.reason == "new" and u.key not in fresh]
     distributions = tuple(options.distribution_ids or default_distributions)
     if url_groups is None:
-        url_groups = (UrlGroup(distributions, url_map),)
+        url_groups = (UrlGroup(distributions),)
     elif not options.distribution_ids:
         url_groups = tuple(UrlGroup(g.distribution_ids or distributions, g.url_map) for g in url_groups)
     # Every URL that may be cached matters for what a wildcard would also hit (and for the
