@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import gc
+import itertools
 import json
 import os
 from dataclasses import dataclass, field
@@ -436,7 +437,9 @@ def plan_invalidations(
     if len(out) <= MAX_GROUPS_SEARCHED and any(
         inv.solution.cost_usd > 0 and inv.free_paths < allowance for inv in out[1:]
     ):
-        out = _share_free_paths(out, groups, universes, changed, options, usage, reference)
+        out = _share_free_paths(
+            out, allowance, groups, universes, changed, options, usage, reference
+        )
     return tuple(out)
 
 
@@ -445,6 +448,7 @@ MAX_GROUPS_SEARCHED = 6  # 3 ** 6 splits of the allowance at most
 
 def _share_free_paths(
     planned: list[Invalidation],
+    allowance: int,
     groups: tuple[UrlGroup, ...],
     universes: list[frozenset[str]],
     changed: list[frozenset[str]],
@@ -458,9 +462,6 @@ def _share_free_paths(
     combination of least total cost (paid paths beyond the allowance, counted over every
     group, plus every needless miss) is kept, never costlier than the in-order split. Each
     group is then priced with what the groups before it left."""
-    import itertools
-
-    allowance = planned[0].budget.allowance if planned[0].budget else 0
     choices: list[list[Invalidation]] = []
     for i, (group, inv) in enumerate(zip(groups, planned)):
         mine = [inv]

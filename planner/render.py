@@ -221,7 +221,7 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     for inv in plan.invalidations:
         if several:
             heading(f"Invalidation on {', '.join(inv.distribution_ids)}")
-        _invalidation_text(plan, inv, out, heading, tf, verbose)
+        _invalidation_text(plan, inv, out, heading, tf, verbose, tabulate)
     if several:
         billed = sum(len(inv.paths) * len(inv.distribution_ids) for inv in plan.invalidations)
         cost = sum(inv.solution.cost_usd for inv in plan.invalidations)
@@ -230,9 +230,10 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     return "\n".join(out).lstrip("\n") + "\n"
 
 
-def _invalidation_text(plan: Plan, inv, out: list[str], heading, tf: str, verbose: bool) -> None:
-    from tabulate import tabulate
-
+def _invalidation_text(
+    plan: Plan, inv, out: list[str], heading, tf: str, verbose: bool, tabulate
+) -> None:
+    """One group's invalidation, appended to ``out`` (see ``to_text``)."""
     sol = inv.solution
     if not inv.paths:
         out.append(
