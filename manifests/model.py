@@ -96,11 +96,17 @@ class Manifest:
     previous_deploy_id: str | None = None
     tool_version: str = ""
     format_version: int = FORMAT_VERSION
+    # key -> the object's ETag as the store returned it on write (quotes removed), for the
+    # keys it is known of. Not part of an entry: a build's entries have none, and entries
+    # compare (and deploy ids derive) by content and headers alone.
+    etags: Mapping[str, str] = field(default_factory=dict)
     _sorted: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.entries, MappingProxyType):
             object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
+        if not isinstance(self.etags, MappingProxyType):
+            object.__setattr__(self, "etags", MappingProxyType(dict(self.etags)))
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -121,6 +127,7 @@ class Manifest:
             "previous_deploy_id": self.previous_deploy_id,
             "tool_version": self.tool_version,
             "format_version": self.format_version,
+            "etags": self.etags,
         }
         values.update(changes)
         return Manifest(**values)  # type: ignore[arg-type]
@@ -145,6 +152,10 @@ class Manifest:
                 for e in (self.entries[key],)
             },
         }
+        if self.etags:
+            # Only when known, so a manifest without them has the bytes it had before; a
+            # version of the tool that does not know them ignores them.
+            doc["etags"] = {key: self.etags[key] for key in self.keys if key in self.etags}
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
 
     def content_digest_input(self) -> bytes:
@@ -205,6 +216,7 @@ class Manifest:
                 previous_deploy_id=_text(doc, "previous_deploy_id", optional=True),
                 tool_version=_text(doc, "tool_version"),
                 format_version=version,
+                etags=_etags(doc.get("etags"), entries),
             )
         except CorruptManifest:
             raise
@@ -219,6 +231,15 @@ def _text(doc: dict, name: str, optional: bool = False) -> str:
     if type(value) is not str:
         raise CorruptManifest(f"manifest field {name!r} is not text")
     return value
+
+
+def _etags(raw: object, entries: Mapping[str, Entry]) -> MappingProxyType:
+    """The optional ``etags`` object: text per key of an entry (others are dropped)."""
+    if raw is None:
+        return MappingProxyType({})
+    if not isinstance(raw, dict) or not all(type(v) is str for v in raw.values()):
+        raise CorruptManifest("manifest field 'etags' is not an object of text")
+    return MappingProxyType({k: v for k, v in raw.items() if k in entries})
 
 
 def _entry_list(e: Entry) -> list[object]:
