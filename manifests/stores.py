@@ -51,10 +51,11 @@ class Store(Protocol):
 
 
 class LocalStore:
-    """State in ``<root>/.planner/``; versions are content hashes; writes are atomic renames."""
+    """State in ``<root>/.planner/`` (or in ``root`` itself, ``folder=""``: a state place of
+    its own); versions are content hashes; writes are atomic renames."""
 
-    def __init__(self, root: str) -> None:
-        self.dir = os.path.join(root, STATE_DIR)
+    def __init__(self, root: str, folder: str = STATE_DIR) -> None:
+        self.dir = os.path.join(root, folder) if folder else os.path.normpath(root)
         self.location = self.dir + os.sep
 
     def _path(self, name: str) -> str:
@@ -136,14 +137,15 @@ class LocalStore:
 
 
 class S3Store:
-    """State under ``s3://bucket/<prefix>.planner/``; versions are ETags; writes use S3's
+    """State under ``s3://bucket/<prefix>.planner/`` (or under ``<prefix>`` itself,
+    ``folder=""``: a state place of its own); versions are ETags; writes use S3's
     conditional PutObject (If-Match / If-None-Match). Objects get no ACL of their own, so they
     stay private even when site files are public."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+    def __init__(self, client: Any, bucket: str, prefix: str = "", folder: str = STATE_DIR) -> None:
         self.client = client
         self.bucket = bucket
-        self.prefix = f"{prefix}{STATE_DIR}/"
+        self.prefix = f"{prefix}{folder}/" if folder else prefix
         self.location = f"s3://{bucket}/{self.prefix}"
 
     def key(self, name: str) -> str:
