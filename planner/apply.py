@@ -44,6 +44,7 @@ def _no_check() -> None:
 class Result:
     uploaded: int = 0
     uploaded_bytes: int = 0
+    fixed_in_place: int = 0  # objects whose headers were set in place (a takeover)
     deleted: int = 0
     invalidations: dict[str, str] = field(default_factory=dict)  # distribution -> id
     paths: int = 0  # invalidation paths submitted, over every distribution
@@ -72,18 +73,23 @@ class _HashingReader:
         return data
 
 
-def put_bytes(backend: Backend, up: Upload, data: bytes) -> None:
+def put_bytes(backend: Backend, up: Upload, data: bytes) -> str:
     """Send ``data``, the bytes hashed for ``up``: compressed, with its Content-Encoding, when
-    it has one."""
+    it has one. Returns the object's ETag."""
     if up.content_encoding:
-        backend.put_bytes(up.key, compress(data, up.content_encoding), up.content_type,
-                          up.cache_control, up.content_encoding)
-    else:
-        backend.put_bytes(up.key, data, up.content_type, up.cache_control)
+        return backend.put_bytes(up.key, compress(data, up.content_encoding), up.content_type,
+                                 up.cache_control, up.content_encoding)
+    return backend.put_bytes(up.key, data, up.content_type, up.cache_control)
 
 
-def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
+def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> str:
+    """Write one object (or set its headers in place); its ETag."""
     check()
+    if up.in_place:
+        debug("headers of %s in place (%s; %s%s)", up.key, up.content_type, up.cache_control,
+              f"; {up.content_encoding}" if up.content_encoding else "")
+        return backend.copy_in_place(up.key, up.content_type, up.cache_control,
+                                     up.content_encoding)
     debug("upload %s (%s, %d bytes, %s; %s%s)", up.key, up.reason, up.size, up.content_type,
           up.cache_control, f"; {up.content_encoding}" if up.content_encoding else "")
     path = os.path.join(plan.site, *up.key.split("/"))
@@ -94,13 +100,12 @@ def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> None:
         # Send exactly the bytes that were hashed: a file edited since the scan is refused.
         if len(data) != up.size or xxhash.xxh3_128_hexdigest(data) != up.hash:
             raise ScanError(f"{up.key} changed since it was scanned; build again and rerun")
-        put_bytes(backend, up, data)
-    else:
-        reader = _HashingReader(path, up)
-        try:
-            backend.put_stream(up.key, reader, up.content_type, up.cache_control)  # type: ignore[arg-type]
-        finally:
-            reader.file.close()
+        return put_bytes(backend, up, data)
+    reader = _HashingReader(path, up)
+    try:
+        return backend.put_stream(up.key, reader, up.content_type, up.cache_control)  # type: ignore[arg-type]
+    finally:
+        reader.file.close()
 
 
 def _unchanged_since_scan(plan: Plan) -> None:
@@ -108,6 +113,8 @@ def _unchanged_since_scan(plan: Plan) -> None:
     scan is refused with nothing written (the check at upload time covers the rest)."""
     buf = bytearray(1 << 20)
     for up in plan.uploads:
+        if up.in_place:
+            continue  # no bytes are sent
         try:
             now = hash_file(os.path.join(plan.site, *up.key.split("/")), buf)
         except OSError as exc:
@@ -123,13 +130,15 @@ def _upload_all(
     workers: int,
     check: Check,
     progress: Callable[[int], None],
+    etags: dict[str, str],
 ) -> None:
+    """Upload ``ups`` on ``workers`` threads; each object's ETag goes into ``etags``."""
     if not ups:
         return
 
     def one(up: Upload) -> None:
-        _upload_one(plan, backend, up, check)
-        progress(up.size)
+        etags[up.key] = _upload_one(plan, backend, up, check)
+        progress(0 if up.in_place else up.size)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(one, u) for u in ups]
@@ -257,14 +266,16 @@ def apply_plan(
     assets = [u for u in plan.uploads if not is_page(u.content_type)]
     pages = [u for u in plan.uploads if is_page(u.content_type)]
     log(f"uploading {len(assets)} assets, then {len(pages)} pages (HTML/XML)")
-    _upload_all(plan, backend, assets, workers, check, progress)
-    _upload_all(plan, backend, pages, workers, check, progress)
-    result.uploaded = len(plan.uploads)
+    etags: dict[str, str] = {}
+    _upload_all(plan, backend, assets, workers, check, progress, etags)
+    _upload_all(plan, backend, pages, workers, check, progress, etags)
+    result.uploaded = sum(1 for u in plan.uploads if not u.in_place)
+    result.fixed_in_place = len(plan.uploads) - result.uploaded
     result.uploaded_bytes = plan.upload_bytes
 
     check()
     try:
-        commit_manifest(backend.store, plan.manifest, plan.previous_version)
+        commit_manifest(backend.store, plan.committed_manifest(etags), plan.previous_version)
     except ConflictError:
         # A commit whose answer was lost is retried by botocore and refused (the version
         # moved: to ours). Committed if the stored manifest is this deploy's.

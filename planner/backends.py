@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
-import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, Sequence
 
 from manifests import LocalStore, S3Store, Store
+from manifests.etags import normal
 from manifests.model import STATE_DIR
 from manifests.stores import ANY
 
+from .adopt import Head, Listing, Stored, split_listing
 from .aws import Clients, aws_errors
 from .budget import (
     CACHE_NAME,
@@ -31,27 +35,55 @@ from .budget import (
     recorded_usage,
     usage_from,
 )
-from .errors import AwsError, InvalidationError
+from .errors import AwsError, BadTarget, InvalidationError
 from .targets import LocalTarget, S3Target, Target
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"
+HEAD_WORKERS = 16  # HeadObject requests at once (a takeover, verify --deep)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the plan shows of a distribution, and how it serves the target's bucket
+    (``served``: a :class:`planner.origins.Served`, None when no origin of it is the
+    bucket)."""
+
+    id: str
+    domain: str = ""
+    aliases: tuple[str, ...] = ()
+    served: Any = None
+    # Every origin's domain and path, for messages; none: not a CloudFront distribution (the
+    # local backend's log), which serves the target as is.
+    origins: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> str:
+        """``d111.cloudfront.net, docs.example.com``, or "" when unknown."""
+        return ", ".join(n for n in (self.domain, *self.aliases) if n)
 
 
 class Backend(Protocol):
     target: Target
     store: Store
     default_distributions: tuple[str, ...]
+    state_apart: bool  # the state lives in a place of its own (--state), not in the target
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str, cache_control: str,
         content_encoding: str = "",
-    ) -> None:
-        """Store ``data`` as is; ``content_encoding`` ("gzip", "br") says it is compressed."""
+    ) -> str:
+        """Store ``data`` as is; ``content_encoding`` ("gzip", "br") says it is compressed.
+        Returns the object's ETag ("" when the store gives none)."""
 
     def put_stream(
         self, key: str, stream: BinaryIO, content_type: str, cache_control: str
-    ) -> None: ...
+    ) -> str: ...
+
+    def copy_in_place(
+        self, key: str, content_type: str, cache_control: str, content_encoding: str
+    ) -> str:
+        """Set the object's headers without sending its bytes again; returns its ETag."""
 
     def delete(self, keys: Sequence[str]) -> None: ...
 
@@ -63,22 +95,52 @@ class Backend(Protocol):
 
     def invalidations(self, month: str) -> AccountInvalidations: ...
 
-    def list_site(self) -> dict[str, int]: ...
+    def list_site(self) -> Listing: ...
+
+    def heads(self, keys: Sequence[str], multipart: frozenset[str] = frozenset()) -> dict[str, Head] | None:
+        """Headers of ``keys`` (and the part size of those in ``multipart``); keys gone are
+        left out; None where objects have no headers (a local folder)."""
+
+    def enclosing_targets(self) -> list[str]: ...
 
     def allow_writes(self) -> None: ...
 
-    def served_by(self, distribution_ids: Sequence[str]) -> dict[str, Any]: ...
+    def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]: ...
+
+    def resolve_distributions(self, names: Sequence[str]) -> tuple[str, ...]: ...
+
+
+def _md5_of(path: str) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class _Md5Writer:
+    """A file object that keeps the MD5 of what is written to it."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.md5 = f, hashlib.md5(usedforsecurity=False)
+
+    def write(self, data: bytes) -> int:
+        self.md5.update(data)
+        return self.f.write(data)
 
 
 class LocalBackend:
-    """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log."""
+    """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log.
+    Its "ETag" is the MD5 of a file, as S3's is of an object written in one request."""
 
     default_distributions = ("local",)
 
-    def __init__(self, target: LocalTarget) -> None:
+    def __init__(self, target: LocalTarget, state: LocalTarget | None = None) -> None:
         self.target = target
         self.root = target.root
-        self.store = LocalStore(self.root)
+        self.state = state  # --state: the state's own folder; None: <target>/.planner/
+        self.state_apart = state is not None
+        self.store = LocalStore(self.root) if state is None else LocalStore(state.root, folder="")
 
     def _dest(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
@@ -100,14 +162,30 @@ class LocalBackend:
     def put_bytes(
         self, key: str, data: bytes, content_type: str, cache_control: str,
         content_encoding: str = "",
-    ) -> None:
+    ) -> str:
         # Compressed data is written compressed, as S3 stores it (there is no header to keep).
         self._atomic(key, lambda f: f.write(data))
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
-    def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> None:
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> str:
         # A read that raises (content not the one scanned) leaves nothing: the temporary
         # file is removed, the destination never replaced.
-        self._atomic(key, lambda f: shutil.copyfileobj(stream, f, 1 << 20))
+        out: list[_Md5Writer] = []
+
+        def write(f: BinaryIO) -> None:
+            w = _Md5Writer(f)
+            out.append(w)
+            while chunk := stream.read(1 << 20):
+                w.write(chunk)
+
+        self._atomic(key, write)
+        return out[0].md5.hexdigest()
+
+    def copy_in_place(
+        self, key: str, content_type: str, cache_control: str, content_encoding: str
+    ) -> str:
+        """A file has no headers: nothing to change."""
+        return _md5_of(self._dest(key))
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:
@@ -126,21 +204,51 @@ class LocalBackend:
     def allow_writes(self) -> None:
         """Planning writes nothing here anyway."""
 
-    def served_by(self, distribution_ids: Sequence[str]) -> dict[str, Any]:
+    def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]:
         """The folder is served as is: keys under "/"."""
-        return {d: None for d in distribution_ids}
+        return {d: Distribution(d) for d in distribution_ids}
 
-    def list_site(self) -> dict[str, int]:
-        """key -> size of every file in the folder but the tool's state."""
-        out: dict[str, int] = {}
+    def resolve_distributions(self, names: Sequence[str]) -> tuple[str, ...]:
+        """Any name will do: the local log plays every distribution."""
+        return tuple(names)
+
+    def list_site(self) -> Listing:
+        """Every file in the folder (size and MD5: the folder's ETags) but the tool's state
+        and folders holding another target (their own state folder)."""
+        raw: dict[str, Stored] = {}
+        if not os.path.isdir(self.root):
+            return Listing({})
         for here, dirs, files in os.walk(self.root):
-            if here == self.root:
-                dirs[:] = [d for d in dirs if d != STATE_DIR]
             rel = os.path.relpath(here, self.root)
+            base = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+            if STATE_DIR in dirs:  # the state folder: listed by name only, never read
+                dirs.remove(STATE_DIR)
+                raw[f"{base}{STATE_DIR}/"] = Stored(0, "")
             for name in files:
-                key = name if rel == "." else f"{rel.replace(os.sep, '/')}/{name}"
-                out[key] = os.lstat(os.path.join(here, name)).st_size
-        return out
+                if name.startswith(".planner-") and name.endswith(".tmp"):
+                    continue  # a write of this backend under way (or left by a crash)
+                path = os.path.join(here, name)
+                try:
+                    raw[base + name] = Stored(os.lstat(path).st_size, _md5_of(path))
+                except OSError:
+                    continue  # gone meanwhile
+        return split_listing(raw)
+
+    def heads(self, keys: Sequence[str], multipart: frozenset[str] = frozenset()) -> None:
+        """Files have no headers."""
+        return None
+
+    def enclosing_targets(self) -> list[str]:
+        """Folders above the target that hold another target's state."""
+        out = []
+        folder = os.path.dirname(self.root)
+        while True:
+            if os.path.isdir(os.path.join(folder, STATE_DIR)):
+                out.append("file://" + folder)
+            parent = os.path.dirname(folder)
+            if parent == folder:
+                return out
+            folder = parent
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Any name will do: the local log plays every distribution."""
@@ -166,7 +274,7 @@ class LocalBackend:
         return AccountInvalidations(month, tuple(dists), tuple(items), "local invalidation log")
 
     def invalidation_log(self) -> list[dict[str, Any]]:
-        path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
+        path = os.path.join(self.store.dir, INVALIDATION_LOG)
         try:
             with open(path, encoding="utf-8") as f:
                 return [json.loads(line) for line in f if line.strip()]
@@ -190,7 +298,7 @@ class LocalBackend:
             "create_time": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "paths": list(paths),
         }
-        path = os.path.join(self.root, STATE_DIR, INVALIDATION_LOG)
+        path = os.path.join(self.store.dir, INVALIDATION_LOG)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -205,9 +313,16 @@ class S3Backend:
     default_distributions: tuple[str, ...] = ()
 
     def __init__(
-        self, target: S3Target, clients: Clients, read_only: bool = False, acl: str | None = None
+        self,
+        target: S3Target,
+        clients: Clients,
+        read_only: bool = False,
+        acl: str | None = None,
+        state: S3Target | None = None,
     ) -> None:
         self.target = target
+        self.state = state  # --state: the state's own place; None: <target>/.planner/
+        self.state_apart = state is not None
         self.clients = clients
         self.read_only = read_only  # plan / --dry-run: not even the count cache is written
         # Canned ACL of site files only: state objects go through the store, which sets none.
@@ -231,16 +346,21 @@ class S3Backend:
     @property
     def store(self) -> S3Store:  # created on first use so `plan` makes no client it needs not
         if self._store is None:
-            self._store = _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
+            if self.state is None:
+                self._store = _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
+            else:
+                self._store = _GuardedS3Store(
+                    self.clients.s3, self.state.bucket, self.state.prefix, folder=""
+                )
         return self._store
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str, cache_control: str,
         content_encoding: str = "",
-    ) -> None:
+    ) -> str:
         extra = {"ContentEncoding": content_encoding} if content_encoding else {}
         with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
-            self.clients.s3.put_object(
+            resp = self.clients.s3.put_object(
                 Bucket=self.bucket,
                 Key=self.prefix + key,
                 Body=data,
@@ -249,10 +369,13 @@ class S3Backend:
                 **extra,
                 **self.site_args,
             )
+        return normal(resp.get("ETag") or "")
 
-    def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> None:
+    def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> str:
         """boto3's managed (multipart) upload. ``stream`` is read in order; a read that raises
-        fails the upload before it is completed (boto3 aborts the multipart upload)."""
+        fails the upload before it is completed (boto3 aborts the multipart upload). boto3
+        does not hand back the ETag: a HeadObject reads it (under the deploy lock, no other
+        deploy writes the key meanwhile)."""
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=4)
@@ -268,6 +391,28 @@ class S3Backend:
                 },
                 Config=config,
             )
+            head = self.clients.s3.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        return normal(head.get("ETag") or "")
+
+    def copy_in_place(
+        self, key: str, content_type: str, cache_control: str, content_encoding: str
+    ) -> str:
+        """CopyObject onto itself with MetadataDirective=REPLACE: new headers, the bytes stay
+        in S3 (objects up to 5 GB). The ACL is the one uploads get (``--acl``, else the
+        bucket's default), as a new upload would have."""
+        extra = {"ContentEncoding": content_encoding} if content_encoding else {}
+        with aws_errors(f"copy s3://{self.bucket}/{self.prefix}{key} in place"):
+            resp = self.clients.s3.copy_object(
+                Bucket=self.bucket,
+                Key=self.prefix + key,
+                CopySource={"Bucket": self.bucket, "Key": self.prefix + key},
+                MetadataDirective="REPLACE",
+                ContentType=content_type,
+                CacheControl=cache_control,
+                **extra,
+                **self.site_args,
+            )
+        return normal((resp.get("CopyObjectResult") or {}).get("ETag") or "")
 
     def delete(self, keys: Sequence[str]) -> None:
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
@@ -285,34 +430,119 @@ class S3Backend:
                     f"{first.get('Message')} ({len(errors)} keys failed)"
                 )
 
-    def list_site(self) -> dict[str, int]:
-        """key (prefix removed) -> size of every object under the prefix but the state."""
-        out: dict[str, int] = {}
-        state = self.prefix + STATE_DIR + "/"
+    def list_site(self) -> Listing:
+        """Every object under the prefix (size, ETag; one ListObjectsV2 pass) but the tool's
+        state and folders holding another target (their own ``.planner/``)."""
+        raw: dict[str, Stored] = {}
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
+        cut = len(self.prefix)
         while True:
             with aws_errors(f"list s3://{self.bucket}/{self.prefix}"):
                 resp = self.clients.s3.list_objects_v2(**args)
             for item in resp.get("Contents", []):
-                if not item["Key"].startswith(state):
-                    out[item["Key"][len(self.prefix) :]] = item["Size"]
+                raw[item["Key"][cut:]] = Stored(item["Size"], normal(item.get("ETag") or ""))
             if not resp.get("IsTruncated"):
-                return out
+                return split_listing(raw)
             args["ContinuationToken"] = resp["NextContinuationToken"]
 
-    def served_by(self, distribution_ids: Sequence[str]) -> dict[str, Any]:
-        """distribution -> how it serves this bucket (planner.origins.Served), None when no
-        origin of it is the bucket."""
+    def heads(self, keys: Sequence[str], multipart: frozenset[str] = frozenset()) -> dict[str, Head]:
+        """HeadObject of each key, on a pool of threads; with PartNumber=1 for those in
+        ``multipart``, which gives the size of their first part (the part size they were
+        written with). A key gone meanwhile is left out."""
+
+        def head(key: str) -> tuple[str, Head | None]:
+            args: dict[str, Any] = {"Bucket": self.bucket, "Key": self.prefix + key}
+            if key in multipart:
+                args["PartNumber"] = 1
+            try:
+                with aws_errors(f"HeadObject s3://{self.bucket}/{self.prefix}{key}"):
+                    resp = self.clients.s3.head_object(**args)
+            except AwsError as exc:
+                if exc.code in ("404", "NoSuchKey", "NotFound"):
+                    return key, None
+                raise
+            part = resp.get("ContentLength") if key in multipart else None
+            return key, Head(
+                str(resp.get("ContentType") or ""),
+                str(resp.get("CacheControl") or ""),
+                str(resp.get("ContentEncoding") or ""),
+                part,
+            )
+
+        if not keys:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(keys))) as pool:
+            return {k: h for k, h in pool.map(head, keys) if h is not None}
+
+    def enclosing_targets(self) -> list[str]:
+        """Prefixes above the target's that hold another target's state (one ListObjectsV2
+        of at most one key per level: s3:ListBucket is all it needs)."""
+        parts = self.prefix.split("/")[:-1]
+        out = []
+        for depth in range(len(parts)):
+            above = "".join(p + "/" for p in parts[:depth])
+            with aws_errors(f"list s3://{self.bucket}/{above}{STATE_DIR}/"):
+                resp = self.clients.s3.list_objects_v2(
+                    Bucket=self.bucket, Prefix=f"{above}{STATE_DIR}/", MaxKeys=1
+                )
+            if resp.get("KeyCount") or resp.get("Contents"):
+                out.append(f"s3://{self.bucket}/{above}".rstrip("/"))
+        return out
+
+    def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]:
+        """Each distribution's domain, aliases and how it serves this bucket (GetDistribution);
+        NoSuchDistribution, AccessDenied... fail here, before anything is written."""
         from .origins import served
 
-        out: dict[str, Any] = {}
+        out: dict[str, Distribution] = {}
         for dist in distribution_ids:
             with aws_errors(f"distribution {dist}"):
-                config = self.clients.cloudfront.get_distribution(Id=dist)["Distribution"][
-                    "DistributionConfig"
-                ]
-            out[dist] = served(config, self.bucket)
+                found = self.clients.cloudfront.get_distribution(Id=dist)["Distribution"]
+            config = found["DistributionConfig"]
+            origins = tuple(
+                f"{o.get('DomainName', '')}{o.get('OriginPath') or ''}"
+                for o in (config.get("Origins") or {}).get("Items") or []
+            )
+            out[dist] = Distribution(
+                dist,
+                str(found.get("DomainName") or ""),
+                tuple((config.get("Aliases") or {}).get("Items") or ()),
+                served(config, self.bucket),
+                origins,
+            )
         return out
+
+    def resolve_distributions(self, names: Sequence[str]) -> tuple[str, ...]:
+        """Ids for names: an id stays; a domain name (``d111111abcdef8.cloudfront.net``) or
+        an alternate domain name (``docs.example.com``) becomes the id of the distribution it
+        names, read from ListDistributions."""
+        if not any("." in n for n in names):
+            return tuple(names)
+        domains: dict[str, str] = {}
+        args: dict[str, Any] = {}
+        while True:
+            with aws_errors("ListDistributions"):
+                page = self.clients.cloudfront.list_distributions(**args)["DistributionList"]
+            for item in page.get("Items") or []:
+                domains[str(item.get("DomainName", "")).lower()] = item["Id"]
+                for alias in (item.get("Aliases") or {}).get("Items") or []:
+                    domains.setdefault(str(alias).lower(), item["Id"])
+            if not page.get("IsTruncated"):
+                break
+            args["Marker"] = page["NextMarker"]
+        out = []
+        for name in names:
+            if "." not in name:
+                out.append(name)
+                continue
+            dist = domains.get(name.lower().rstrip("."))
+            if dist is None:
+                raise BadTarget(
+                    f"--distribution {name}: no distribution of this account has that domain "
+                    "name or alternate domain name (ListDistributions)"
+                )
+            out.append(dist)
+        return tuple(dict.fromkeys(out))
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Fail (NoSuchDistribution, AccessDenied...) before anything is written, so a mistyped
@@ -407,9 +637,11 @@ def make_backend(
     clients: Clients | None = None,
     read_only: bool = False,
     acl: str | None = None,
+    state: Target | None = None,
 ) -> Backend:
     """The backend for ``target``; ``read_only`` for plans (the local backend writes nothing
-    while planning anyway); ``acl`` for uploaded site files on S3 (never state objects)."""
+    while planning anyway); ``acl`` for uploaded site files on S3 (never state objects);
+    ``state``: the state's own place (``--state``, parsed with ``targets.parse_state``)."""
     if isinstance(target, LocalTarget):
-        return LocalBackend(target)
-    return S3Backend(target, clients or Clients(), read_only, acl)
+        return LocalBackend(target, state)  # type: ignore[arg-type]
+    return S3Backend(target, clients or Clients(), read_only, acl, state)  # type: ignore[arg-type]

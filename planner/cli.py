@@ -13,8 +13,11 @@ from .cli_common import (
     as_list_if_multiple,
     aws_options,
     clients_of,
+    distribution_ids,
     flags_of,
+    make_target_backend,
     named_target,
+    state_option,
     with_aws_options,
 )
 from .cli_common import errors as _errors
@@ -32,9 +35,11 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.argument("site", required=False, type=click.Path(file_okay=False, path_type=str)),
         click.option("--target", "-t", metavar="TARGET",
                      help="s3://bucket[/prefix], file:///abs/dir or a folder path  [required]"),
+        state_option(),
         click.option("--distribution", "-d", "distributions", multiple=True, metavar="ID",
-                     help="CloudFront distribution to invalidate (repeatable; each gets the URLs "
-                          "it serves the target under)."),
+                     help="CloudFront distribution to invalidate: its id, domain name or "
+                          "alternate domain name (repeatable; each gets the URLs it serves the "
+                          "target under)."),
         click.option("--exclude", "excludes", multiple=True, metavar="GLOB",
                      help="Skip files matching GLOB (a name, or a path with '/'); repeatable."),
         click.option("--cache-control", default=DEFAULT_CACHE_CONTROL, show_default=True,
@@ -83,18 +88,18 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _prepare(kw: dict[str, Any], read_only: bool = False):
-    from .backends import make_backend
-
     if kw["site"] is None:
         raise click.UsageError("Missing argument 'SITE'.")
     if not kw["target"]:
         raise click.UsageError("Missing option '--target' / '-t'.")
     from .plan import Options
-    from .targets import check_apart, parse_target
+    from .targets import check_apart
 
-    target = parse_target(kw["target"])
-    check_apart(kw["site"], target)
-    backend = make_backend(target, clients_of(kw), read_only=read_only, acl=kw["acl"])
+    backend = make_target_backend(kw["target"], kw["state"], clients_of(kw),
+                                  read_only=read_only, acl=kw["acl"])
+    check_apart(kw["site"], backend.target)
+    if backend.state_apart:
+        check_apart(kw["site"], backend.state, "--state")  # type: ignore[attr-defined]
     options = Options(
         cache_control=kw["cache_control"],
         excludes=tuple(kw["excludes"]),
@@ -103,7 +108,7 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         max_deletes=kw["max_deletes"],
         delete=not kw["no_delete"],
         url_prefix=kw["url_prefix"],
-        distribution_ids=tuple(dict.fromkeys(kw["distributions"])),
+        distribution_ids=distribution_ids(backend, tuple(kw["distributions"])),
         free_paths_per_month=kw["free_paths_per_month"],
         paths_used=kw["paths_used"],
         pace=kw["pace"],
@@ -217,7 +222,7 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
 
         try:
             with click.open_file(out, "wb", atomic=True) as f:
-                f.write(saved.dumps(the_plan, options, acl=kw["acl"]))
+                f.write(saved.dumps(the_plan, options, acl=kw["acl"], state=kw["state"]))
         except OSError as exc:
             raise PlannerError(f"cannot write {out}: {exc.strerror}") from None
     if not kw["quiet"]:
@@ -253,7 +258,6 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
     accept = None
     if plan_file:
         from . import saved
-        from .backends import make_backend
         from .targets import parse_target
 
         with open(plan_file, "rb") as f:
@@ -266,8 +270,8 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
             if given[name] is not None and given[name] != value:
                 raise click.UsageError(f"--plan {plan_file} is for {name} {value}, not {kw[name]}")
         kw["site"], accept, options = saved_plan.site, saved_plan.accept, saved_plan.options
-        backend = make_backend(
-            parse_target(saved_plan.target), clients_of(kw), read_only=True,
+        backend = make_target_backend(
+            saved_plan.target, saved_plan.state, clients_of(kw), read_only=True,
             acl=kw["acl"] or saved_plan.acl,
         )
     else:
@@ -305,26 +309,55 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
 @cli.command()
 @click.option("--target", "-t", required=True, metavar="TARGET",
               help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
+@state_option()
 @with_aws_options
 @named_target
 @_errors
-def unlock(target: str, **aws: Any) -> None:
+def unlock(target: str, state: str | None, **aws: Any) -> None:
     """Remove the target's deploy lock by hand (when the deploy that held it is gone).
 
     \b
     Example:
       planner unlock --target s3://my-bucket
     """
-    from .backends import make_backend
     from .lock import unlock as remove_lock
-    from .targets import parse_target
 
-    backend = make_backend(parse_target(target), clients_of(aws))
+    backend = make_target_backend(target, state, clients_of(aws))
     held = remove_lock(backend.store)
     if held is None:
         click.echo(f"{backend.target.uri} was not locked")
     else:
         click.echo(f"removed the lock of {held.describe()} from {backend.target.uri}")
+
+
+@cli.command("move-state")
+@click.option("--target", "-t", required=True, metavar="TARGET",
+              help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
+@click.option("--state", required=True, metavar="PLACE",
+              help="Where the state goes: s3://bucket/prefix (a folder for a local target).")
+@click.option("--from", "source", default=None, metavar="PLACE",
+              help="Where the state is now  [default: <target>/.planner/]")
+@with_aws_options
+@named_target
+@_errors
+def move_state(target: str, state: str, source: str | None, **aws: Any) -> None:
+    """Move the target's manifest, ledger and other state to a place of its own.
+
+    Afterwards, give the same --state to every command (or `state = ...` in the target's
+    table of planner.toml).
+
+    \b
+    Example:
+      planner move-state --target s3://www-example-com --state s3://example-ops/planner/www
+    """
+    from .movestate import move_state as move
+
+    clients = clients_of(aws)
+    old = make_target_backend(target, source, clients)
+    new = make_target_backend(target, state, clients)
+    moved = move(old.store, new.store, new.target.uri)
+    click.echo(f"moved {len(moved)} state objects of {new.target.uri} from {old.store.location} "
+               f"to {new.store.location}; from now on, pass --state {state}")
 
 
 from .cli_paths import paths  # noqa: E402 - the commands live in their own modules

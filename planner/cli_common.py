@@ -28,6 +28,37 @@ def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     ]
 
 
+def state_option() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--state``: the target's state kept apart from its site."""
+    return click.option(
+        "--state", default=None, metavar="PLACE",
+        help="Where the target's manifest, ledger and lock live: s3://bucket/prefix (or a "
+             "folder, for a local target)  [default: <target>/.planner/]",
+    )
+
+
+def make_target_backend(
+    target: str, state: str | None, clients: Any, read_only: bool = False,
+    acl: str | None = None,
+):
+    """The backend of ``--target`` (with ``--state``, if given)."""
+    from .backends import make_backend
+    from .targets import parse_state, parse_target
+
+    parsed = parse_target(target)
+    place = parse_state(state, parsed) if state else None
+    return make_backend(parsed, clients, read_only=read_only, acl=acl, state=place)
+
+
+def distribution_ids(backend: Any, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``--distribution`` values checked (nothing empty, no white space) and resolved to ids
+    (a domain or alternate domain name names its distribution), in order, without repeats."""
+    from .targets import check_distribution_names
+
+    check_distribution_names(names)
+    return tuple(dict.fromkeys(backend.resolve_distributions(tuple(dict.fromkeys(names)))))
+
+
 def with_aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """Add ``aws_options()`` to a command."""
     for opt in reversed(aws_options()):
@@ -51,7 +82,9 @@ def errors(func: Callable[..., Any]) -> Callable[..., Any]:
             return func(*args, **kwargs)
         except (PlannerError, ManifestError) as exc:
             click.echo(f"Error: {exc}", err=True)
-            sys.exit(getattr(exc, "exit_code", 1))
+            code = getattr(exc, "exit_code", 1)
+            # With `plan --detailed-exitcode`, 2 means "something would change".
+            sys.exit(1 if code == 2 and "--detailed-exitcode" in sys.argv[1:] else code)
 
     return wrapper
 
@@ -78,6 +111,29 @@ def as_list_if_multiple(command: click.Command, name: str, value: Any) -> Any:
     return value
 
 
+class UnknownTarget(click.ClickException):
+    """``--target NAME`` that names no configured target (bad usage: exit 2; one line)."""
+
+    exit_code = 2
+
+
+def _refuse_unknown_name(cfg: Any, name: str) -> None:
+    """A bare word (no '/', '.' or scheme) is meant as a target's name when the configuration
+    file defines targets: refused when it names none, rather than taken as a new local
+    folder (a typo would deploy the site into ./prd)."""
+    import difflib
+
+    from .targets import is_bare_name
+
+    if not is_bare_name(name):
+        return
+    close = difflib.get_close_matches(name, sorted(cfg.targets), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (targets: {', '.join(sorted(cfg.targets))})."
+    raise UnknownTarget(
+        f"{name!r} is not a target in {cfg.path}{hint} A local folder is written ./{name}"
+    )
+
+
 def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--target NAME`` of a ``[targets.NAME]`` table: its target, and its options wherever
     neither a flag nor a PLANNER_* variable set them (they come before the file's top level)."""
@@ -89,6 +145,8 @@ def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         cfg = ctx.find_root().obj
         name = kw.get("target")
+        if cfg is not None and cfg.targets and name and name not in cfg.targets:
+            _refuse_unknown_name(cfg, name)
         if cfg is not None and name in cfg.targets:
             flags = flags_of(ctx.command)
             params = {p.name: p for p in ctx.command.params}

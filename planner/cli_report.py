@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
-from .cli_common import clients_of, named_target, with_aws_options
+from .cli_common import clients_of, named_target, state_option, with_aws_options
 
 
 def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -42,11 +42,12 @@ def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str
               default=FREE_PATHS_PER_MONTH, show_default=True)
 @click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
               show_default=True, help="Dollars per paid invalidation path.")
+@state_option()
 @with_aws_options
 @named_target
 def report(month: str | None, target: str | None, fmt: str, warn_over: float,
            fail_over: float | None, free_paths_per_month: int, price_per_path: float,
-           **aws: Any) -> None:
+           state: str | None, **aws: Any) -> None:
     """Monthly invalidation usage and cost: the account (from CloudFront, other tools
     included), the tool's deploys (from the target's ledger), and a projection.
 
@@ -64,7 +65,7 @@ def report(month: str | None, target: str | None, fmt: str, warn_over: float,
     now = dt.datetime.now(dt.UTC)
     month = month or f"{now:%Y-%m}"
     try:
-        src = read_sources(target, month, clients_of(aws))
+        src = read_sources(target, month, clients_of(aws), state)
     except (PlannerError, ManifestError) as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))

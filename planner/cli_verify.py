@@ -9,7 +9,14 @@ from typing import Any
 
 import click
 
-from .cli_common import clients_of, named_target, with_aws_options
+from .cli_common import (
+    clients_of,
+    distribution_ids,
+    make_target_backend,
+    named_target,
+    state_option,
+    with_aws_options,
+)
 from .cli_common import errors as _errors
 
 
@@ -21,9 +28,11 @@ def to_dict(v) -> dict[str, Any]:
         "checked": v.checked,
         "drift": [
             {"key": d.key, "problem": d.problem, "manifest_size": d.manifest_size,
-             "target_size": d.target_size}
+             "target_size": d.target_size, "detail": d.detail}
             for d in v.drift
         ],
+        "deep": v.deep,
+        "nested_targets": list(v.nested),
         "repaired": v.repaired,
         "deleted": v.deleted,
         "not_repairable": [{"key": k, "why": why} for k, why in v.not_repairable],
@@ -44,7 +53,10 @@ def to_dict(v) -> dict[str, Any]:
 def to_text(v, repairing: bool) -> str:
     from tabulate import tabulate
 
-    out = [f"Verify {v.target} (deploy {v.deploy_id or '-'}): {v.checked} keys in the manifest"]
+    out = [f"Verify {v.target} (deploy {v.deploy_id or '-'}): {v.checked} keys in the manifest"
+           + ("; headers compared" if v.deep else "")]
+    for prefix in v.nested:
+        out.append(f"{prefix} holds another target (its own state folder): left out")
     if not v.drift:
         out.append("no drift: the target holds exactly what the manifest records")
         return "\n".join(out) + "\n"
@@ -52,7 +64,8 @@ def to_text(v, repairing: bool) -> str:
     why = dict(v.not_repairable)
     rows = []
     for d in v.drift:
-        row = [d.key, d.problem, "-" if d.manifest_size is None else d.manifest_size,
+        row = [d.key, d.problem + (f" ({d.detail})" if d.detail else ""),
+               "-" if d.manifest_size is None else d.manifest_size,
                "-" if d.target_size is None else d.target_size]
         if repairing:
             row.append(("deleted" if d.key in v.deleted else "re-uploaded") if d.key in fixed
@@ -65,9 +78,11 @@ def to_text(v, repairing: bool) -> str:
     if count:
         ids = ", ".join(f"{k}:{i}" for k, i in v.invalidation_ids.items()) or "not submitted"
         out.append(f"invalidated {count} paths ({ids})")
-    counts = {p: sum(d.problem == p for d in v.drift) for p in ("missing", "size", "extra")}
+    counts = {p: sum(d.problem == p for d in v.drift)
+              for p in ("missing", "size", "etag", "headers", "extra")}
+    other = "".join(f", {counts[p]} {p} mismatch" for p in ("etag", "headers") if counts[p])
     out.append(
-        f"drift: {counts['missing']} missing, {counts['size']} size mismatch, "
+        f"drift: {counts['missing']} missing, {counts['size']} size mismatch{other}, "
         f"{counts['extra']} extra" + (f"; repaired {len(fixed)}" if repairing else "")
     )
     return "\n".join(out) + "\n"
@@ -93,38 +108,42 @@ def to_text(v, repairing: bool) -> str:
               show_default=True)
 @click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
               help="With --repair: canned ACL of re-uploaded files.")
+@click.option("--deep", is_flag=True,
+              help="Also compare every object's Content-Type, Cache-Control and "
+                   "Content-Encoding with the manifest (a HeadObject per object).")
+@state_option()
 @with_aws_options
 @named_target
 @_errors
 def verify(target: str, site: str | None, delete_extra: bool, distributions: tuple[str, ...],
-           url_prefix: str, lock_timeout: float, fmt: str, acl: str | None, **kw: Any) -> None:
-    """Compare the target with its manifest (missing, extra, size); exit 5 on drift.
+           url_prefix: str, lock_timeout: float, fmt: str, acl: str | None, deep: bool,
+           state: str | None, **kw: Any) -> None:
+    """Compare the target with its manifest (missing, extra, size, ETag); exit 5 on drift.
 
     \b
     Example:
       planner verify --target s3://my-bucket --repair public -d E123ABC
     """
-    from .backends import make_backend
     from .lock import DeployLock
-    from .plan import Options
-    from .targets import check_apart, parse_target
+    from .plan import Options, url_groups_for
+    from .targets import check_apart
     from .verify import DRIFT_EXIT, refuse_pending, repair, verify as check_target
 
-    parsed = parse_target(target)
+    backend = make_target_backend(target, state, clients_of(kw), acl=acl)
     if site is not None:
-        check_apart(site, parsed)
-    backend = make_backend(parsed, clients_of(kw), acl=acl)
+        check_apart(site, backend.target)
     if site is None:
-        _, found = check_target(backend)
+        _, found = check_target(backend, deep)
     else:
-        options = Options(url_prefix=url_prefix, distribution_ids=tuple(dict.fromkeys(distributions)))
+        options = Options(url_prefix=url_prefix,
+                          distribution_ids=distribution_ids(backend, distributions))
         # Refuse bad input before the lock is taken, so a refused repair writes nothing.
-        _, found = check_target(backend)
+        _, found = check_target(backend, deep)
         refuse_pending(backend)
         if found.drift and options.distribution_ids:
-            backend.check_distributions(options.distribution_ids)
+            url_groups_for(backend, options)  # each one exists and serves the target
         with DeployLock(backend.store, "verify --repair", timeout=lock_timeout) as lock:
-            manifest, found = check_target(backend)
+            manifest, found = check_target(backend, deep)
             if found.drift:
                 lock.keep_alive()
                 found = repair(backend, manifest, found, site, options, delete_extra, lock.check)

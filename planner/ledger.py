@@ -61,7 +61,7 @@ def draft(plan: "Plan", started: dt.datetime) -> dict[str, Any]:
         tool_version=plan.manifest.tool_version,
         started=started,
         invalidations=plan.invalidations,
-        uploads=(len(plan.uploads), plan.upload_bytes),
+        uploads=(sum(1 for u in plan.uploads if not u.in_place), plan.upload_bytes),
         deletes=len(plan.deletes),
     )
 

@@ -84,6 +84,14 @@ def served(config: dict[str, Any], bucket: str) -> Served | None:
     )
 
 
+def serves_prefix(view: Served, key_prefix: str) -> bool:
+    """Whether some origin of the bucket reaches keys under ``key_prefix``: its origin path
+    lies under the prefix, or the prefix under its origin path."""
+    return any(
+        root.startswith(key_prefix) or key_prefix.startswith(root) for _, root in view.origins
+    )
+
+
 def mapper(view: Served, key_prefix: str) -> Callable[[str], tuple[str, ...]]:
     """Site key (relative to the target) -> URLs, for a target under ``key_prefix``."""
 

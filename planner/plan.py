@@ -13,15 +13,18 @@ import itertools
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import xxhash
 
 from manifests import DEFAULT_EXCLUDES, Diff, Entry, Manifest, diff, load_manifest
 from manifests.errors import CorruptManifest
+from manifests.etags import parts_of, proves, stored_etag
+from manifests.model import STATE_DIR
 from manifests.scan import MAX_KEY_BYTES, scan_meanwhile
 
-from .backends import Backend
+from .adopt import Listing, Takeover, candidates, takeover
+from .backends import Backend, Distribution
 from .budget import Budget, Usage, days_left_in_month, month_of
 from .cost import (
     FREE_PATHS_PER_MONTH,
@@ -30,8 +33,15 @@ from .cost import (
     PRICE_PER_PATH,
     CostModel,
 )
-from .errors import BadSite, InvalidationError, TooManyDeletes
-from .headers import DEFAULT_CACHE_CONTROL, HeaderRule, headers_for, is_fingerprinted, is_page
+from .errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
+from .headers import (
+    DEFAULT_CACHE_CONTROL,
+    HeaderRule,
+    compress,
+    headers_for,
+    is_fingerprinted,
+    is_page,
+)
 from .minimizer import Problem, Solution, evaluate, minimize
 from .urls import normalise_url_prefix, urls_of
 
@@ -66,6 +76,9 @@ class Upload:
     content_type: str
     cache_control: str
     content_encoding: str = ""  # "gzip" or "br": sent compressed, with that Content-Encoding
+    # Headers only, of an object whose bytes are proven to be the build's (a takeover): set
+    # in place (CopyObject), no bytes sent.
+    in_place: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,12 @@ class Plan:
     sizes: dict[str, int] = field(default_factory=dict)  # bytes per diff group
     journal_version: str | None = None  # store version of the pending record read, if any
     fingerprinted_new: int = 0  # new files with a content hash in their name: no invalidation
+    takeover: Takeover | None = None  # no manifest: what the target held, and what becomes of it
+    # ETags known of objects before this deploy (the previous manifest's, or the listing's on
+    # a takeover): those of keys left untouched go into the committed manifest.
+    known_etags: Mapping[str, str] = field(default_factory=dict)
+    distributions: tuple[Distribution, ...] = ()  # what is known of each one given
+    warnings: tuple[str, ...] = ()
 
     @property
     def deploy_id(self) -> str:
@@ -213,7 +232,17 @@ class Plan:
 
     @property
     def upload_bytes(self) -> int:
-        return sum(u.size for u in self.uploads)
+        """Bytes sent (headers fixed in place send none)."""
+        return sum(u.size for u in self.uploads if not u.in_place)
+
+    def committed_manifest(self, written: Mapping[str, str]) -> Manifest:
+        """The manifest to commit: ``manifest`` with the ETag of every object, those
+        ``written`` by this deploy (key -> ETag, "" when the store gave none) and the known
+        ones of objects left as they were."""
+        entries = self.manifest.entries
+        etags = {k: e for k, e in self.known_etags.items() if k in entries and k not in written}
+        etags.update((k, e) for k, e in written.items() if e and k in entries)
+        return self.manifest.replace(etags=etags)
 
 
 def deploy_id_for(previous_deploy_id: str | None, target: str, manifest: Manifest) -> str:
@@ -240,13 +269,17 @@ def compute_plan(
     usage: Usage | Callable[[], Usage] | None = None,
     journal_version: str | None = None,
     url_groups: tuple["UrlGroup", ...] | None = None,
+    takeover: Takeover | None = None,
+    distributions_seen: tuple[Distribution, ...] = (),
+    warnings: tuple[str, ...] = (),
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate.
 
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
     :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
-    --url-prefix)."""
+    --url-prefix). ``takeover``: with no manifest (``previous`` None), what the target holds,
+    which is then diffed against as the previous manifest (see :mod:`planner.adopt`)."""
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -270,8 +303,10 @@ def compute_plan(
             dirty = set(journal.touched)  # never committed: objects may not match the manifest
 
     new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
-    d = diff(previous, new)
-    old_entries = previous.entries if previous else {}
+    old = previous if previous is not None or takeover is None else takeover.remote
+    d = diff(old, new)
+    old_entries = old.entries if old else {}
+    in_place = frozenset(takeover.in_place) if takeover else frozenset()
 
     kept: tuple[str, ...] = ()
     deletes = list(d.deleted)
@@ -295,7 +330,8 @@ def compute_plan(
     if dirty:
         reasons.update({k: "unconfirmed" for k in d.unchanged if k in dirty})
     uploads = [
-        Upload(k, r, e.size, e.hash, e.content_type, e.cache_control, e.content_encoding)
+        Upload(k, r, e.size, e.hash, e.content_type, e.cache_control, e.content_encoding,
+               in_place=r == "headers" and k in in_place)
         for k, r in sorted(reasons.items())
         for e in (entries[k],)
     ]
@@ -353,6 +389,10 @@ def compute_plan(
         sizes=sizes,
         journal_version=journal_version,
         fingerprinted_new=len(fingerprinted_new),
+        takeover=takeover,
+        known_etags=old.etags if old else {},
+        distributions=distributions_seen,
+        warnings=warnings,
     )
 
 
@@ -376,24 +416,66 @@ class UrlGroup:
     url_map: Callable[[str], tuple[str, ...]] | None = None
 
 
-def url_groups_for(backend: Backend, options: Options) -> tuple[UrlGroup, ...]:
-    """The distributions grouped by how they serve the target's keys, read from their configs
-    (origins and origin paths, behaviors, default root object), in the order given; one group
-    when --url-prefix is given (it overrides every mapping) or no distribution is."""
-    from .origins import mapper
+def url_groups_for(
+    backend: Backend, options: Options, seen: dict[str, Distribution] | None = None
+) -> tuple[UrlGroup, ...]:
+    """The distributions, grouped by how they serve the target's keys, read from their
+    configs (origins and origin paths, behaviors, default root object), in the order given;
+    one group when --url-prefix is given (it overrides every mapping) or no distribution is.
+    A distribution that serves no key of the target is refused (:func:`group_distributions`).
+    ``seen``: what :meth:`Backend.distributions` gave, if read already."""
+    dists = options.distribution_ids
+    if not dists:
+        return (UrlGroup(dists),)
+    if seen is None:
+        seen = backend.distributions(dists)
+    return group_distributions(seen, options, getattr(backend.target, "prefix", ""),
+                               backend.target.uri)
+
+
+def group_distributions(
+    seen: dict[str, Distribution], options: Options, prefix: str, target: str
+) -> tuple[UrlGroup, ...]:
+    """See :func:`url_groups_for`. Pure. Without --url-prefix, a CloudFront distribution
+    none of whose origins is the target's bucket, or whose origin paths all lie outside the
+    target's prefix, serves nothing of it: refused (a mistyped id or CI variable would
+    otherwise deploy and invalidate URLs nobody is served)."""
+    from .origins import mapper, serves_prefix
 
     dists = options.distribution_ids
     if options.url_prefix is not None or not dists:
         return (UrlGroup(dists),)
-    views = backend.served_by(dists)
+    for dist in dists:
+        info = seen[dist]
+        if info.origins and not (info.served is not None and serves_prefix(info.served, prefix)):
+            why = ("none of its origins is the bucket" if info.served is None
+                   else "its origin paths lie outside the target's prefix")
+            raise BadTarget(
+                f"distribution {dist}{f' ({info.names})' if info.names else ''} does not serve "
+                f"{target}: {why} (origins: {', '.join(info.origins)}); give the right "
+                "distribution, or --url-prefix PATH if it serves the target through another origin"
+            )
     groups: dict[object, list[str]] = {}
     for dist in dists:
-        groups.setdefault(views[dist], []).append(dist)
-    prefix = getattr(backend.target, "prefix", "")
+        groups.setdefault(seen[dist].served, []).append(dist)
     return tuple(
         UrlGroup(tuple(ds), None if view is None else mapper(view, prefix))  # type: ignore[arg-type]
         for view, ds in groups.items()
     )
+
+
+def exposed_state(seen: dict[str, Distribution], prefix: str) -> str | None:
+    """The URL under which a distribution serves the target's manifest, when the state lives
+    under the site (``<prefix>.planner/``) and its origins and behaviors route that path to
+    the bucket: bucket policies and origin access grant ``bucket/*``, whatever the object's
+    ACL. Pure."""
+    key = f"{prefix}{STATE_DIR}/manifest.json.gz"
+    for info in seen.values():
+        urls = info.served.urls(key) if info.served is not None else ()
+        if urls:
+            host = (info.aliases or (info.domain,))[0] or info.id
+            return f"https://{host}{urls[0]}"
+    return None
 
 
 def plan_invalidations(
@@ -661,6 +743,11 @@ def _build_plan(
     def read_state() -> None:
         state["previous"], state["version"] = load_manifest(backend.store, target)
         state["journal"], state["journal_version"] = _read_journal(backend)
+        state["outer"] = backend.enclosing_targets()
+        if state["previous"] is None and not state["outer"]:
+            # No manifest: what the target holds is the previous deploy (a takeover).
+            state["listing"] = backend.list_site()
+            state["recorded"] = len(backend.store.list("ledger/"))
 
     # The stored state is read while helper processes hash the build (same result, same
     # errors first, as reading it before the scan).
@@ -673,7 +760,22 @@ def _build_plan(
         progress=progress,
     )
     previous, version, journal = state["previous"], state["version"], state["journal"]
-    url_groups = url_groups_for(backend, options)
+    check_alone(target, state["outer"], state.get("listing"))  # type: ignore[arg-type]
+    seen = backend.distributions(options.distribution_ids)
+    url_groups = url_groups_for(backend, options, seen)
+    prefix = getattr(backend.target, "prefix", "")
+    warnings = []
+    exposed = None if backend.state_apart or options.url_prefix else exposed_state(seen, prefix)
+    if exposed:
+        warnings.append(
+            f"{exposed} serves this target's manifest (every key, hash and header of the site), "
+            "whatever the objects' ACL: keep the state apart with `planner move-state --target "
+            f"{target} --state s3://ANOTHER-BUCKET/PREFIX` (see \"The state's own place\")"
+        )
+    adopted = None
+    if previous is None and entries:
+        adopted = survey(backend, site, entries, state["listing"],  # type: ignore[arg-type]
+                         takeover_reason(state["recorded"], journal), target)  # type: ignore[arg-type]
     return compute_plan(
         site=os.path.abspath(site),
         target=target,
@@ -683,7 +785,7 @@ def _build_plan(
         journal=journal,
         options=options,
         tool_version=tool_version,
-        key_prefix=getattr(backend.target, "prefix", ""),
+        key_prefix=prefix,
         default_distributions=backend.default_distributions,
         journal_version=state["journal_version"],  # type: ignore[arg-type]
         url_groups=url_groups,
@@ -691,4 +793,77 @@ def _build_plan(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,
         ),
+        takeover=adopted,
+        distributions_seen=tuple(seen.values()),
+        warnings=tuple(warnings),
     )
+
+
+def check_alone(target: str, outer: list[str], listing: Listing | None) -> None:
+    """A target may neither lie inside another target nor hold one: the outer one's deploys
+    treat every key under its prefix as its own (they would adopt, overwrite or delete the
+    inner one's site, and its state as site objects). Pure."""
+    if outer:
+        raise BadTarget(
+            f"{target} lies inside the target {outer[-1]} (its state is in {outer[-1]}/"
+            f"{STATE_DIR}/), whose deploys own every key under it; deploy to a place outside it"
+        )
+    if listing is not None and listing.nested:
+        raise BadTarget(
+            f"{target} holds another target at {listing.nested[0]} (its state is in "
+            f"{listing.nested[0]}{STATE_DIR}/); a target may not contain another one: deploy the "
+            "two to places apart (sibling prefixes, served by origin paths or behaviors)"
+        )
+
+
+def takeover_reason(recorded: int, journal: Journal | None) -> str:
+    """Why the target is taken over: no manifest yet, or a lost one. Pure."""
+    if recorded:
+        return (f"the manifest is missing although the ledger records {recorded} earlier "
+                "deploys: taking over what the target holds")
+    if journal is not None:
+        return (f"the manifest is missing although deploy {journal.deploy_id} left a pending "
+                "record: taking over what the target holds")
+    return NO_MANIFEST_YET
+
+
+NO_MANIFEST_YET = "no manifest yet: taking over what the target holds"
+
+
+PROOF_WORKERS = 4  # build files read and hashed (MD5) at once for a takeover
+
+
+def survey(
+    backend: Backend,
+    site: str,
+    entries: dict[str, Entry],
+    listing: Listing,
+    reason: str,
+    target: str,
+) -> Takeover:
+    """Which objects of the target already hold the build's bytes, and their headers: each
+    candidate's ETag recomputed from the build file (read again, checked against the scan),
+    single-part ETags first; then HeadObject for the proven ones (headers) and the multipart
+    ones (headers and part size), whose ETags are recomputed with that part size last."""
+    found = candidates(entries, listing.objects)
+    multipart = frozenset(k for k in found if parts_of(listing.objects[k].etag) != 1)
+
+    def proof(key: str, part_size: int | None = None) -> str | None:
+        entry = entries[key]
+        encoding = entry.content_encoding
+        mine = stored_etag(
+            os.path.join(site, *key.split("/")), key, (entry.hash, entry.size),
+            (lambda data: compress(data, encoding)) if encoding else None, part_size,
+        )
+        return key if proves(listing.objects[key].etag, mine) else None
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=PROOF_WORKERS) as pool:
+        proven = {k for k in pool.map(proof, [k for k in found if k not in multipart]) if k}
+        heads = backend.heads(sorted(proven | multipart), multipart)
+        if heads is not None:
+            parts = [(k, heads[k].part_size) for k in sorted(multipart)
+                     if k in heads and heads[k].part_size]
+            proven |= {k for k in pool.map(lambda kp: proof(*kp), parts) if k}
+    return takeover(entries, listing, proven, heads, reason, target)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from .apply import Result
-from .plan import Plan
+from .plan import NO_MANIFEST_YET, Plan
 
 LIST_LIMIT = 20  # rows of uploads / deletes / paths shown without --verbose
 
@@ -37,7 +37,10 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "deleted": {"files": len(d.deleted), "bytes": plan.sizes.get("deleted", 0)},
             "unchanged": {"files": len(d.unchanged), "bytes": plan.sizes.get("unchanged", 0)},
         },
-        "uploads": [{"key": u.key, "reason": u.reason, "size": u.size} for u in plan.uploads],
+        "uploads": [
+            {"key": u.key, "reason": u.reason, "size": u.size, "in_place": u.in_place}
+            for u in plan.uploads
+        ],
         "deletes": [{"key": k} for k in plan.deletes],
         "kept": [{"key": k} for k in plan.kept],
         "unchanged": len(d.unchanged),
@@ -50,6 +53,12 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "previous_deploy_id": plan.previous_deploy_id,
             "deploy_id": plan.deploy_id,
         },
+        "takeover": takeover_dict(plan.takeover),
+        "distributions": [
+            {"id": x.id, "domain": x.domain or None, "aliases": list(x.aliases)}
+            for x in plan.distributions
+        ],
+        "warnings": list(plan.warnings),
         "resume": None
         if plan.resume is None
         else {
@@ -62,6 +71,30 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
             "deletes": list(plan.resume.deletes),
         },
     }
+
+
+def takeover_dict(t) -> dict[str, Any] | None:
+    """What a takeover found (no manifest: the target's objects, sorted against the build)."""
+    if t is None:
+        return None
+    return {
+        "reason": t.reason,
+        "found": t.found,
+        "adopted": len(t.adopted),
+        "fixed_in_place": len(t.in_place),
+        "replaced": len(t.replaced),
+        "orphaned": len(t.orphaned),
+        "new": len(t.new),
+    }
+
+
+def takeover_line(t) -> str:
+    """One line: what a takeover found and does with it."""
+    return (
+        f"takeover: {t.found} objects found: {len(t.adopted)} adopted as they are, "
+        f"{len(t.in_place)} with headers fixed in place, {len(t.replaced)} replaced, "
+        f"{len(t.orphaned)} orphaned (not in the build); {len(t.new)} new files"
+    )
 
 
 def invalidation_dict(inv) -> dict[str, Any]:
@@ -136,6 +169,7 @@ def result_dict(result: Result) -> dict[str, Any]:
     return {
         "uploaded": result.uploaded,
         "uploaded_bytes": result.uploaded_bytes,
+        "fixed_in_place": result.fixed_in_place,
         "deleted": result.deleted,
         "invalidations": [{"distribution_id": k, "id": v} for k, v in result.invalidations.items()],
         "paths": result.paths,
@@ -167,9 +201,17 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     def heading(text: str) -> None:
         out.append(f"\n### {text}\n" if md else f"\n{text}")
 
-    prev = plan.previous_deploy_id or "none (first deploy)"
+    t = plan.takeover
+    # A takeover worth a word: the target held something, or its manifest was lost.
+    told = t is not None and (t.found > 0 or t.reason != NO_MANIFEST_YET)
+    prev = plan.previous_deploy_id or ("none (takeover)" if told else "none (first deploy)")
     title = f"Plan: {plan.site} -> {plan.target}"
     out.append(f"## {title}\n" if md else title)
+    for warning in plan.warnings:
+        out.append(f"warning: {warning}")
+    if told:
+        out.append(t.reason)
+        out.append(takeover_line(t))
     if plan.has_work:
         out.append(f"deploy {plan.deploy_id}, previous {prev}")
     else:
@@ -192,8 +234,14 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
                         colalign=("left", "right", "right")))
 
     if plan.uploads:
-        heading(f"Uploads ({len(plan.uploads)}, {human_bytes(plan.upload_bytes)})")
-        urows, more = _cut([[u.key, u.reason, human_bytes(u.size)] for u in plan.uploads], verbose)
+        fixes = sum(u.in_place for u in plan.uploads)
+        heading(f"Uploads ({len(plan.uploads)}, {human_bytes(plan.upload_bytes)}"
+                + (f"; {fixes} of them headers only, set in place" if fixes else "") + ")")
+        urows, more = _cut(
+            [[u.key, u.reason + (" (in place)" if u.in_place else ""),
+              "-" if u.in_place else human_bytes(u.size)] for u in plan.uploads],
+            verbose,
+        )
         out.append(tabulate(urows, headers=["key", "reason", "size"], tablefmt=tf))
         if more:
             out.append(more)
@@ -241,7 +289,10 @@ def _invalidation_text(
             + (" (new files were never cached)" if plan.diff.added and plan.has_work else "")
         )
         return
-    where = ", ".join(inv.distribution_ids) or "no distribution given (not submitted)"
+    names = {x.id: x.names for x in plan.distributions}
+    where = ", ".join(
+        f"{d} ({names[d]})" if names.get(d) else d for d in inv.distribution_ids
+    ) or "no distribution given (not submitted)"
     out.append(
         f"{len(inv.paths)} paths ({sol.wildcards} wildcards) for {sol.changed_urls} changed "
         f"URLs, {sol.collateral_urls} needless misses, on {where}"
@@ -297,6 +348,7 @@ def summary_line(plan: Plan, result: Result) -> str:
     pct = 100.0 * changed / total if total else 0.0
     parts = [
         f"Uploaded {result.uploaded} ({human_bytes(result.uploaded_bytes)})",
+        *([f"fixed headers of {result.fixed_in_place} in place"] if result.fixed_in_place else []),
         f"deleted {result.deleted}",
         f"skipped {len(plan.diff.unchanged) - sum(u.reason == 'unconfirmed' for u in plan.uploads)}",
     ]

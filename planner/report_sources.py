@@ -51,7 +51,9 @@ def _file_cache(path: str):
     return cache_codec(read, write)
 
 
-def read_sources(target_text: str | None, month: str, clients: Clients) -> Sources:
+def read_sources(
+    target_text: str | None, month: str, clients: Clients, state: str | None = None
+) -> Sources:
     """Everything ``build_report`` needs for ``month``; writes only the count cache."""
     from . import ledger
     from .plan import read_journal
@@ -62,9 +64,10 @@ def read_sources(target_text: str | None, month: str, clients: Clients) -> Sourc
             return Sources(read_invalidations(clients.cloudfront, month, load, save))
 
     from .backends import make_backend
-    from .targets import parse_target
+    from .targets import parse_state, parse_target
 
-    backend = make_backend(parse_target(target_text), clients)
+    parsed = parse_target(target_text)
+    backend = make_backend(parsed, clients, state=parse_state(state, parsed) if state else None)
     sources = Sources(None, backend.target.uri)
     try:
         sources.account = backend.invalidations(month)

@@ -40,6 +40,7 @@ class SavedPlan:
     deletes: tuple[str, ...]
     invalidations: tuple[dict[str, Any], ...]  # the "invalidations" objects of the plan's JSON
     acl: str | None = None  # --acl of site files
+    state: str | None = None  # --state: the state's own place
 
     def accept(self, plan: Plan) -> Plan:
         """``plan`` (rebuilt now) with the saved invalidation, if it is the saved plan."""
@@ -111,7 +112,7 @@ def _as_saved(invalidation: Invalidation, inv: dict[str, Any]) -> Invalidation:
     )
 
 
-def dumps(plan: Plan, options: Options, acl: str | None = None) -> bytes:
+def dumps(plan: Plan, options: Options, acl: str | None = None, state: str | None = None) -> bytes:
     from .render import plan_dict
 
     opts = {
@@ -130,6 +131,7 @@ def dumps(plan: Plan, options: Options, acl: str | None = None) -> bytes:
         "journal_version": plan.journal_version,
         "options": opts,
         "acl": acl,
+        "state": state,
         "uploads": [[u.key, u.reason, u.hash] for u in plan.uploads],
         "plan": plan_dict(plan),
     }
@@ -164,6 +166,7 @@ def load(data: bytes, where: str) -> SavedPlan:
                 doc["plan"].get("invalidations") or [doc["plan"]["invalidation"]]
             ),
             acl=doc.get("acl"),
+            state=doc.get("state"),
         )
     except BadSavedPlan:
         raise

@@ -14,9 +14,10 @@ from typing import Callable, Mapping
 
 import xxhash
 
-from manifests import DEFAULT_EXCLUDES, Entry, Manifest, load_manifest
+from manifests import DEFAULT_EXCLUDES, Entry, Manifest, commit_manifest, load_manifest
 from manifests.scan import scan
 
+from .adopt import Head, Stored
 from .backends import Backend
 from .errors import PlannerError
 from .headers import headers_for, is_page
@@ -36,9 +37,10 @@ DRIFT_EXIT = 5
 @dataclass(frozen=True)
 class Drift:
     key: str
-    problem: str  # "missing", "size", "extra"
+    problem: str  # "missing", "size", "etag" (same size, other bytes), "headers", "extra"
     manifest_size: int | None
     target_size: int | None
+    detail: str = ""  # what differs ("headers": which header, and both values)
 
 
 @dataclass
@@ -52,6 +54,9 @@ class Verification:
     not_repairable: list[tuple[str, str]] = field(default_factory=list)  # (key, why)
     invalidations: tuple[Invalidation, ...] = ()
     invalidation_ids: dict[str, str] = field(default_factory=dict)
+    nested: tuple[str, ...] = ()  # folders holding another target: never this one's extras
+    deep: bool = False  # headers compared too (HeadObject per object)
+    version: str | None = None  # the manifest's store version (ETag) when it was read
 
     @property
     def clean(self) -> bool:
@@ -64,21 +69,51 @@ class NothingDeployed(PlannerError):
     """verify on a target without a manifest."""
 
 
-def compare(manifest: Manifest, listing: Mapping[str, int]) -> list[Drift]:
-    """Keys the manifest has and the target lacks, or holds with another size; keys the
-    target holds and the manifest lacks. Pure; sorted by key.
+def compare(
+    manifest: Manifest,
+    listing: Mapping[str, Stored],
+    heads: Mapping[str, Head] | None = None,
+) -> list[Drift]:
+    """Keys the manifest has and the target lacks, or holds with another size, or with the
+    same size and another ETag than the one the manifest recorded when the object was
+    written (an edit behind the tool's back); keys the target holds and the manifest lacks;
+    with ``heads`` (``verify --deep``), objects whose Content-Type, Cache-Control or
+    Content-Encoding differ from the manifest's. Pure; sorted by key.
 
-    An entry stored compressed (a content encoding) is checked for presence only: the object's
-    size is the compressed size, which the manifest does not hold (it records the build's)."""
+    An entry stored compressed (a content encoding) has no size to compare (the object's is
+    the compressed size; the manifest holds the build's): its ETag tells."""
     out: list[Drift] = []
+    etags = manifest.etags
     for key, entry in manifest.entries.items():
-        size = listing.get(key)
-        if size is None:
+        stored = listing.get(key)
+        if stored is None:
             out.append(Drift(key, "missing", entry.size, None))
-        elif size != entry.size and not entry.content_encoding:
+            continue
+        size, etag = stored
+        if size != entry.size and not entry.content_encoding:
             out.append(Drift(key, "size", entry.size, size))
-    out.extend(Drift(k, "extra", None, s) for k, s in listing.items() if k not in manifest.entries)
+        elif etag and etags.get(key, etag) != etag:
+            out.append(Drift(key, "etag", entry.size, size,
+                             f"ETag {etag}, not {etags[key]} as written"))
+        elif heads is not None and key in heads:
+            wrong = _wrong_headers(entry, heads[key])
+            if wrong:
+                out.append(Drift(key, "headers", entry.size, size, wrong))
+    out.extend(
+        Drift(k, "extra", None, s.size) for k, s in listing.items() if k not in manifest.entries
+    )
     return sorted(out, key=lambda d: d.key)
+
+
+def _wrong_headers(entry: Entry, head: Head) -> str:
+    """Which of the object's headers differ from the manifest's, and how; "" if none."""
+    pairs = (
+        ("Content-Type", head.content_type, entry.content_type),
+        ("Cache-Control", head.cache_control, entry.cache_control),
+        ("Content-Encoding", "" if head.content_encoding == "identity" else head.content_encoding,
+         entry.content_encoding),
+    )
+    return "; ".join(f"{name} {have!r}, not {want!r}" for name, have, want in pairs if have != want)
 
 
 def repair_plan(
@@ -112,13 +147,20 @@ def repair_plan(
     return uploads, deletes, refused
 
 
-def verify(backend: Backend) -> tuple[Manifest, Verification]:
+def verify(backend: Backend, deep: bool = False) -> tuple[Manifest, Verification]:
+    """List the target and compare it with its manifest; ``deep``: also read every object's
+    headers (HeadObject per object, on a pool of threads)."""
     target = backend.target.uri
-    manifest, _ = load_manifest(backend.store, target)
+    manifest, version = load_manifest(backend.store, target)
     if manifest is None:
         raise NothingDeployed(f"{target} has no manifest: nothing was deployed there yet")
-    drift = compare(manifest, backend.list_site())
-    return manifest, Verification(target, manifest.deploy_id, len(manifest.entries), drift)
+    listing = backend.list_site()
+    heads = None
+    if deep:
+        heads = backend.heads(sorted(k for k in manifest.entries if k in listing.objects))
+    drift = compare(manifest, listing.objects, heads)
+    return manifest, Verification(target, manifest.deploy_id, len(manifest.entries), drift,
+                                  nested=listing.nested, deep=heads is not None, version=version)
 
 
 def refuse_pending(backend: Backend) -> None:
@@ -154,7 +196,15 @@ def repair(
     wanted = {d.key for d in found.drift if d.problem != "extra"}
     build = scan(site, headers_for(options.cache_control, options.header_rules), DEFAULT_EXCLUDES + options.excludes)
     build = {k: e for k, e in build.items() if k in wanted}
-    uploads, deletes, refused = repair_plan(manifest, found.drift, build, delete_extra)
+    # Keys under another target's folder (made inside this one by an older version) are
+    # never written: that target owns them now.
+    def owner(key: str) -> str | None:
+        return next((p for p in found.nested if key.startswith(p)), None)
+
+    drift = [d for d in found.drift if owner(d.key) is None]
+    uploads, deletes, refused = repair_plan(manifest, drift, build, delete_extra)
+    refused += [(d.key, f"under {owner(d.key)}, another target's folder")
+                for d in found.drift if owner(d.key) is not None]
     found.not_repairable = refused
     touched = [u.key for u in uploads] + deletes
     if not touched:
@@ -188,14 +238,24 @@ def repair(
         backend.check_distributions(journal.distribution_ids)
     check()
     backend.store.write(JOURNAL_NAME, journal.dumps())
+    etags = dict(manifest.etags)
     for up in uploads:
         check()
         with open(os.path.join(site, *up.key.split("/")), "rb") as f:
             data = f.read()
         if xxhash.xxh3_128_hexdigest(data) != up.hash:
             raise PlannerError(f"{up.key} changed since it was scanned; run again")
-        put_bytes(backend, up, data)  # compressed if the manifest says so
+        etag = put_bytes(backend, up, data)  # compressed if the manifest says so
+        if etag:
+            etags[up.key] = etag
+        else:
+            etags.pop(up.key, None)
         found.repaired.append(up.key)
+    if uploads:
+        # The manifest records each object's ETag as written: a re-upload has a new one (a
+        # multipart object sent again in one piece, SSE-KMS), or verify would see drift.
+        check()
+        commit_manifest(backend.store, manifest.replace(etags=etags), found.version)
     result = Result()
     finish(journal, backend, result, log, Waiting(), check=check)
     found.deleted = list(deletes)

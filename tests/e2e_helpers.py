@@ -143,10 +143,11 @@ def create_distribution(
     origin_path: str = "",
     behaviors: tuple[tuple[str, str], ...] = (),
     root_object: str = "index.html",
+    aliases: tuple[str, ...] = (),
 ) -> str:
     """A minimal distribution whose origin is ``bucket`` (under ``origin_path``); returns its
     id. ``behaviors``: (path pattern, "bucket" or "other") in order, "other" being a custom
-    origin that is not the bucket."""
+    origin that is not the bucket; ``aliases``: alternate domain names."""
     origin_id = f"s3-{bucket}"
     origins = [
         {
@@ -191,6 +192,8 @@ def create_distribution(
     }
     if cache_behaviors:
         config["CacheBehaviors"] = {"Quantity": len(cache_behaviors), "Items": cache_behaviors}
+    if aliases:
+        config["Aliases"] = {"Quantity": len(aliases), "Items": list(aliases)}
     return cloudfront.create_distribution(DistributionConfig=config)["Distribution"]["Id"]
 
 

@@ -55,6 +55,7 @@ class FailingBackend:
         self.inner, self.counter = inner, counter
         self.target = inner.target
         self.default_distributions = inner.default_distributions
+        self.state_apart = inner.state_apart
         self.store = FailingStore(inner.store, counter)
 
     def put_bytes(self, *a):
@@ -78,6 +79,23 @@ class FailingBackend:
 
     def usage(self, month, ids):  # a read too
         return self.inner.usage(month, ids)
+
+    def copy_in_place(self, *a):
+        self.counter.step()
+        return self.inner.copy_in_place(*a)
+
+    # Reads: not steps.
+    def enclosing_targets(self):
+        return self.inner.enclosing_targets()
+
+    def list_site(self):
+        return self.inner.list_site()
+
+    def heads(self, *a):
+        return self.inner.heads(*a)
+
+    def distributions(self, ids):
+        return self.inner.distributions(ids)
 
 
 def write_site(root, files: dict[str, str]) -> None:

@@ -344,6 +344,64 @@ def unknown_distribution_when_the_account_has_uncounted_invalidations(ctx: Ctx) 
     unknown_distribution(ctx)
 
 
+def distribution_empty(ctx: Ctx) -> None:
+    ctx.distributions = [""]  # `-d "$CLOUDFRONT_DISTRIBUTION_ID"` with the variable unset
+    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+
+
+def distribution_with_a_line_break(ctx: Ctx) -> None:
+    ctx.distributions = [ctx.site.distribution_id + "\n"]  # pasted into a CI variable
+    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+
+
+def distribution_unknown_domain(ctx: Ctx) -> None:
+    ctx.distributions = ["docs.example.org"]
+    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+
+
+def distribution_of_another_bucket(ctx: Ctx) -> None:
+    from e2e_helpers import create_distribution
+
+    ctx.distributions = [create_distribution(ctx.moto.cloudfront, "another-site-bucket")]
+    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+
+
+def distribution_serving_another_prefix(ctx: Ctx) -> None:
+    from e2e_helpers import create_distribution
+
+    ctx.distributions = [create_distribution(ctx.moto.cloudfront, ctx.site.bucket, "/blog")]
+    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+
+
+def target_in_the_state_folder(ctx: Ctx) -> None:
+    ctx.target = f"s3://{ctx.site.bucket}/.planner"
+
+
+def target_inside_another_target(ctx: Ctx) -> None:
+    ctx.target = f"s3://{ctx.site.bucket}/docs"  # the bucket root is a target
+
+
+def target_holding_another_target(ctx: Ctx) -> None:
+    # The good deploy went to a/; this one goes to b/, whose docs/ is another target already.
+    ctx.target = f"s3://{ctx.site.bucket}/b"
+    for key in ("b/docs/.planner/manifest.json.gz", "b/docs/index.html"):
+        ctx.moto.s3.put_object(Bucket=ctx.site.bucket, Key=key, Body=b"x")
+
+
+def state_overlapping_the_target(ctx: Ctx) -> None:
+    ctx.extra += ["--state", f"s3://{ctx.site.bucket}/planner-state"]
+
+
+def state_of_another_kind(ctx: Ctx) -> None:
+    ctx.extra += ["--state", str(ctx.tmp / "state")]
+
+
+def lost_manifest_with_more_orphans_than_max_deletes(ctx: Ctx) -> None:
+    ctx.moto.s3.delete_object(Bucket=ctx.site.bucket, Key=MANIFEST)
+    (ctx.build / "about" / "index.html").unlink()  # the bucket's copy is an orphan now
+    ctx.extra += ["--max-deletes", "0"]
+
+
 def no_credentials(ctx: Ctx) -> None:
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         ctx.env.pop(var, None)
@@ -556,6 +614,25 @@ REFUSED = [
          "NoSuchDistribution"),
     Case("unknown-distribution-uncounted-invalidations",
          unknown_distribution_when_the_account_has_uncounted_invalidations, "NoSuchDistribution"),
+    Case("distribution-empty", distribution_empty, "--distribution is empty"),
+    Case("distribution-with-a-line-break", distribution_with_a_line_break, "has white space"),
+    Case("distribution-unknown-domain", distribution_unknown_domain,
+         "--distribution docs.example.org: no distribution of this account has that domain"),
+    Case("distribution-of-another-bucket", distribution_of_another_bucket,
+         "none of its origins is the bucket"),
+    Case("distribution-serving-another-prefix", distribution_serving_another_prefix,
+         "its origin paths lie outside the target's prefix", prefix="site"),
+    # The target and the state's place.
+    Case("target-in-the-state-folder", target_in_the_state_folder, "lies inside a state folder"),
+    Case("target-inside-another-target", target_inside_another_target,
+         "s3://planner-e2e-site/docs lies inside the target s3://planner-e2e-site"),
+    Case("target-holding-another-target", target_holding_another_target,
+         "s3://planner-e2e-site/b holds another target at docs/", prefix="a"),
+    Case("state-overlapping-the-target", state_overlapping_the_target,
+         "overlaps the target s3://planner-e2e-site"),
+    Case("state-of-another-kind", state_of_another_kind, "must be an s3:// place"),
+    Case("takeover-orphans-over-max-deletes", lost_manifest_with_more_orphans_than_max_deletes,
+         "more than --max-deletes 0"),
     # AWS access.
     Case("no-credentials", no_credentials, "no AWS credentials found"),
     Case("access-denied", access_denied, "AccessDenied"),
@@ -622,7 +699,7 @@ def test_odd_but_valid_name_deploys_under_its_key_and_is_invalidated_percent_enc
 
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert doc["uploads"] == [{"key": key, "reason": "changed", "size": len(v2)}]
+    assert doc["uploads"] == [{"key": key, "reason": "changed", "size": len(v2), "in_place": False}]
     assert sorted(site_objects(moto.s3, site.bucket)) == sorted({*SITE, key})
     assert body(moto.s3, site.bucket, key) == v2.encode()
     assert key in manifest(moto.s3, site.bucket).entries

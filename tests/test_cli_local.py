@@ -66,7 +66,7 @@ def test_edit_uploads_one_file_and_logs_its_invalidation(site, tmp_path):
     assert run("deploy", str(site), "--target", str(target)).returncode == 0
     (site / "about" / "index.html").write_text("<h1>new about</h1>")
     doc = plan_json(site, target)
-    assert doc["uploads"] == [{"key": "about/index.html", "reason": "changed", "size": 18}]
+    assert doc["uploads"] == [{"key": "about/index.html", "reason": "changed", "size": 18, "in_place": False}]
     # one wildcard covers both forms of the page, and nothing else is under /about/
     assert doc["invalidation"]["paths"] == ["/about/*"]
     assert doc["invalidation"]["changed_urls"] == 2 and doc["invalidation"]["collateral_urls"] == 0
@@ -114,7 +114,7 @@ def test_json_shape_is_stable(site, tmp_path):
         "paths", "distribution_ids", "changed_urls", "collateral_urls", "paid_paths", "cost_usd",
     }
     assert set(doc["manifest"]) == {"previous_deploy_id", "deploy_id"}
-    assert set(doc["uploads"][0]) == {"key", "reason", "size"}
+    assert set(doc["uploads"][0]) == {"key", "reason", "size", "in_place"}
 
 
 def test_markdown_format_has_tables(site, tmp_path):
@@ -264,3 +264,55 @@ def test_exclude_skips_files(site, tmp_path):
     keys = {u["key"] for u in doc["uploads"]}
     assert "sitemap.xml" not in keys and "blog/first-post/index.html" not in keys
     assert "blog/index.html" in keys
+
+
+# --- a folder filled by something else (rsync, cp -r): taken over ------------------------------
+
+
+def test_a_filled_folder_is_taken_over_equal_files_kept_changed_and_orphans_invalidated(
+    site, tmp_path
+):
+    target = tmp_path / "out"
+    shutil.copytree(site, target)  # what `cp -r` or rsync left
+    (target / "old.html").write_text("<p>gone</p>")  # the build no longer has it
+    (site / "about" / "index.html").write_text("<h1>new about</h1>")
+    (site / "new.html").write_text("<p>new</p>")
+    kept = (target / "index.html").stat().st_ino  # an adopted file is not written again
+
+    doc = plan_json(site, target)
+    assert doc["takeover"] == {
+        "reason": "no manifest yet: taking over what the target holds",
+        "found": 13, "adopted": 11, "fixed_in_place": 0, "replaced": 1, "orphaned": 1, "new": 1,
+    }
+    r = run("deploy", str(site), "--target", str(target))
+    assert r.returncode == 0, r.stderr
+    assert "takeover: 13 objects found: 11 adopted as they are" in r.stdout
+    assert files_of(target) == files_of(site)
+    assert (target / "index.html").stat().st_ino == kept
+    (log,) = [json.loads(line) for line in
+              (target / ".planner" / "invalidations.jsonl").read_text().splitlines()]
+    covered = lambda url: any(  # noqa: E731
+        p == url or (p.endswith("*") and url.startswith(p[:-1])) for p in log["paths"])
+    assert covered("/about/") and covered("/about/index.html") and covered("/old.html")
+    assert not covered("/new.html")
+    again = run("deploy", str(site), "--target", str(target))
+    assert again.returncode == 0 and "Nothing to deploy" in again.stdout
+
+
+def test_state_in_a_folder_of_its_own_from_the_configuration(site, tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    (cwd / "planner.toml").write_text(
+        f'[targets.prod]\ntarget = "{tmp_path / "out"}"\nstate = "{tmp_path / "state"}"\n'
+    )
+    proc = subprocess.run([sys.executable, "-m", "planner", "deploy", str(site), "-t", "prod"],
+                          capture_output=True, text=True, timeout=60, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    assert not (tmp_path / "out" / ".planner").exists()  # the site holds only the site
+    assert (tmp_path / "state" / "manifest.json.gz").is_file()
+    assert not (tmp_path / "state" / "invalidations.jsonl").exists()  # nothing invalidated yet
+    again = subprocess.run([sys.executable, "-m", "planner", "plan", str(site), "-t", "prod",
+                            "--format", "json"], capture_output=True, text=True, timeout=60,
+                           cwd=cwd)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["uploads"] == []  # read back from the state folder

@@ -364,6 +364,21 @@ def test_report_with_a_named_target_uses_its_target_and_options(world, tmp_path)
     assert rep["free_paths_per_month"] == 1000
 
 
+@pytest.mark.parametrize("command", ["plan", "deploy", "verify", "report", "unlock"])
+def test_a_mistyped_target_name_is_refused_with_the_closest_one(world, tmp_path, command):
+    (tmp_path / "planner.toml").write_text(world.config())
+    site = [str(world.public)] if command in ("plan", "deploy") else []
+    proc = planner(tmp_path, command, *site, "--target", "prd")
+    line = one_line_error(proc)
+    assert proc.returncode == 2
+    assert line == (f"Error: 'prd' is not a target in {tmp_path / 'planner.toml'}; did you "
+                    "mean 'prod'? A local folder is written ./prd")
+    assert not (tmp_path / "prd").exists()
+    if command == "plan":  # 2 means "changes" there: bad usage is 1
+        proc = planner(tmp_path, "plan", *site, "--target", "prd", "--detailed-exitcode")
+        assert proc.returncode == 1 and "did you mean 'prod'?" in proc.stderr
+
+
 def test_a_folder_named_like_a_target_is_a_path_only_without_that_named_target(world, tmp_path):
     (tmp_path / "prod").mkdir()
     (tmp_path / "planner.toml").write_text(world.config())
@@ -371,7 +386,13 @@ def test_a_folder_named_like_a_target_is_a_path_only_without_that_named_target(w
                           "json"))
     assert doc["target"] == f"file://{world.prod}"
     (tmp_path / "planner.toml").write_text(f'[targets.staging]\ntarget = "{world.staging}"\n')
-    doc = ok_json(planner(tmp_path, "plan", str(world.public), "--target", "prod", "--format",
+    # Once the file has targets, a bare word names one: "prod" is none of them now.
+    proc = planner(tmp_path, "plan", str(world.public), "--target", "prod")
+    line = one_line_error(proc)
+    assert proc.returncode == 2
+    assert line == (f"Error: 'prod' is not a target in {tmp_path / 'planner.toml'} (targets: "
+                    "staging). A local folder is written ./prod")
+    doc = ok_json(planner(tmp_path, "plan", str(world.public), "--target", "./prod", "--format",
                           "json"))
     assert doc["target"] == f"file://{tmp_path / 'prod'}"
     assert {u["reason"] for u in doc["uploads"]} == {"new"}
@@ -383,7 +404,7 @@ def test_a_folder_named_like_a_target_is_a_path_only_without_that_named_target(w
 def test_deploy_with_site_and_target_from_the_file_only(tmp_path):
     write_site(tmp_path / "public", PUBLIC)
     (tmp_path / "planner.toml").write_text(
-        'site = "public"\ntarget = "out"\nexclude = ["*.map"]\n\n'
+        'site = "public"\ntarget = "./out"\nexclude = ["*.map"]\n\n'
         '[targets.prod]\ntarget = "out-prod"\nsite = "public"\nexclude = ["*.psd"]\n'
     )
     proc = planner(tmp_path, "deploy")

@@ -401,13 +401,25 @@ def test_config_misspelled_content_encoding_is_named_with_a_hint(tmp_path):
 
 
 def test_compare_ignores_the_size_of_encoded_objects_only():
+    from planner.adopt import Stored
+
     m = Manifest(_encoded())
+
+    def sized(listing):
+        return {k: Stored(v, "") for k, v in listing.items()}
+
     listing = {"index.html": 120, "css/site.css": 900, "js/app.js": 41}
-    assert compare(m, listing) == []
-    assert compare(m, dict(listing, **{"index.html": 119})) == [Drift("index.html", "size", 120, 119)]
-    assert compare(m, {"index.html": 120, "js/app.js": 41}) == [
+    assert compare(m, sized(listing)) == []
+    assert compare(m, sized(dict(listing, **{"index.html": 119}))) == [
+        Drift("index.html", "size", 120, 119)
+    ]
+    assert compare(m, sized({"index.html": 120, "js/app.js": 41})) == [
         Drift("css/site.css", "missing", 3400, None)
     ]
+    # With the ETag recorded when it was written, an encoded object's content is checked.
+    tagged = m.replace(etags={"css/site.css": "a" * 32})
+    found = compare(tagged, dict(sized(listing), **{"css/site.css": Stored(900, "b" * 32)}))
+    assert [(d.key, d.problem) for d in found] == [("css/site.css", "etag")]
 
 
 # --- the CLI on the local backend ------------------------------------------------------------
@@ -577,18 +589,20 @@ def test_local_verify_checks_presence_and_repair_restores_compressed(local):
     assert json.loads(ok.stdout)["drift"] == []
 
     (local.out / "css" / "site.css").unlink()
-    (local.out / "js" / "app.js").write_bytes(b"truncated")  # presence only: not found
+    # No size to compare (the manifest holds the build's), but the ETag written tells.
+    (local.out / "js" / "app.js").write_bytes(b"truncated")
     found = local.run("verify", "--target", str(local.out), "--format", "json")
     assert found.returncode == DRIFT_EXIT, found.stderr
-    assert json.loads(found.stdout)["drift"] == [
-        {"key": "css/site.css", "problem": "missing", "manifest_size": len(BIG_CSS),
-         "target_size": None},
-    ]
+    drift = json.loads(found.stdout)["drift"]
+    assert [(d["key"], d["problem"], d["target_size"]) for d in drift] == [
+        ("css/site.css", "missing", None), ("js/app.js", "etag", len(b"truncated"))]
     fixed = local.run("verify", "--target", str(local.out), "--repair", str(local.public),
                       "--format", "json")
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert json.loads(fixed.stdout)["repaired"] == ["css/site.css"]
+    assert json.loads(fixed.stdout)["repaired"] == ["css/site.css", "js/app.js"]
     assert local.held()["css/site.css"] == compress(BIG_CSS.encode(), "gzip")
+    again = local.run("verify", "--target", str(local.out))
+    assert again.returncode == 0, again.stdout
 
 
 def test_bad_encoding_in_the_config_is_a_one_line_error_and_writes_nothing(local):

@@ -144,7 +144,7 @@ def test_editing_one_page_uploads_only_it_and_invalidates_both_of_its_urls(moto,
     doc = deploy(moto, public, site)
 
     assert doc["uploads"] == [
-        {"key": "about/index.html", "reason": "changed", "size": len("<h1>About us, edited</h1>\n")}
+        {"key": "about/index.html", "reason": "changed", "size": len("<h1>About us, edited</h1>\n"), "in_place": False}
     ]
     assert doc["deletes"] == []
     assert body(moto.s3, site.bucket, "about/index.html") == b"<h1>About us, edited</h1>\n"
@@ -193,8 +193,8 @@ def test_rebuild_with_same_content_and_new_mtimes_changes_nothing(moto, site, pu
     assert doc["uploads"] == [] and doc["deletes"] == []
     assert doc["invalidation"]["paths"] == []
     assert doc["result"] == {
-        "uploaded": 0, "uploaded_bytes": 0, "deleted": 0, "invalidations": [], "paths": 0,
-        "resumed": None,
+        "uploaded": 0, "uploaded_bytes": 0, "fixed_in_place": 0, "deleted": 0,
+        "invalidations": [], "paths": 0, "resumed": None,
     }
     assert snapshot(moto, site) == before  # not even a state object was written
 
@@ -565,13 +565,21 @@ def test_a_key_routed_to_another_origin_is_not_invalidated_there(moto, site, pub
     assert inv_paths(inv) == ["/img/logo.svg"]
 
 
-def test_keys_outside_the_origin_path_are_not_invalidated(moto, site, public):
-    # The distribution serves only blog/ of the bucket; this target is site/.
+def test_a_distribution_serving_only_another_prefix_is_refused(moto, site, public):
+    # The distribution serves only blog/ of the bucket; this target is site/: a mistyped id,
+    # which would invalidate nothing the target serves. Refused before anything is written.
     dist = create_distribution(moto.cloudfront, site.bucket, "/blog")
-    site = dataclasses.replace(site, distribution_id=dist)
-    doc = _change_js_and_logo(moto, public, site)
-    assert doc["invalidation"]["paths"] == []
+    proc = run(cli_args("deploy", public, dataclasses.replace(site, distribution_id=dist),
+                        prefix="site"), moto.env, moto.cwd)
+    line = one_line_error(proc)
+    assert f"distribution {dist}" in line and "does not serve s3://planner-e2e-site/site" in line
+    assert "origin paths lie outside the target's prefix" in line and "--url-prefix" in line
+    assert objects(moto.s3, site.bucket) == {}
     assert invalidations(moto.cloudfront, dist) == []
+    # --url-prefix says where the target is served: then it goes.
+    doc = _change_js_and_logo(moto, public, dataclasses.replace(site, distribution_id=dist),
+                              "--url-prefix", "/site")
+    assert doc["invalidation"]["paths"] == ["/site/img/logo.svg", "/site/js/app.js"]
 
 
 def test_url_prefix_overrides_the_distributions_mapping(moto, site, public):

@@ -504,9 +504,9 @@ def test_cli_a_rule_change_reuploads_and_invalidates_only_files_whose_headers_ch
     plan = local.json("plan", str(local.public), "--target", str(local.out))
     assert plan["uploads"] == [
         # assets first, then pages; a fingerprinted file whose headers change is re-uploaded
-        {"key": "assets/app.3f9a8b7c.js", "reason": "headers", "size": 16},
-        {"key": "about/index.html", "reason": "headers", "size": 30},
-        {"key": "index.html", "reason": "headers", "size": 29},
+        {"key": "assets/app.3f9a8b7c.js", "reason": "headers", "size": 16, "in_place": False},
+        {"key": "about/index.html", "reason": "headers", "size": 30, "in_place": False},
+        {"key": "index.html", "reason": "headers", "size": 29, "in_place": False},
     ]
     assert plan["summary"]["modified"]["files"] == 3
     assert plan["summary"]["unchanged"]["files"] == len(SITE) - 3

@@ -19,6 +19,8 @@ from planner import ledger, saved
 from planner.budget import AccountInvalidations, InvalidationCount, Usage, usage_from
 from planner.minimizer import covers
 from planner.origins import Served, mapper, served
+from planner.backends import Distribution
+from planner.errors import BadTarget
 from planner.plan import (
     Journal,
     Options,
@@ -168,8 +170,9 @@ class _Backend:
         self.target = _Target()
         self.views = views
 
-    def served_by(self, dists):
-        return {d: self.views[d] for d in dists}
+    def distributions(self, dists):
+        return {d: Distribution(d, f"{d.lower()}.cloudfront.net", (), self.views[d],
+                                ("bucket.s3.amazonaws.com",)) for d in dists}
 
 
 def _config(origin_path: str) -> dict[str, Any]:
@@ -183,12 +186,31 @@ def _config(origin_path: str) -> dict[str, Any]:
 
 def test_distributions_are_grouped_by_how_they_serve_the_target_in_the_order_given():
     views = {d: served(_config(p), "bucket") for d, p in
-             [("E1", "/site"), ("E2", ""), ("E3", "/site/"), ("E4", None)]}
-    views["E4"] = None  # a custom origin: keys under "/"
+             [("E1", "/site"), ("E2", ""), ("E3", "/site/"), ("E4", "/site/docs")]}
     groups = url_groups_for(_Backend(views), Options(distribution_ids=("E2", "E1", "E4", "E3")))
     assert [g.distribution_ids for g in groups] == [("E2",), ("E1", "E3"), ("E4",)]
-    assert [g.url_map("js/app.js") for g in groups[:2]] == [("/site/js/app.js",), ("/js/app.js",)]
-    assert groups[2].url_map is None
+    assert [g.url_map("js/app.js") for g in groups] == [("/site/js/app.js",), ("/js/app.js",), ()]
+    assert groups[2].url_map("docs/a.html") == ("/a.html",)  # E4 serves a part of the target
+
+
+@pytest.mark.parametrize(
+    ("view", "why"),
+    [
+        # No origin is the bucket (a custom origin, another bucket).
+        (None, "none of its origins is the bucket"),
+        # The bucket, but under another prefix than the target's (site/).
+        (served(_config("/blog"), "bucket"), "its origin paths lie outside the target's prefix"),
+        (served(_config("/sitemap"), "bucket"), "its origin paths lie outside the target's prefix"),
+    ],
+)
+def test_a_distribution_that_serves_nothing_of_the_target_is_refused_unless_url_prefix(view, why):
+    backend = _Backend({"E1": served(_config("/site"), "bucket"), "E9": view})
+    with pytest.raises(BadTarget, match=why) as exc:
+        url_groups_for(backend, Options(distribution_ids=("E1", "E9")))
+    assert str(exc.value).startswith("distribution E9 (e9.cloudfront.net) does not serve s3://")
+    # --url-prefix says where the target is served: taken as said.
+    opts = Options(distribution_ids=("E1", "E9"), url_prefix="/")
+    assert url_groups_for(backend, opts) == (UrlGroup(("E1", "E9")),)
 
 
 def test_url_prefix_puts_every_distribution_in_one_group():

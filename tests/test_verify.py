@@ -34,6 +34,7 @@ from e2e_helpers import (
     write_site,
 )
 from manifests import Entry, Manifest
+from planner.adopt import Head, Stored
 from planner.plan import Upload
 from planner.verify import DRIFT_EXIT, Drift, compare, repair_plan
 
@@ -107,7 +108,55 @@ M3 = Manifest({"index.html": _e(size=10), "css/a.css": _e(H2, 20, CSS), "b/c.htm
     ],
 )
 def test_compare(entries, listing, expected):
-    assert compare(Manifest(entries), listing) == expected
+    assert compare(Manifest(entries), sized(listing)) == expected
+
+
+def sized(listing: dict[str, int]) -> dict[str, Stored]:
+    """A listing of sizes only (a store that gives no ETags)."""
+    return {k: Stored(v, "") for k, v in listing.items()}
+
+
+ETAGS = {"index.html": "a" * 32, "css/a.css": "b" * 32 + "-2"}
+
+
+@pytest.mark.parametrize(
+    ("listing", "heads", "expected"),
+    [
+        pytest.param(
+            # The ETags written: clean.
+            {"index.html": Stored(10, "a" * 32), "css/a.css": Stored(20, "b" * 32 + "-2"),
+             "b/c.html": Stored(0, "c" * 32)},  # no ETag recorded for b/c.html: any will do
+            None, [],
+            id="etags-as-written",
+        ),
+        pytest.param(
+            # The same size, another ETag: an edit behind the tool's back.
+            {"index.html": Stored(10, "f" * 32), "css/a.css": Stored(20, "b" * 32 + "-2"),
+             "b/c.html": Stored(0, "")},
+            None, [Drift("index.html", "etag", 10, 10, f"ETag {'f' * 32}, not {'a' * 32} as written")],
+            id="same-size-other-etag",
+        ),
+        pytest.param(
+            # Another size: reported as that, not twice.
+            {"index.html": Stored(11, "f" * 32), "css/a.css": Stored(20, "b" * 32 + "-2"),
+             "b/c.html": Stored(0, "")},
+            None, [Drift("index.html", "size", 10, 11)],
+            id="size-before-etag",
+        ),
+        pytest.param(
+            # --deep: headers read; one object's Cache-Control differs; "identity" is none.
+            {"index.html": Stored(10, "a" * 32), "css/a.css": Stored(20, "b" * 32 + "-2"),
+             "b/c.html": Stored(0, "")},
+            {"index.html": Head(HTML, "no-store", "identity"), "css/a.css": Head(CSS, CC, ""),
+             "b/c.html": Head(HTML, CC, "")},
+            [Drift("index.html", "headers", 10, 10, "Cache-Control 'no-store', not "
+                   f"'{CC}'")],
+            id="deep-headers",
+        ),
+    ],
+)
+def test_compare_etags_and_headers(listing, heads, expected):
+    assert compare(M3.replace(etags=ETAGS), listing, heads) == expected
 
 
 # --- repair_plan: case table -----------------------------------------------------------------
@@ -234,7 +283,7 @@ _entry = st.builds(
 def test_compare_finds_exactly_the_keys_removed_resized_or_added(entries, data):
     m = Manifest(entries)
     listing = {k: e.size for k, e in m.entries.items()}
-    assert compare(m, listing) == []
+    assert compare(m, sized(listing)) == []
 
     keys = sorted(entries)
     removed = data.draw(st.sets(st.sampled_from(keys)) if keys else st.just(set()), "removed")
@@ -258,7 +307,7 @@ def test_compare_finds_exactly_the_keys_removed_resized_or_added(entries, data):
         listing[k] = size
         expected.append(Drift(k, "extra", None, size))
 
-    assert compare(m, listing) == sorted(expected, key=lambda d: d.key)
+    assert compare(m, sized(listing)) == sorted(expected, key=lambda d: d.key)
 
 
 # --- end to end against moto -----------------------------------------------------------------
@@ -309,10 +358,11 @@ def make_drift(moto, site, prefix: str = "") -> None:
 
 EXPECTED_DRIFT = [
     {"key": "about/index.html", "problem": "missing",
-     "manifest_size": len(SITE["about/index.html"]), "target_size": None},
+     "manifest_size": len(SITE["about/index.html"]), "target_size": None, "detail": ""},
     {"key": "css/site.css", "problem": "size",
-     "manifest_size": len(SITE["css/site.css"]), "target_size": len(OTHER_CSS)},
-    {"key": "extra/stray.html", "problem": "extra", "manifest_size": None, "target_size": 6},
+     "manifest_size": len(SITE["css/site.css"]), "target_size": len(OTHER_CSS), "detail": ""},
+    {"key": "extra/stray.html", "problem": "extra", "manifest_size": None, "target_size": 6,
+     "detail": ""},
 ]
 
 
@@ -380,7 +430,7 @@ def test_verify_reports_missing_size_and_extra_but_never_state_or_other_prefixes
         assert never not in table.stdout, never
 
     assert set(doc) == {"target", "deploy_id", "checked", "drift", "repaired", "deleted",
-                        "not_repairable", "invalidation", "clean"}
+                        "not_repairable", "invalidation", "clean", "deep", "nested_targets"}
     assert doc["target"] == site.target(prefix)
     assert doc["deploy_id"] == manifest(moto.s3, site.bucket, prefix).deploy_id
     assert doc["checked"] == len(SITE)
