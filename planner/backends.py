@@ -30,6 +30,7 @@ from .budget import (
     InvalidationCount,
     Usage,
     cache_codec,
+    distribution_summaries,
     month_of,
     read_invalidations,
     recorded_usage,
@@ -40,7 +41,7 @@ from .targets import LocalTarget, S3Target, Target
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"
-HEAD_WORKERS = 16  # HeadObject requests at once (a takeover, verify --deep)
+HEAD_WORKERS = 32  # HeadObject requests at once (a takeover, verify --deep)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Backend(Protocol):
     target: Target
     store: Store
     default_distributions: tuple[str, ...]
+    state: Target | None  # --state: the state's own place; None: <target>/.planner/
     state_apart: bool  # the state lives in a place of its own (--state), not in the target
 
     def put_bytes(
@@ -118,17 +120,6 @@ def _md5_of(path: str) -> str:
     return digest.hexdigest()
 
 
-class _Md5Writer:
-    """A file object that keeps the MD5 of what is written to it."""
-
-    def __init__(self, f: BinaryIO) -> None:
-        self.f, self.md5 = f, hashlib.md5(usedforsecurity=False)
-
-    def write(self, data: bytes) -> int:
-        self.md5.update(data)
-        return self.f.write(data)
-
-
 class LocalBackend:
     """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log.
     Its "ETag" is the MD5 of a file, as S3's is of an object written in one request."""
@@ -170,16 +161,15 @@ class LocalBackend:
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> str:
         # A read that raises (content not the one scanned) leaves nothing: the temporary
         # file is removed, the destination never replaced.
-        out: list[_Md5Writer] = []
+        digest = hashlib.md5(usedforsecurity=False)
 
         def write(f: BinaryIO) -> None:
-            w = _Md5Writer(f)
-            out.append(w)
             while chunk := stream.read(1 << 20):
-                w.write(chunk)
+                digest.update(chunk)
+                f.write(chunk)
 
         self._atomic(key, write)
-        return out[0].md5.hexdigest()
+        return digest.hexdigest()
 
     def copy_in_place(
         self, key: str, content_type: str, cache_control: str, content_encoding: str
@@ -519,17 +509,11 @@ class S3Backend:
         if not any("." in n for n in names):
             return tuple(names)
         domains: dict[str, str] = {}
-        args: dict[str, Any] = {}
-        while True:
-            with aws_errors("ListDistributions"):
-                page = self.clients.cloudfront.list_distributions(**args)["DistributionList"]
-            for item in page.get("Items") or []:
+        with aws_errors("ListDistributions"):
+            for item in distribution_summaries(self.clients.cloudfront):
                 domains[str(item.get("DomainName", "")).lower()] = item["Id"]
                 for alias in (item.get("Aliases") or {}).get("Items") or []:
                     domains.setdefault(str(alias).lower(), item["Id"])
-            if not page.get("IsTruncated"):
-                break
-            args["Marker"] = page["NextMarker"]
         out = []
         for name in names:
             if "." not in name:

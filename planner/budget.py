@@ -159,7 +159,7 @@ def read_invalidations(
     changed = False
     dists: list[str] = []
     items: list[InvalidationCount] = []
-    for dist in _distributions(cloudfront):
+    for dist in (item["Id"] for item in distribution_summaries(cloudfront)):
         dists.append(dist)
         for item, created in _invalidations(cloudfront, dist, month):
             this_month = month_of(created) == month
@@ -211,13 +211,14 @@ def _valid_counts(counts: Any) -> bool:
     )
 
 
-def _distributions(cloudfront: Any):
+def distribution_summaries(cloudfront: Any):
+    """Every distribution of the account (ListDistributions' items: Id, DomainName,
+    Aliases...), page by page."""
     marker = None
     while True:
         args = {"Marker": marker} if marker else {}
         page = cloudfront.list_distributions(**args)["DistributionList"]
-        for item in page.get("Items", []) or []:
-            yield item["Id"]
+        yield from page.get("Items", []) or []
         if not page.get("IsTruncated"):
             return
         marker = page.get("NextMarker")

@@ -344,33 +344,34 @@ def unknown_distribution_when_the_account_has_uncounted_invalidations(ctx: Ctx) 
     unknown_distribution(ctx)
 
 
-def distribution_empty(ctx: Ctx) -> None:
-    ctx.distributions = [""]  # `-d "$CLOUDFRONT_DISTRIBUTION_ID"` with the variable unset
+def _invalidating_on(ctx: Ctx, distribution: str) -> None:
+    """The deploy names ``distribution`` and has a changed file to invalidate there."""
+    ctx.distributions = [distribution]
     (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+
+
+def distribution_empty(ctx: Ctx) -> None:
+    _invalidating_on(ctx, "")  # `-d "$CLOUDFRONT_DISTRIBUTION_ID"` with the variable unset
 
 
 def distribution_with_a_line_break(ctx: Ctx) -> None:
-    ctx.distributions = [ctx.site.distribution_id + "\n"]  # pasted into a CI variable
-    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+    _invalidating_on(ctx, ctx.site.distribution_id + "\n")  # pasted into a CI variable
 
 
 def distribution_unknown_domain(ctx: Ctx) -> None:
-    ctx.distributions = ["docs.example.org"]
-    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+    _invalidating_on(ctx, "docs.example.org")
 
 
 def distribution_of_another_bucket(ctx: Ctx) -> None:
     from e2e_helpers import create_distribution
 
-    ctx.distributions = [create_distribution(ctx.moto.cloudfront, "another-site-bucket")]
-    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+    _invalidating_on(ctx, create_distribution(ctx.moto.cloudfront, "another-site-bucket"))
 
 
 def distribution_serving_another_prefix(ctx: Ctx) -> None:
     from e2e_helpers import create_distribution
 
-    ctx.distributions = [create_distribution(ctx.moto.cloudfront, ctx.site.bucket, "/blog")]
-    (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+    _invalidating_on(ctx, create_distribution(ctx.moto.cloudfront, ctx.site.bucket, "/blog"))
 
 
 def target_in_the_state_folder(ctx: Ctx) -> None:

@@ -13,6 +13,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
     "module",
     [
         "manifests.diff",
+        "manifests.etags",
         "manifests.model",
         "manifests.scan",
         "planner.minimizer",
@@ -29,6 +30,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
         "planner.verify",
         "planner.lock",
         "planner.origins",
+        "planner.adopt",
     ],
 )
 def test_pure_module_imports_no_aws_or_cli(module):
