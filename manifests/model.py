@@ -154,8 +154,10 @@ class Manifest:
         }
         if self.etags:
             # Only when known, so a manifest without them has the bytes it had before; a
-            # version of the tool that does not know them ignores them.
-            doc["etags"] = {key: self.etags[key] for key in self.keys if key in self.etags}
+            # version of the tool that does not know them ignores them. One per entry, in the
+            # entries' order ("" where unknown): the keys are not written twice.
+            get = self.etags.get
+            doc["etags"] = [get(key, "") for key in self.keys]
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
 
     def content_digest_input(self) -> bytes:
@@ -216,7 +218,7 @@ class Manifest:
                 previous_deploy_id=_text(doc, "previous_deploy_id", optional=True),
                 tool_version=_text(doc, "tool_version"),
                 format_version=version,
-                etags=_etags(doc.get("etags"), entries),
+                etags=_etags(doc.get("etags"), raw_entries),
             )
         except CorruptManifest:
             raise
@@ -233,13 +235,18 @@ def _text(doc: dict, name: str, optional: bool = False) -> str:
     return value
 
 
-def _etags(raw: object, entries: Mapping[str, Entry]) -> MappingProxyType:
-    """The optional ``etags`` object: text per key of an entry (others are dropped)."""
+def _etags(raw: object, entries: dict) -> MappingProxyType:
+    """The optional ``etags``: a list of text, one per entry in the entries' order, ""
+    where none is known."""
     if raw is None:
         return MappingProxyType({})
-    if not isinstance(raw, dict) or not all(type(v) is str for v in raw.values()):
-        raise CorruptManifest("manifest field 'etags' is not an object of text")
-    return MappingProxyType({k: v for k, v in raw.items() if k in entries})
+    if (
+        type(raw) is not list
+        or len(raw) != len(entries)
+        or not all(type(e) is str for e in raw)
+    ):
+        raise CorruptManifest("manifest field 'etags' is not a list of text, one per entry")
+    return MappingProxyType({k: e for k, e in zip(entries, raw) if e})
 
 
 def _entry_list(e: Entry) -> list[object]:

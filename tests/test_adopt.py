@@ -225,15 +225,16 @@ def test_manifest_etags_round_trip_and_stay_out_of_the_deploy_id():
     assert b"etags" not in plain.to_json_bytes()
 
 
-def test_manifest_etags_of_unknown_keys_are_dropped_and_bad_ones_refused():
+def test_manifest_etags_are_one_per_entry_in_order_and_bad_ones_refused():
     import gzip
     import json
 
     from manifests import CorruptManifest
 
-    doc = json.loads(Manifest({"a.html": entry(b"a")}).to_json_bytes())
-    doc["etags"] = {"a.html": "abc", "gone.html": "x"}
-    assert Manifest.loads(gzip.compress(json.dumps(doc).encode())).etags == {"a.html": "abc"}
-    doc["etags"] = {"a.html": 5}
-    with pytest.raises(CorruptManifest, match="etags"):
-        Manifest.loads(gzip.compress(json.dumps(doc).encode()))
+    m = Manifest({"b.html": entry(b"b"), "a.html": entry(b"a")}).replace(etags={"b.html": "bb"})
+    doc = json.loads(m.to_json_bytes())
+    assert list(doc["entries"]) == ["a.html", "b.html"] and doc["etags"] == ["", "bb"]
+    for bad in ({"a.html": "x"}, ["x"], ["x", 5], "xx"):
+        doc["etags"] = bad
+        with pytest.raises(CorruptManifest, match="'etags' is not a list of text, one per entry"):
+            Manifest.loads(gzip.compress(json.dumps(doc).encode()))
