@@ -8,7 +8,6 @@ other ETag (SSE-KMS, SSE-C, a store of its own kind) proves nothing.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Callable
 
@@ -44,6 +43,8 @@ def parts_of(etag: str) -> int | None:
 def etag_of(data: bytes, part_size: int | None = None) -> str:
     """The ETag S3 gives ``data`` written in one request (``part_size`` None), or as a
     multipart upload in parts of ``part_size`` bytes."""
+    import hashlib  # OpenSSL's: loaded only when an ETag is computed (a takeover)
+
     if part_size is None:
         return hashlib.md5(data, usedforsecurity=False).hexdigest()
     if part_size <= 0:
@@ -68,6 +69,8 @@ def stored_etag(
     proof is never made from other bytes than those deployed), turned into what is stored
     (``stored``: compressed, for a content encoding; the file is then read whole), then as
     :func:`etag_of`. Without ``stored`` the file is read in pieces."""
+    import hashlib
+
     check = xxhash.xxh3_128()
     size = 0
     try:

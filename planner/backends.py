@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, Sequence
 
@@ -112,8 +110,16 @@ class Backend(Protocol):
     def resolve_distributions(self, names: Sequence[str]) -> tuple[str, ...]: ...
 
 
+def _md5(data: bytes = b""):
+    """An MD5 (the local backend's ETag); OpenSSL's hashlib loaded on first use, not when
+    a plan starts."""
+    import hashlib
+
+    return hashlib.md5(data, usedforsecurity=False)
+
+
 def _md5_of(path: str) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
+    digest = _md5()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
@@ -156,12 +162,12 @@ class LocalBackend:
     ) -> str:
         # Compressed data is written compressed, as S3 stores it (there is no header to keep).
         self._atomic(key, lambda f: f.write(data))
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+        return _md5(data).hexdigest()
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> str:
         # A read that raises (content not the one scanned) leaves nothing: the temporary
         # file is removed, the destination never replaced.
-        digest = hashlib.md5(usedforsecurity=False)
+        digest = _md5()
 
         def write(f: BinaryIO) -> None:
             while chunk := stream.read(1 << 20):
@@ -461,6 +467,8 @@ class S3Backend:
 
         if not keys:
             return {}
+        from concurrent.futures import ThreadPoolExecutor  # (and logging): only when used
+
         with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(keys))) as pool:
             return {k: h for k, h in pool.map(head, keys) if h is not None}
 
