@@ -235,7 +235,7 @@ class LocalBackend:
         return None
 
     def enclosing_targets(self) -> list[str]:
-        """Folders above the target that hold another target's state."""
+        """Folders above the target that hold another target's state, outermost first."""
         out = []
         folder = os.path.dirname(self.root)
         while True:
@@ -243,7 +243,7 @@ class LocalBackend:
                 out.append("file://" + folder)
             parent = os.path.dirname(folder)
             if parent == folder:
-                return out
+                return out[::-1]
             folder = parent
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
@@ -473,8 +473,8 @@ class S3Backend:
             return {k: h for k, h in pool.map(head, keys) if h is not None}
 
     def enclosing_targets(self) -> list[str]:
-        """Prefixes above the target's that hold another target's state (one ListObjectsV2
-        of at most one key per level: s3:ListBucket is all it needs)."""
+        """Prefixes above the target's that hold another target's state, outermost first (one
+        ListObjectsV2 of at most one key per level: s3:ListBucket is all it needs)."""
         parts = self.prefix.split("/")[:-1]
         out = []
         for depth in range(len(parts)):

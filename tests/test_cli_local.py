@@ -316,3 +316,16 @@ def test_state_in_a_folder_of_its_own_from_the_configuration(site, tmp_path):
                            cwd=cwd)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["uploads"] == []  # read back from the state folder
+
+
+def test_a_folder_inside_another_target_is_refused_and_left_unwritten(site, tmp_path):
+    outer = tmp_path / "out"
+    assert run("deploy", str(site), "--target", str(outer)).returncode == 0
+    for inner in (outer / "docs", outer / "docs" / "v2"):
+        r = run("deploy", str(site), "--target", str(inner))
+        assert r.returncode == 1
+        line = [x for x in without_progress(r.stderr) if x.startswith("Error:")]
+        assert line == [f"Error: file://{inner} lies inside the target file://{outer} (its state "
+                        f"is in file://{outer}/.planner/), whose deploys own every key under it; "
+                        "deploy to a place outside it"], r.stderr
+        assert not inner.exists()
