@@ -275,6 +275,23 @@ def deploy(site: str, target: str, n_files: int) -> None:
         _fail(f"planner deploy failed:\n{proc.stderr.decode(errors='replace')}")
 
 
+def bench_site(folder: str, files: int, total_mb: int, other: str) -> tuple[str, str]:
+    """(the generated site, generated once and reused; the path of a second folder named
+    ``other`` beside it, for the benchmark's target), both keyed by the generator's
+    parameters."""
+    tag = hashlib.sha256(json.dumps(
+        [GENERATOR_VERSION, SEED, files, total_mb]).encode()).hexdigest()[:10]
+    base = os.path.abspath(folder)
+    site = os.path.join(base, f"site-{files}-{total_mb}mb-{tag}")
+    os.makedirs(base, exist_ok=True)
+    if not os.path.isdir(site):
+        print(f"generating {files} files, ~{total_mb} MiB in {site} ...", file=sys.stderr)
+        t0 = time.perf_counter()
+        generate(site, files, total_mb)
+        print(f"  done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    return site, os.path.join(base, f"{other}-{files}-{total_mb}mb-{tag}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--files", type=int, default=20_000)
@@ -291,17 +308,7 @@ def main() -> None:
               "(Debian/Ubuntu), brew install xxhash (macOS).", file=sys.stderr)
         sys.exit(2)
 
-    tag = hashlib.sha256(json.dumps(
-        [GENERATOR_VERSION, SEED, args.files, args.total_mb]).encode()).hexdigest()[:10]
-    base = os.path.abspath(args.dir)
-    site = os.path.join(base, f"site-{args.files}-{args.total_mb}mb-{tag}")
-    target = os.path.join(base, f"target-{args.files}-{args.total_mb}mb-{tag}")
-    os.makedirs(base, exist_ok=True)
-    if not os.path.isdir(site):
-        print(f"generating {args.files} files, ~{args.total_mb} MiB in {site} ...", file=sys.stderr)
-        t0 = time.perf_counter()
-        generate(site, args.files, args.total_mb)
-        print(f"  done in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
+    site, target = bench_site(args.dir, args.files, args.total_mb, "target")
     n_files, n_bytes, n_dirs = site_stats(site)
 
     deploy(site, target, n_files)

@@ -25,7 +25,6 @@ Needs ``xxh128sum`` (apt-get install xxhash) and ``md5sum``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -36,13 +35,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_plan import (  # noqa: E402 - the site generator and runners of the plan benchmark
-    GENERATOR_VERSION,
     REPO,
-    SEED,
     _cpu_model,
     _fail,
     _timed,
-    generate,
+    bench_site,
     planner_cmd,
     site_stats,
 )
@@ -85,15 +82,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             _fail(f"{tool} not found (apt-get install xxhash coreutils)")
 
-    tag = hashlib.sha256(json.dumps(
-        [GENERATOR_VERSION, SEED, args.files, args.total_mb]).encode()).hexdigest()[:10]
-    base = os.path.abspath(args.dir)
-    site = os.path.join(base, f"site-{args.files}-{args.total_mb}mb-{tag}")
-    target = os.path.join(base, f"takeover-{args.files}-{args.total_mb}mb-{tag}")
-    os.makedirs(base, exist_ok=True)
-    if not os.path.isdir(site):
-        print(f"generating {args.files} files, ~{args.total_mb} MiB in {site} ...", file=sys.stderr)
-        generate(site, args.files, args.total_mb)
+    site, target = bench_site(args.dir, args.files, args.total_mb, "takeover")
     if not os.path.isdir(target):
         subprocess.run(["cp", "-r", site, target + ".partial"], check=True)
         os.replace(target + ".partial", target)
