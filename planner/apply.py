@@ -1,13 +1,17 @@
 """Carry out a plan, in the order that keeps the site, the manifest and the CDN in step:
 
-1. finish the invalidation and deletes of a committed deploy that was interrupted;
-2. write the pending record (journal) naming every key about to be written;
+1. finish the deletes and invalidation of a committed deploy that was interrupted;
+2. write the pending record (journal) naming every key about to be written or deleted;
 3. upload assets, then pages (HTML/XML), so no page points at an asset not yet there;
 4. commit the manifest, conditional on the version the plan was made against;
-5. create the invalidation on each distribution (CallerReference from the deploy id);
-6. delete removed objects; 7. write the deploy's ledger record; 8. remove the pending record.
+5. delete removed objects;
+6. create the invalidation on each distribution (CallerReference from the deploy id), after
+   the deletes, so that no request can cache a removed object again once it is invalidated;
+7. write the deploy's ledger record; 8. remove the pending record.
 
 A crash anywhere leaves a record the next run uses to converge (see ``plan.compute_plan``).
+Under a lock with a fence, every write is signed to expire with the lease (see
+:mod:`planner.fence`).
 """
 
 from __future__ import annotations
@@ -21,15 +25,29 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import xxhash
+
 from manifests import ScanError, commit_manifest, load_manifest
 from manifests.errors import ConflictError
 from manifests.scan import hash_file
 
 from . import ledger
 from .backends import MULTIPART_THRESHOLD, Backend
+from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
 from .errors import AwsError, InvalidationError
 from .headers import compress, is_page
-from .plan import JOURNAL_NAME, Journal, Options, Plan, Upload, journal_invalidations
+from .lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
+from .plan import (
+    JOURNAL_NAME,
+    Journal,
+    Options,
+    Plan,
+    Upload,
+    build_plan,
+    journal_invalidations,
+    state_unchanged,
+)
+from .urls import repair_batch, valid_path
+from .verify import compare
 
 Log = Callable[[str], None]
 debug = logging.getLogger("planner.apply").debug
@@ -153,6 +171,9 @@ def _upload_all(
 # CloudFront's answers that mean "not now": too many invalidations in progress (15 wildcard
 # paths or 3,000 file paths per distribution), or throttling that outlasted botocore's retries.
 RETRY_LATER = ("TooManyInvalidationsInProgress", "Throttling", "ThrottlingException")
+# Its answers that no retry changes: a path it refuses, a batch too large, or the deploy's
+# CallerReference already used for other paths (a pending record edited by hand).
+REFUSED_FOR_GOOD = ("InvalidArgument", "BatchTooLarge", "InvalidationBatchAlreadyExists")
 
 
 @dataclass
@@ -192,6 +213,65 @@ def _submit(
             delay = min(delay * 2, waiting.max_delay)
 
 
+def _acceptable(paths: tuple[str, ...]) -> bool:
+    """Whether CloudFront can ever accept ``paths`` as one batch (what it cannot is refused
+    for good, or waits forever for invalidations in progress to make room)."""
+    wildcards = sum(p.endswith("*") for p in paths)
+    return (
+        all(valid_path(p) for p in paths)
+        and wildcards <= MAX_WILDCARDS_IN_PROGRESS
+        and len(paths) - wildcards <= MAX_PATHS_IN_PROGRESS
+    )
+
+
+def _replace_batch(
+    journal: Journal, backend: Backend, dist: str, paths: tuple[str, ...], why: str, log: Log
+) -> Journal:
+    """``journal`` with a valid batch for ``dist`` covering what ``paths`` meant (each path
+    repaired, or "/*"), written to the store before it is submitted: a crash then resubmits
+    the same batch with the same CallerReference."""
+    fixed = repair_batch(paths, MAX_WILDCARDS_IN_PROGRESS, MAX_PATHS_IN_PROGRESS)
+    if fixed == paths or not _acceptable(fixed):
+        fixed = ("/*",)
+    journal = journal.replace(dist, fixed)
+    backend.store.write(JOURNAL_NAME, journal.dumps())
+    log(f"the pending invalidation of {len(paths)} paths on {dist} cannot be accepted ({why}): "
+        f"replaced by {len(fixed)} valid paths covering the same URLs "
+        f"({', '.join(fixed[:3])}{', ...' if len(fixed) > 3 else ''}; CallerReference "
+        f"{journal.reference_for(dist, fixed)})")
+    return journal
+
+
+def _invalidate(
+    journal: Journal, backend: Backend, result: Result, log: Log, waiting: Waiting, check: Check
+) -> dict[str, str]:
+    """Submit each distribution's batch; a batch CloudFront refuses for good (or could never
+    accept) is replaced by a valid one for the same URLs. Returns distribution -> id."""
+    made: dict[str, str] = {}
+    for dist, paths in journal.submissions():
+        check()
+        if not _acceptable(paths):
+            journal = _replace_batch(journal, backend, dist, paths, "invalid paths or too many "
+                                     "for one distribution", log)
+            paths = dict(journal.submissions())[dist]
+        for attempt in range(3):
+            try:
+                made[dist] = _submit(backend, dist, paths, journal.reference_for(dist, paths),
+                                     waiting, log)
+                result.paths += len(paths)
+                break
+            except AwsError as exc:
+                if exc.code == "NoSuchDistribution":
+                    log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
+                    break
+                if exc.code not in REFUSED_FOR_GOOD or paths == ("/*",):
+                    raise  # "/*" is the last resort
+                journal = _replace_batch(journal, backend, dist, paths, exc.code, log)
+                paths = dict(journal.submissions())[dist]
+        result.invalidations.update(made)
+    return made
+
+
 def finish(
     journal: Journal,
     backend: Backend,
@@ -201,26 +281,18 @@ def finish(
     resumed: bool = False,
     check: Check = _no_check,
 ) -> None:
-    """Steps 5-8 for a committed deploy; safe to repeat (same CallerReference, idempotent
-    deletes, a create-only ledger record). A distribution deleted since the record was written
-    has nothing cached: skipped."""
+    """Steps 5-8 for a committed deploy; safe to repeat (idempotent deletes, the same
+    CallerReference, a create-only ledger record). The deletes come first: every removed URL
+    is invalidated after its object is gone. A distribution deleted since the record was
+    written has nothing cached: skipped."""
     waiting = waiting or Waiting()
-    made: dict[str, str] = {}
-    check()
-    for dist, paths in journal.submissions():
-        try:
-            made[dist] = _submit(backend, dist, paths, journal.caller_reference, waiting, log)
-            result.paths += len(paths)
-        except AwsError as exc:
-            if exc.code != "NoSuchDistribution":
-                raise
-            log(f"distribution {dist} no longer exists; its pending invalidation is dropped")
-        result.invalidations.update(made)
     if journal.deletes:
         check()
         debug("delete %d objects: %s", len(journal.deletes), ", ".join(journal.deletes[:20]))
         backend.delete(list(journal.deletes))
         result.deleted += len(journal.deletes)
+    check()
+    made = _invalidate(journal, backend, result, log, waiting, check)
     if journal.record is not None:
         record = ledger.complete(journal.record, made, waiting.now(), resumed)
         if ledger.write(backend.store, record):
@@ -302,20 +374,22 @@ def deploy_site(
     accept: Callable[[Plan], Plan] | None = None,
     progress: Callable[[Plan], Any] | None = None,
     hash_progress: Callable[[int, int, int], None] | None = None,
+    lease: float = LEASE_SECONDS,
+    margin: float = MARGIN_SECONDS,
 ) -> tuple[Plan, Result]:
     """Plan, then (when there is something to do) take the target's lock and apply.
 
     Every bad input (build, manifest, distribution ids) is refused while planning, before the
     lock is taken, so a refused deploy writes nothing at all; ``backend`` should be read-only
     until then (it is switched with ``allow_writes``). Under the lock the state is read again:
-    if another deploy finished meanwhile, the plan is made again against it. ``show`` is
-    handed the plan that is applied, before it is; ``accept`` checks (and may adjust) every plan
-    made, e.g. against a saved plan (it raises to refuse); ``progress(plan)`` gives a context
-    manager that is called with the size of each file uploaded; ``hash_progress`` follows the
-    hashing of the build, each time it is scanned (see :func:`manifests.scan.scan`)."""
-    from .lock import DeployLock, clear_stale
-    from .plan import build_plan, state_unchanged
-
+    if another deploy finished meanwhile, the plan is made again against it; if the lock was
+    taken over from a deploy that lost it, the objects are checked against the manifest too
+    (see :func:`suspects`). ``show`` is handed the plan that is applied, before it is;
+    ``accept`` checks (and may adjust) every plan made, e.g. against a saved plan (it raises to
+    refuse); ``progress(plan)`` gives a context manager that is called with the size of each
+    file uploaded; ``hash_progress`` follows the hashing of the build, each time it is scanned
+    (see :func:`manifests.scan.scan`). ``lease`` and ``margin``: the lock's (see
+    :mod:`planner.lock`)."""
     accept = accept or (lambda p: p)
     plan = accept(build_plan(site, backend, options, tool_version, hash_progress))
     if not (plan.has_work or plan.resume is not None):
@@ -324,11 +398,15 @@ def deploy_site(
         clear_stale(backend.store, log)  # a lock left by a deploy killed as it ended
         return plan, Result()
     backend.check_distributions(plan.distribution_ids)
-    with DeployLock(backend.store, "deploy", timeout=lock_timeout, log=log) as lock:
+    with DeployLock(backend.store, "deploy", lease=lease, timeout=lock_timeout, log=log,
+                    fence=backend.fence, margin=margin) as lock:
         backend.allow_writes()
-        if not state_unchanged(backend, plan):
-            log("the target changed while planning (another deploy finished): planning again")
-            plan = accept(build_plan(site, backend, options, tool_version, hash_progress))
+        doubtful = suspects(backend, log) if lock.took_over else frozenset()
+        if doubtful or not state_unchanged(backend, plan):
+            if not doubtful:
+                log("the target changed while planning (another deploy finished): planning again")
+            plan = accept(build_plan(site, backend, options, tool_version, hash_progress,
+                                     suspects=doubtful))
         if show:
             show(plan)
         lock.what = f"deploy {plan.deploy_id}"
@@ -339,3 +417,19 @@ def deploy_site(
             return plan, apply_plan(
                 plan, backend, workers, log, waiting, check=lock.check, progress=bar
             )
+
+
+def suspects(backend: Backend, log: Log = lambda _: None) -> frozenset[str]:
+    """After taking the lock over from a deploy that lost it (its lease and margin past, so
+    S3 refuses anything more from it): the keys whose objects are not what the manifest says
+    (missing, another size or ETag, or not in it), which that deploy may have written before
+    it stopped. Its pending record names what it meant to touch; this checks what it did."""
+    manifest, _ = load_manifest(backend.store, backend.target.uri)
+    if manifest is None:
+        return frozenset()  # no manifest: the plan takes over what the target holds anyway
+    drift = compare(manifest, backend.list_site().objects)
+    if drift:
+        log(f"the lock was taken over: {len(drift)} objects are not as the manifest says "
+            f"({', '.join(d.key for d in drift[:3])}{', ...' if len(drift) > 3 else ''}); "
+            "they are written again (or deleted) and invalidated")
+    return frozenset(d.key for d in drift)

@@ -42,9 +42,20 @@ class Clients:
         )
 
     @cached_property
+    def fence(self) -> Any:
+        """S3's clock and the lease that bounds every write (see :mod:`planner.fence`)."""
+        from .fence import Fence
+
+        return Fence()
+
+    @cached_property
     def s3(self) -> Any:
+        from .fence import attach
+
         with aws_errors("S3 client"):
-            return self.session.client("s3", config=self._config())
+            client = self.session.client("s3", config=self._config())
+        attach(client, self.fence)
+        return client
 
     @cached_property
     def cloudfront(self) -> Any:

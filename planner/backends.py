@@ -35,6 +35,7 @@ from .budget import (
     usage_from,
 )
 from .errors import AwsError, BadTarget, InvalidationError
+from .fence import Fence
 from .targets import LocalTarget, S3Target, Target
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -68,6 +69,9 @@ class Backend(Protocol):
     default_distributions: tuple[str, ...]
     state: Target | None  # --state: the state's own place; None: <target>/.planner/
     state_apart: bool  # the state lives in a place of its own (--state), not in the target
+    # The clock of the place the lock is in, and the lease that bounds writes; on S3 it signs
+    # every write to expire with the lease (planner.fence); a local folder can only check.
+    fence: Fence
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str, cache_control: str,
@@ -138,6 +142,7 @@ class LocalBackend:
         self.state = state  # --state: the state's own folder; None: <target>/.planner/
         self.state_apart = state is not None
         self.store = LocalStore(self.root) if state is None else LocalStore(state.root, folder="")
+        self.fence = Fence()  # the wall clock; a file system cannot refuse a late write
 
     def _dest(self, key: str) -> str:
         return os.path.join(self.root, *key.split("/"))
@@ -327,6 +332,10 @@ class S3Backend:
         self.bucket = target.bucket
         self.prefix = target.prefix
         self._store: S3Store | None = None
+
+    @property
+    def fence(self) -> Fence:
+        return self.clients.fence
 
     def allow_writes(self) -> None:
         """End of planning (a deploy that goes on): write what planning kept back, the count

@@ -21,9 +21,10 @@ from .cli_common import (
     with_aws_options,
 )
 from .cli_common import errors as _errors
-from .errors import PlannerError
 from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
+from .errors import PlannerError
 from .headers import DEFAULT_CACHE_CONTROL
+from .lock import LEASE_SECONDS, MARGIN_SECONDS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER"}
 
@@ -237,6 +238,14 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
 @click.option("--lock-timeout", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Seconds to wait while another deploy holds the target's lock (0: fail at "
                    "once, exit 4).")
+@click.option("--lock-lease", type=click.FloatRange(min=2), default=LEASE_SECONDS,
+              show_default=True,
+              help="Seconds the lock is held without renewal (renewed every quarter of it); "
+                   "on S3 every write is signed to expire with it.")
+@click.option("--lock-margin", type=click.FloatRange(min=0), default=MARGIN_SECONDS,
+              show_default=True,
+              help="Seconds after the lease during which a write S3 began to accept may still "
+                   "land: a run taking an expired lock over waits them out.")
 @click.option("--plan", "plan_file", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Apply exactly this saved plan (`planner plan --out`): refused if the target "
@@ -244,7 +253,8 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
                    "the file.")
 @named_target
 @_errors
-def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any) -> None:
+def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: float,
+           plan_file: str | None, **kw: Any) -> None:
     """Upload what changed, commit the manifest, invalidate, delete what was removed.
 
     \b
@@ -297,7 +307,8 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
         the_plan, result = deploy_site(
             kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
             workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
-            accept=accept, progress=progress, hash_progress=hashed,
+            accept=accept, progress=progress, hash_progress=hashed, lease=lock_lease,
+            margin=lock_margin,
         )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
@@ -309,11 +320,14 @@ def deploy(dry_run: bool, lock_timeout: float, plan_file: str | None, **kw: Any)
 @cli.command()
 @click.option("--target", "-t", required=True, metavar="TARGET",
               help="s3://bucket[/prefix], file:///abs/dir or a folder path.")
+@click.option("--pending-record", is_flag=True,
+              help="Also remove the pending record an interrupted deploy left (one that cannot "
+                   "be read); then run `planner verify --repair`.")
 @state_option()
 @with_aws_options
 @named_target
 @_errors
-def unlock(target: str, state: str | None, **aws: Any) -> None:
+def unlock(target: str, state: str | None, pending_record: bool, **aws: Any) -> None:
     """Remove the target's deploy lock by hand (when the deploy that held it is gone).
 
     \b
@@ -321,6 +335,7 @@ def unlock(target: str, state: str | None, **aws: Any) -> None:
       planner unlock --target s3://my-bucket
     """
     from .lock import unlock as remove_lock
+    from .plan import JOURNAL_NAME
 
     backend = make_target_backend(target, state, clients_of(aws))
     held = remove_lock(backend.store)
@@ -328,6 +343,14 @@ def unlock(target: str, state: str | None, **aws: Any) -> None:
         click.echo(f"{backend.target.uri} was not locked")
     else:
         click.echo(f"removed the lock of {held.describe()} from {backend.target.uri}")
+    if pending_record:
+        if backend.store.read(JOURNAL_NAME)[0] is None:
+            click.echo(f"{backend.target.uri} has no pending record")
+        else:
+            backend.store.remove(JOURNAL_NAME)
+            click.echo(f"removed the pending record of {backend.target.uri}: run `planner "
+                       f"verify --target {backend.target.uri} --repair BUILD` to put right "
+                       "what the interrupted deploy left")
 
 
 @cli.command("move-state")
@@ -355,7 +378,7 @@ def move_state(target: str, state: str, source: str | None, **aws: Any) -> None:
     clients = clients_of(aws)
     old = make_target_backend(target, source, clients)
     new = make_target_backend(target, state, clients)
-    moved = move(old.store, new.store, new.target.uri)
+    moved = move(old.store, new.store, new.target.uri, fence=new.fence)
     click.echo(f"moved {len(moved)} state objects of {new.target.uri} from {old.store.location} "
                f"to {new.store.location}; from now on, pass --state {state}")
 

@@ -142,7 +142,8 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
         refuse_pending(backend)
         if found.drift and options.distribution_ids:
             url_groups_for(backend, options)  # each one exists and serves the target
-        with DeployLock(backend.store, "verify --repair", timeout=lock_timeout) as lock:
+        with DeployLock(backend.store, "verify --repair", timeout=lock_timeout,
+                        fence=backend.fence) as lock:
             manifest, found = check_target(backend, deep)
             if found.drift:
                 lock.keep_alive()

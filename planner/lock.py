@@ -8,6 +8,12 @@ expired, or whose holder is a process of this host that no longer runs, is taken
 If-Match on the version read, so two runs can never both take it. The holder removes it at the
 end, on errors too. A holder that can no longer renew (the lock was taken over or removed by
 hand) stops before its next write.
+
+Fencing (see :mod:`planner.fence`): given the target's Fence, the lease is kept in S3's clock
+and every write of the holder is signed to expire at the lease's end, so S3 itself refuses a
+holder that was frozen past it. The lock also names a *margin*: how long after the lease a
+write S3 began to accept before the end may still be landing. A run takes an expired lock
+over only once the lease *and* the margin are past.
 """
 
 from __future__ import annotations
@@ -26,9 +32,14 @@ from manifests.errors import ConflictError
 from manifests.stores import ABSENT, Store
 
 from .errors import LockLost, TargetLocked
+from .fence import Fence, lease_over
 
 LOCK_NAME = "lock.json"
 LEASE_SECONDS = 120.0
+# S3 drops a request whose body stalls (RequestTimeout, after some seconds of silence; the
+# figure is not documented): a minute covers that and a single PUT (at most 16 MiB) sent
+# slowly. Multipart objects appear only at CompleteMultipartUpload, a small request.
+MARGIN_SECONDS = 60.0
 RENEW_EVERY = 30.0
 POLL_SECONDS = 2.0
 
@@ -43,6 +54,9 @@ class Holder:
     token: str  # random: tells this holder's lock from a later one of the same process
     machine: str = ""  # hostname and boot id: "the same host" for the dead-process test
     process_start: str = ""  # the process's start tick (Linux), so a reused pid is not alive
+    # Seconds after ``expires`` during which a write the holder began before it may still land
+    # (None: a lock written before fencing; MARGIN_SECONDS is assumed).
+    margin: float | None = None
 
     def dumps(self) -> bytes:
         return json.dumps(asdict(self), indent=1).encode()
@@ -55,10 +69,21 @@ class Holder:
             holder = cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
         except (ValueError, TypeError, AttributeError):
             return None
-        fields = [getattr(holder, k) for k in cls.__dataclass_fields__ if k != "pid"]
+        fields = [getattr(holder, k) for k in cls.__dataclass_fields__ if k not in ("pid", "margin")]
         if type(holder.pid) is not int or not all(isinstance(f, str) for f in fields):
             return None
+        margin = holder.margin
+        if margin is not None and (
+            type(margin) not in (int, float) or not 0 <= margin < 86400
+        ):
+            return None
         return holder
+
+    @property
+    def ends(self) -> float:
+        """When the lock may be taken over: the lease's end plus the margin (epoch seconds;
+        ValueError when unreadable)."""
+        return _epoch(self.expires) + (MARGIN_SECONDS if self.margin is None else self.margin)
 
     def describe(self) -> str:
         return f"{self.deploy} on host {self.host} (pid {self.pid}) since {self.started}"
@@ -134,12 +159,18 @@ class DeployLock:
         lease: float = LEASE_SECONDS,
         timeout: float = 0.0,
         log: Callable[[str], None] = lambda _: None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         alive: Callable[[int, str], bool] = process_alive,
+        fence: Fence | None = None,
+        margin: float = MARGIN_SECONDS,
     ) -> None:
         self.store, self.what, self.lease, self.timeout = store, what, lease, timeout
+        self.fence, self.margin = fence, margin
+        # The lease is kept in the clock of the place the lock is in (S3's, with a fence).
+        clock = clock or (fence.now if fence is not None else time.time)
         self.log, self.clock, self.sleep, self.alive = log, clock, sleep, alive
+        self.took_over: str | None = None  # why the lock was taken from another run, if it was
         self.version: str | None = None
         self.holder: Holder | None = None
         self.lost: str | None = None
@@ -160,7 +191,14 @@ class DeployLock:
             token=self.holder.token if self.holder else secrets.token_hex(8),
             machine=this_machine(),
             process_start=process_start(os.getpid()),
+            margin=self.margin,
         )
+
+    def _hold(self, mine: Holder) -> None:
+        """``mine`` is in force: writes are authorised until its lease ends."""
+        self.holder = mine
+        if self.fence is not None:
+            self.fence.hold(mine.token, _epoch(mine.expires))
 
     def acquire(self) -> None:
         deadline = self.clock() + self.timeout
@@ -168,7 +206,7 @@ class DeployLock:
             mine = self._mine()
             try:
                 self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=ABSENT)
-                self.holder = mine
+                self._hold(mine)
                 return
             except ConflictError:
                 pass
@@ -178,7 +216,8 @@ class DeployLock:
             other = Holder.loads(data)
             if other is not None and other.token == mine.token:
                 # Our own write, whose answer was lost and whose retry found it there.
-                self.version, self.holder = version, mine
+                self.version = version
+                self._hold(mine)
                 return
             stale = self._stale(other)
             if stale:
@@ -186,26 +225,29 @@ class DeployLock:
                     self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=version)
                 except ConflictError:
                     continue  # someone else took it over first
-                self.holder = mine
+                self._hold(mine)
+                self.took_over = stale
                 self.log(f"took over the lock of {other.describe() if other else 'an unreadable lock'}: {stale}")
                 return
             remaining = deadline - self.clock()
             if remaining <= 0:
                 assert other is not None
+                margin = other.ends - _epoch(other.expires)
+                late = f", and {margin:.0f} s more for its last writes" if margin >= 1 else ""
                 raise TargetLocked(
                     f"target is locked by {other.describe()}; its lease runs to "
-                    f"{other.expires} (wait with --lock-timeout, or run `planner unlock` if that "
-                    "deploy is gone)"
+                    f"{other.expires}{late} (wait with --lock-timeout, or run `planner unlock` "
+                    "if that deploy is gone)"
                 )
-            self.sleep(min(POLL_SECONDS, remaining))
+            self.sleep(min(POLL_SECONDS, max(0.1, self.lease / 8), remaining))
 
     def _stale(self, other: Holder | None) -> str:
         """Why ``other``'s lock may be taken over, or "" when it may not."""
         if other is None:
             return "it is not a lock this tool can read"
         try:
-            if _epoch(other.expires) < self.clock():
-                return "its lease expired"
+            if other.ends < self.clock():
+                return "its lease expired (and its margin for late writes is past)"
         except ValueError:
             return "its lease is unreadable"
         if other.machine and other.machine == this_machine() and not self.alive(
@@ -219,18 +261,26 @@ class DeployLock:
         if self._thread is not None:
             self._thread.join()
         if self.holder is None or self.lost:
+            self._unfence()
             return
         with self._mutex:
-            data, version = self.store.read(LOCK_NAME)
-            current = Holder.loads(data) if data is not None else None
-            if current is not None and current.token == self.holder.token:
-                try:
-                    # Conditional: a run that took the lock over between the read and the
-                    # delete (our lease had expired) keeps it.
-                    self.store.remove(LOCK_NAME, expect=version)
-                except ConflictError:
-                    pass
-            self.holder = None
+            try:
+                data, version = self.store.read(LOCK_NAME)
+                current = Holder.loads(data) if data is not None else None
+                if current is not None and current.token == self.holder.token:
+                    try:
+                        # Conditional: a run that took the lock over between the read and the
+                        # delete (our lease had expired) keeps it.
+                        self.store.remove(LOCK_NAME, expect=version)
+                    except ConflictError:
+                        pass
+            finally:
+                self._unfence()
+                self.holder = None
+
+    def _unfence(self) -> None:
+        if self.fence is not None and self.holder is not None:
+            self.fence.drop(self.holder.token)
 
     # --- keeping it ---------------------------------------------------------------------------
 
@@ -241,15 +291,22 @@ class DeployLock:
                 return
             mine = self._mine(self.holder.started)
             try:
+                # A fenced write itself: refused once our lease is over (LockLost).
                 self.version = self.store.write(LOCK_NAME, mine.dumps(), expect=self.version)
-                self.holder = mine
+                self._hold(mine)
+            except LockLost as exc:
+                self.lost = str(exc)
             except ConflictError:
                 data, version = self.store.read(LOCK_NAME)
                 if data is not None and Holder.loads(data) == mine:
                     # Our renewal went through; its answer was lost and the retry refused.
-                    self.version, self.holder = version, mine
+                    self.version = version
+                    self._hold(mine)
                 else:
-                    self.lost = "the lock was taken over or removed while this deploy ran"
+                    self.lost = (
+                        "this deploy lost the target's lock: it was taken over or removed while "
+                        "this deploy ran; stopped before the next write: plan again"
+                    )
 
     def keep_alive(self) -> None:
         """Renew now (failing if the lock is already lost), then every RENEW_EVERY seconds."""
@@ -269,12 +326,9 @@ class DeployLock:
     def check(self) -> None:
         """Raise LockLost before a write when this run no longer holds the lock."""
         if self.lost:
-            raise LockLost(f"{self.lost}; stopped before the next write (run again)")
+            raise LockLost(self.lost)
         if self.holder is not None and _epoch(self.holder.expires) < self.clock():
-            raise LockLost(
-                "the deploy lock's lease ran out (it could not be renewed); stopped before the "
-                "next write (run again)"
-            )
+            raise lease_over(_epoch(self.holder.expires))
 
     def __enter__(self) -> "DeployLock":
         self.acquire()

@@ -18,6 +18,7 @@ from manifests.stores import MANIFEST_NAME
 from .backends import INVALIDATION_LOG
 from .budget import CACHE_NAME
 from .errors import PlannerError
+from .fence import Fence
 from .ledger import LEDGER_DIR
 from .lock import LOCK_NAME, DeployLock
 from .plan import JOURNAL_NAME
@@ -32,14 +33,17 @@ def state_names(store: Store) -> list[str]:
 
 
 def move_state(
-    old: Store, new: Store, target: str, log: Callable[[str], None] = lambda _: None
+    old: Store, new: Store, target: str, log: Callable[[str], None] = lambda _: None,
+    fence: Fence | None = None,
 ) -> list[str]:
     """Move ``target``'s state from ``old`` to ``new``; the names moved. Refused (nothing
     written) when ``old`` holds nothing, or ``new`` holds the state of another target or of
     another deploy of this one."""
     if old.location == new.location:
         raise PlannerError(f"the state of {target} is already in {new.location}")
-    with DeployLock(old, "move-state") as here, DeployLock(new, "move-state") as there:
+    with DeployLock(old, "move-state", fence=fence) as here, DeployLock(
+        new, "move-state", fence=fence
+    ) as there:
         here.keep_alive()
         there.keep_alive()
         names = state_names(old)

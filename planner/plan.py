@@ -125,6 +125,26 @@ class Journal:
     # (distribution, its paths) when the distributions serve the target under different URLs;
     # empty: ``paths`` on each of ``distribution_ids``.
     per_distribution: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # Distributions whose batch CloudFront refused for good and that were given a valid one
+    # instead (see :func:`planner.apply.finish`): their CallerReference tells the new batch.
+    replaced: tuple[str, ...] = ()
+
+    def reference_for(self, distribution_id: str, paths: tuple[str, ...]) -> str:
+        """The CallerReference of the batch ``paths`` for ``distribution_id``: the deploy's,
+        or for a replaced batch the deploy's with a digest of the new paths (the same on a
+        retry; never the refused batch's)."""
+        if distribution_id not in self.replaced:
+            return self.caller_reference
+        return f"{self.caller_reference}-{xxhash.xxh3_64_hexdigest(chr(10).join(paths))[:10]}"
+
+    def replace(self, distribution_id: str, paths: tuple[str, ...]) -> Journal:
+        """This record with ``paths`` as the batch of ``distribution_id``."""
+        per = self.submissions()
+        return dataclasses.replace(
+            self,
+            per_distribution=tuple((d, paths if d == distribution_id else p) for d, p in per),
+            replaced=tuple(sorted({*self.replaced, distribution_id})),
+        )
 
     def submissions(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """(distribution, paths) of each invalidation to make, in order."""
@@ -140,6 +160,8 @@ class Journal:
     def dumps(self) -> bytes:
         doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
         del doc["per_distribution"]
+        if not self.replaced:
+            del doc["replaced"]
         if self.per_distribution:
             # No "paths": a version of the tool that knows only one path list refuses this
             # record as malformed rather than finish it without the other distributions'.
@@ -148,25 +170,46 @@ class Journal:
         return json.dumps(doc, ensure_ascii=False, indent=1).encode()
 
     @classmethod
-    def loads(cls, data: bytes) -> "Journal":
+    def loads(cls, data: bytes, where: str = JOURNAL_NAME, target: str = "TARGET") -> "Journal":
+        """The record read from ``where``, of ``target`` (both named in the error when it is
+        malformed)."""
+        def strs(value: object, name: str) -> tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise TypeError(f"{name} is not a list of strings")
+            return tuple(value)
+
+        def text(value: object, name: str) -> str:
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{name} is not a string")
+            return value
+
         try:
             doc = json.loads(data)
+            if not isinstance(doc, dict):
+                raise TypeError("not a JSON object")
             per = tuple(
-                (str(d), tuple(str(p) for p in paths)) for d, paths in doc.get("per_distribution") or ()
+                (text(d, "per_distribution"), strs(paths, "per_distribution"))
+                for d, paths in doc.get("per_distribution") or ()
             )
+            base = doc["base_deploy_id"]
             return cls(
-                deploy_id=str(doc["deploy_id"]),
-                base_deploy_id=doc["base_deploy_id"],
-                touched=tuple(doc["touched"]),
-                deletes=tuple(doc["deletes"]),
-                paths=() if per else tuple(doc["paths"]),
-                distribution_ids=tuple(doc["distribution_ids"]),
-                caller_reference=str(doc["caller_reference"]),
+                deploy_id=text(doc["deploy_id"], "deploy_id"),
+                base_deploy_id=None if base is None else text(base, "base_deploy_id"),
+                touched=strs(doc["touched"], "touched"),
+                deletes=strs(doc["deletes"], "deletes"),
+                paths=() if per else strs(doc["paths"], "paths"),
+                distribution_ids=strs(doc["distribution_ids"], "distribution_ids"),
+                caller_reference=text(doc["caller_reference"], "caller_reference"),
                 record=_record_draft(doc.get("record")),
                 per_distribution=per,
+                replaced=strs(doc.get("replaced", []), "replaced"),
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CorruptManifest(f"pending record is malformed ({exc})") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CorruptManifest(
+                f"the pending record {where} is malformed ({type(exc).__name__}: {exc}); if no "
+                f"deploy is running, remove it with `planner unlock --target {target} "
+                f"--pending-record`, then run `planner verify --target {target} --repair BUILD`"
+            ) from None
 
 
 def _record_draft(doc: object) -> dict | None:
@@ -272,6 +315,7 @@ def compute_plan(
     takeover: Takeover | None = None,
     distributions_seen: tuple[Distribution, ...] = (),
     warnings: tuple[str, ...] = (),
+    suspects: frozenset[str] = frozenset(),
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate.
@@ -279,7 +323,10 @@ def compute_plan(
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
     :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
     --url-prefix). ``takeover``: with no manifest (``previous`` None), what the target holds,
-    which is then diffed against as the previous manifest (see :mod:`planner.adopt`)."""
+    which is then diffed against as the previous manifest (see :mod:`planner.adopt`).
+    ``suspects``: keys whose objects may not hold what ``previous`` says (found so after the
+    lock was taken over from a deploy that lost it): written again (or deleted) and
+    invalidated, as the keys an interrupted deploy touched."""
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -301,6 +348,7 @@ def compute_plan(
             resume = journal  # committed: only its invalidation and deletes are left
         else:
             dirty = set(journal.touched)  # never committed: objects may not match the manifest
+    dirty |= suspects
 
     new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
     old = previous if previous is not None or takeover is None else takeover.remote
@@ -688,7 +736,10 @@ def read_journal(backend: Backend) -> Journal | None:
 
 def _read_journal(backend: Backend) -> tuple[Journal | None, str | None]:
     data, version = backend.store.read(JOURNAL_NAME)
-    return (None, None) if data is None else (Journal.loads(data), version)
+    if data is None:
+        return None, None
+    where = getattr(backend.store, "location", "") + JOURNAL_NAME
+    return Journal.loads(data, where, backend.target.uri), version
 
 
 def state_unchanged(backend: Backend, plan: Plan) -> bool:
@@ -722,12 +773,13 @@ def build_plan(
     options: Options,
     tool_version: str,
     progress: Callable[[int, int, int], None] | None = None,
+    suspects: frozenset[str] = frozenset(),
 ) -> Plan:
     """Read the target's state, scan the build, and compute the plan. Writes nothing.
     ``progress(files_hashed, bytes_hashed, files_in_all)`` follows the hashing of the build
-    (see :func:`manifests.scan.scan`)."""
+    (see :func:`manifests.scan.scan`); ``suspects``: see :func:`compute_plan`."""
     with paused_gc():
-        return _build_plan(site, backend, options, tool_version, progress)
+        return _build_plan(site, backend, options, tool_version, progress, suspects)
 
 
 def _build_plan(
@@ -736,6 +788,7 @@ def _build_plan(
     options: Options,
     tool_version: str,
     progress: Callable[[int, int, int], None] | None = None,
+    suspects: frozenset[str] = frozenset(),
 ) -> Plan:
     target = backend.target.uri
     state: dict[str, object] = {}
@@ -796,6 +849,7 @@ def _build_plan(
         takeover=adopted,
         distributions_seen=tuple(seen.values()),
         warnings=tuple(warnings),
+        suspects=suspects,
     )
 
 

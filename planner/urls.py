@@ -7,6 +7,8 @@ RFC 1738, URL-encode those characters. Do not URL-encode any other characters in
 
 from __future__ import annotations
 
+import re
+
 # RFC 1738 section 2.2 "unsafe" characters, plus two that must be encoded here for the
 # path to mean the file: '*' (else it becomes a wildcard) and '?' (else it starts a query).
 _UNSAFE = set(' <>"#%{}|\\^~[]`') | {"*", "?"}
@@ -56,3 +58,57 @@ def urls_of(keys, url_prefix: str = "/", index: str = "index.html") -> list[str]
     for key in keys:
         out.update(key_urls(key, url_prefix, index))
     return sorted(out)
+
+
+# --- invalidation batches CloudFront can accept ------------------------------------------------
+
+MAX_PATH_CHARS = 4000  # CloudFront: a path may be at most 4,000 characters
+_VALID_PATH = re.compile(
+    "/(?:[" + re.escape("".join(sorted(_KEEP))) + "]|%[0-9A-Fa-f]{2})*\\*?"
+)
+
+
+def valid_path(path: str) -> bool:
+    """A path CloudFront accepts and that means what it says: it starts with '/', has '*' only
+    as its last character, and every other character is kept as is by :func:`encode_path` or
+    is part of a ``%XX`` escape; at most MAX_PATH_CHARS characters."""
+    return len(path) <= MAX_PATH_CHARS and _VALID_PATH.fullmatch(path) is not None
+
+
+def _trim_escape(prefix: str) -> str:
+    """``prefix`` without a ``%XX`` escape cut short at its end."""
+    cut = prefix.rfind("%", max(0, len(prefix) - 2))
+    return prefix[:cut] if cut != -1 else prefix
+
+
+def repair_path(path: str) -> str:
+    """The nearest valid path that invalidates at least what ``path`` meant: a '/' in front,
+    characters that must be encoded encoded (valid escapes kept), a '*' before the end makes
+    the path a wildcard from there, and one too long a wildcard on its longest valid prefix."""
+    if not path.startswith("/"):
+        path = "/" + path
+    star = path.find("*")
+    wildcard = star != -1
+    if wildcard:
+        path = path[:star]
+    parts = re.split(r"(%[0-9A-Fa-f]{2})", path)
+    # Odd parts are escapes, kept; every other character goes through encode_path.
+    fixed = "".join(p if i % 2 else encode_path(p) for i, p in enumerate(parts))
+    if len(fixed) + wildcard > MAX_PATH_CHARS:
+        fixed, wildcard = _trim_escape(fixed[: MAX_PATH_CHARS - 1]), True
+    return fixed + ("*" if wildcard else "")
+
+
+def repair_batch(
+    paths: tuple[str, ...] | list[str], max_wildcards: int, max_paths: int
+) -> tuple[str, ...]:
+    """A batch CloudFront can accept that invalidates at least what ``paths`` meant: each
+    path repaired, those a wildcard of the batch covers dropped; "/*" when that is still more
+    wildcards or file paths than one distribution may have in progress."""
+    fixed = sorted({repair_path(p) for p in paths})
+    prefixes = [p[:-1] for p in fixed if p.endswith("*")]
+    kept = [p for p in fixed if not any(p != w + "*" and p.startswith(w) for w in prefixes)]
+    wildcards = sum(p.endswith("*") for p in kept)
+    if wildcards > max_wildcards or len(kept) - wildcards > max_paths:
+        return ("/*",)
+    return tuple(kept)

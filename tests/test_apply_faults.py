@@ -57,6 +57,7 @@ class FailingBackend:
         self.default_distributions = inner.default_distributions
         self.state_apart = inner.state_apart
         self.store = FailingStore(inner.store, counter)
+        self.fence = inner.fence  # the wall clock: nothing to fail
 
     def put_bytes(self, *a):
         self.counter.step()

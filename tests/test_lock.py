@@ -40,6 +40,7 @@ from planner.lock import (
     unlock,
 )
 
+EXPIRED = "its lease expired (and its margin for late writes is past)"
 T0 = 1_900_000_000.0  # the fake clock's start (a whole second: lease ends are exact)
 OTHER_MACHINE = "ci-runner-7/0f9e8d7c-6b5a-4f3e-9d2c-1b0a9f8e7d6c"
 
@@ -81,6 +82,7 @@ def foreign(**over: Any) -> Holder:
         token="feedface00000001",
         machine=OTHER_MACHINE,
         process_start="123456",
+        margin=0.0,  # its writes stop at the lease's end (the margin has tests of its own)
     )
     fields.update(over)
     return Holder(**fields)
@@ -271,19 +273,20 @@ def test_a_waiting_contender_polls_and_gets_the_lock_once_the_holder_releases(st
 
 def test_a_waiting_contender_takes_over_once_the_holders_lease_expires(store):
     t = FakeTime()
-    first = DeployLock(store, lease=10, clock=t.clock, sleep=no_sleep)
+    first = DeployLock(store, lease=10, margin=3, clock=t.clock, sleep=no_sleep)
     first.acquire()
     logs: list[str] = []
     second = DeployLock(store, clock=t.clock, sleep=t.sleep, timeout=60, log=logs.append)
 
     second.acquire()
 
-    # The lease ends at T0+10: taken at the first poll after it (the holder, this very process,
-    # is alive: only the lease lets it go).
-    assert t.sleeps == [POLL_SECONDS] * 6 and t.now == T0 + 12
+    # The lease ends at T0+10 and its margin for late writes at T0+13: taken at the first poll
+    # after that (the holder, this very process, is alive: only the lease lets it go).
+    assert t.sleeps == [POLL_SECONDS] * 7 and t.now == T0 + 14
     assert lock_in(store) == second.holder
     assert second.holder.token != first.holder.token
-    assert logs == [f"took over the lock of {first.holder.describe()}: its lease expired"]
+    assert second.took_over == EXPIRED
+    assert logs == [f"took over the lock of {first.holder.describe()}: {EXPIRED}"]
 
 
 def test_a_waiting_contender_gives_up_when_its_timeout_runs_out(store):
@@ -308,7 +311,7 @@ def test_an_expired_lease_is_taken_over_at_once(store):
     lock.acquire()
 
     assert lock_in(store) == lock.holder and lock.holder.pid == os.getpid()
-    assert logs == [f"took over the lock of {old.describe()}: its lease expired"]
+    assert logs == [f"took over the lock of {old.describe()}: {EXPIRED}"]
 
 
 def test_the_lock_of_a_dead_process_on_this_machine_is_taken_over_at_once(store, dead_process):
@@ -492,7 +495,7 @@ def test_renew_extends_the_lease_and_keeps_start_and_token(store):
     t.now = T0 + 200  # past the first lease, within the renewed one
     lock.check()
     t.now = T0 + 221
-    with pytest.raises(LockLost, match="lease ran out"):
+    with pytest.raises(LockLost, match="lost the target's lock: its lease ended at "):
         lock.check()
 
 
@@ -518,7 +521,7 @@ def test_keep_alive_renews_in_the_background_under_the_deploys_name_until_releas
 
 def test_a_holder_whose_lock_was_taken_over_loses_it_on_renew_and_check_stops_it(store):
     t = FakeTime()
-    first = DeployLock(store, lease=10, clock=t.clock, sleep=no_sleep)
+    first = DeployLock(store, lease=10, margin=0, clock=t.clock, sleep=no_sleep)
     first.acquire()
     t.now = T0 + 11
     second = DeployLock(store, clock=t.clock, sleep=no_sleep)
@@ -614,7 +617,7 @@ def test_release_removes_its_own_lock_and_the_target_is_free_again(store):
 
 def test_release_leaves_a_lock_that_another_run_took_over(store):
     t = FakeTime()
-    first = DeployLock(store, lease=10, clock=t.clock, sleep=no_sleep)
+    first = DeployLock(store, lease=10, margin=0, clock=t.clock, sleep=no_sleep)
     first.acquire()
     t.now = T0 + 11
     second = DeployLock(store, clock=t.clock, sleep=no_sleep)
