@@ -135,7 +135,7 @@ class Journal:
         retry; never the refused batch's)."""
         if distribution_id not in self.replaced:
             return self.caller_reference
-        return f"{self.caller_reference}-{xxhash.xxh3_64_hexdigest(chr(10).join(paths))[:10]}"
+        return f"{self.caller_reference}-{xxhash.xxh3_64_hexdigest(chr(10).join(paths).encode())[:10]}"
 
     def replace(self, distribution_id: str, paths: tuple[str, ...]) -> Journal:
         """This record with ``paths`` as the batch of ``distribution_id``."""

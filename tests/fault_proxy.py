@@ -13,6 +13,12 @@ answers some of them itself instead:
 - by calling a hook first (``Hook(fn)``, e.g. to SIGKILL the client), then dropping (or
   doing what ``then`` says).
 
+With ``strict=True`` it also enforces what moto does not (see /work/shared/CLOUDFRONT.md), as
+S3 does: a pre-signed request (``X-Amz-Date`` and ``X-Amz-Expires`` in the query) whose
+expiry is past when its headers arrive is refused (403 AccessDenied, "Request has expired"),
+by this machine's clock; and a request whose body stalls for ``body_timeout`` seconds is
+dropped with 400 RequestTimeout. Neither reaches moto.
+
 A rule picks requests by number (``at``: 1 is the first request after the rule was added),
 or by method and a regular expression searched in the decoded path (``method``, ``path``),
 the first ``times`` of them (every one when ``times`` is None) or the ``nth`` ones, or both.
@@ -29,6 +35,7 @@ counter, so "moto had finished A before B arrived" is ``a.done < b.arrived``.
 
 from __future__ import annotations
 
+import datetime as _dt
 import http.client
 import itertools
 import os
@@ -269,9 +276,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         proxy = self.server.proxy
-        body = self._read_body()
+        arrived = time.time()  # S3 judges a pre-signed request's expiry as its headers arrive
         raw_path, _, query = self.path.partition("?")
+        if proxy.strict:
+            self.connection.settimeout(proxy.body_timeout)
+        try:
+            body = self._read_body()
+        except (socket.timeout, TimeoutError):
+            entry, _ = proxy._arrive(self.command, raw_path, query, dict(self.headers.items()), b"")
+            try:
+                entry.action = "request timeout"
+                self.close_connection = True
+                self._send(entry, REQUEST_TIMEOUT.status, [("Content-Type", "application/xml")],
+                           REQUEST_TIMEOUT.body())
+            finally:
+                proxy._finished()
+            return
+        finally:
+            if proxy.strict:
+                self.connection.settimeout(self.timeout)
         entry, action = proxy._arrive(self.command, raw_path, query, dict(self.headers.items()), body)
+        if proxy.strict and presigned_expired(entry.query, arrived):
+            action = EXPIRED
         try:
             if isinstance(action, Hook):
                 entry.action = action.name
@@ -333,6 +359,21 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _safely
 
 
+EXPIRED = Error(403, "AccessDenied", "Request has expired")
+REQUEST_TIMEOUT = Error(400, "RequestTimeout", "Your socket connection to the server was not "
+                        "read from or written to within the timeout period.")
+
+
+def presigned_expired(query: dict[str, list[str]], at: float) -> bool:
+    """Whether a query-signed request is past ``X-Amz-Date + X-Amz-Expires`` at time ``at``."""
+    if "X-Amz-Expires" not in query or "X-Amz-Date" not in query:
+        return False
+    signed = _dt.datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=_dt.UTC
+    )
+    return at > signed.timestamp() + int(query["X-Amz-Expires"][0])
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -342,7 +383,8 @@ class _Server(ThreadingHTTPServer):
 class FaultProxy:
     """The proxy; a context manager that starts it on 127.0.0.1 (a free port) and stops it."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, strict: bool = False, body_timeout: float = 20.0) -> None:
+        self.strict, self.body_timeout = strict, body_timeout
         parsed = urllib.parse.urlsplit(upstream)
         assert parsed.scheme == "http", upstream
         self.upstream_host = parsed.hostname or "127.0.0.1"

@@ -1057,3 +1057,22 @@ def test_local_target_locked_deploy_writes_nothing_until_unlocked(tmp_path):
     files = {k: v[0] for k, v in tree(target).items() if not k.startswith(".planner/")}
     assert files == v2
     assert not (target / ".planner" / LOCK_NAME).exists()
+
+
+def test_a_lock_without_a_margin_is_given_the_default_one(store):
+    from planner.lock import MARGIN_SECONDS
+
+    old = foreign(expires=iso(T0 - 1), margin=None)  # written before locks had a margin
+    store.write(LOCK_NAME, old.dumps())
+    with pytest.raises(TargetLocked, match=f"and {MARGIN_SECONDS:.0f} s more for its last writes"):
+        DeployLock(store, clock=FakeTime().clock, sleep=no_sleep).acquire()
+    t = FakeTime(start=T0 + MARGIN_SECONDS)  # lease + margin past
+    lock = DeployLock(store, clock=t.clock, sleep=no_sleep)
+    lock.acquire()
+    assert lock.took_over == EXPIRED and lock_in(store) == lock.holder
+
+
+@pytest.mark.parametrize("margin", ["60", -1, 1e9, True])
+def test_a_lock_with_an_unreadable_margin_is_not_a_lock_this_tool_can_read(margin):
+    doc = json.loads(foreign().dumps()) | {"margin": margin}
+    assert Holder.loads(json.dumps(doc).encode()) is None
