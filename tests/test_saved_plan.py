@@ -43,6 +43,13 @@ EDITED = [f"docs/p{i}.html" for i in range(1, 5)]
 EXACT = [f"/docs/p{i}.html" for i in range(1, 5)]
 WILDCARD = ["/docs/p*"]
 FORMAT = "invalidation-planner/plan"
+EDITED_MESSAGE = "was edited after `planner plan` wrote it (checksum mismatch); make the plan again"
+
+
+def checksum(doc: dict[str, Any]) -> str:
+    from planner.saved import checksum as of
+
+    return of(doc)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -214,7 +221,8 @@ def test_plan_out_saves_the_plan_shown_and_writes_nothing_to_the_target(env):
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     saved = json.loads((env.cwd / "plan.json").read_text())
-    assert saved["format"] == FORMAT and saved["version"] == 1
+    assert saved["format"] == FORMAT and saved["version"] == 2
+    assert saved["checksum"] == checksum(saved) and saved["checksum"].startswith("sha256:")
     assert saved["site"] == str(env.public)
     assert saved["target"] == f"file://{env.target}"
     assert saved["deploy_id"] == shown["manifest"]["deploy_id"]
@@ -340,7 +348,15 @@ def _not_a_saved_plan(env: Env) -> bytes:
 
 def _wrong_version(env: Env) -> bytes:
     doc = json.loads((env.cwd / "plan.json").read_text())
-    doc["version"] = 2
+    doc["version"] = 3
+    return json.dumps(doc).encode()
+
+
+def _format_1(env: Env) -> bytes:
+    """As the version before checksums wrote it."""
+    doc = json.loads((env.cwd / "plan.json").read_text())
+    del doc["checksum"]
+    doc["version"] = 1
     return json.dumps(doc).encode()
 
 
@@ -350,7 +366,8 @@ def _truncated(env: Env) -> bytes:
 
 
 def _missing_fields(env: Env) -> bytes:
-    return json.dumps({"format": FORMAT, "version": 1}).encode()
+    doc = {"format": FORMAT, "version": 2}
+    return json.dumps({**doc, "checksum": checksum(doc)}).encode()
 
 
 @pytest.mark.parametrize(
@@ -359,13 +376,16 @@ def _missing_fields(env: Env) -> bytes:
         pytest.param(_not_a_saved_plan, "is not a plan saved by `planner plan --out`",
                      id="plan-json-not-saved-plan"),
         pytest.param(lambda env: b'{"hello": 1}', "is not a plan saved by", id="other-json"),
-        pytest.param(_wrong_version, "plan format version 2 is not 1", id="wrong-version"),
+        pytest.param(_wrong_version, "plan format version 3 is not 2", id="wrong-version"),
+        pytest.param(_format_1, "written by an earlier version of planner (plan format 1, "
+                     "without a checksum); make the plan again", id="format-1-no-checksum"),
         pytest.param(_truncated, "is not a readable saved plan", id="truncated-json"),
         pytest.param(lambda env: b"", "is not a readable saved plan", id="empty-file"),
         pytest.param(lambda env: b"[1, 2]", "is not a readable saved plan", id="json-list"),
         pytest.param(lambda env: b"\xff\xfe\x00binary", "is not a readable saved plan",
                      id="binary"),
-        pytest.param(_missing_fields, "is not a readable saved plan", id="missing-fields"),
+        pytest.param(_missing_fields, "bad.json: tool_version: missing; make the plan again",
+                     id="missing-fields"),
     ],
 )
 def test_unreadable_saved_plan_is_a_one_line_error(env, make, message):
@@ -506,3 +526,4 @@ def test_saved_plan_on_s3_invalidates_exactly_the_saved_paths(moto, site, tmp_pa
     assert "changed since the plan was made" in one_line_error(proc)
     assert history(moto.s3, site.bucket) == before
     assert len(invalidations(moto.cloudfront, site.distribution_id)) == 2
+
