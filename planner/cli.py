@@ -249,8 +249,8 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
 @click.option("--plan", "plan_file", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Apply exactly this saved plan (`planner plan --out`): refused if the target "
-                   "or the build changed since. SITE, --target and the plan's options come from "
-                   "the file.")
+                   "or the build changed since. SITE, --target, --acl and the plan's options come "
+                   "from the file (a SITE, --target or --acl given must be the plan's).")
 @named_target
 @_errors
 def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: float,
@@ -268,21 +268,13 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     accept = None
     if plan_file:
         from . import saved
-        from .targets import parse_target
 
-        with open(plan_file, "rb") as f:
-            saved_plan = saved.load(f.read(), plan_file)
-        given = {
-            "site": kw["site"] and os.path.abspath(kw["site"]),
-            "target": kw["target"] and parse_target(kw["target"]).uri,
-        }
-        for name, value in (("site", saved_plan.site), ("target", saved_plan.target)):
-            if given[name] is not None and given[name] != value:
-                raise click.UsageError(f"--plan {plan_file} is for {name} {value}, not {kw[name]}")
+        saved_plan = saved.read(plan_file)  # checked in full before anything remote is read
+        saved_plan.check_given(kw["site"], kw["target"], kw["acl"])
         kw["site"], accept, options = saved_plan.site, saved_plan.accept, saved_plan.options
         backend = make_target_backend(
             saved_plan.target, saved_plan.state, clients_of(kw), read_only=True,
-            acl=kw["acl"] or saved_plan.acl,
+            acl=saved_plan.acl,
         )
     else:
         # Planning writes nothing (not even the count cache) until the deploy is under way.

@@ -1,8 +1,8 @@
 """Bad input, end to end: the one place that shows the whole matrix.
 
-Every bad input of the issue gets a row here, including those also tested elsewhere (as units
-in test_scan.py, test_model.py, test_stores.py and test_plan.py; through the CLI in
-test_cli_local.py and test_e2e_s3.py): a clear one-line ``Error: ...`` on stderr, exit 1, and
+Every bad input of the issue gets a row here (a saved plan edited by hand included), including
+those also tested elsewhere (as units in test_scan.py, test_model.py, test_stores.py and
+test_plan.py; through the CLI in test_cli_local.py, test_e2e_s3.py and test_saved_plan.py): a clear one-line ``Error: ...`` on stderr, exit 1, and
 NOTHING changed remotely. Each refused case first deploys a good site, then introduces the bad input, runs
 ``python -m planner deploy`` in a subprocess against the session's moto server, and compares
 everything a deploy could change, before and after:
@@ -558,6 +558,42 @@ def file_edited_after_it_was_hashed(ctx: Ctx) -> None:
     ctx.runner = lambda c: _run_paused_after_the_plan(c, lambda: css.write_text(edited))
 
 
+def _saved_plan(change: Callable[[bytes], bytes]) -> Callable[[Ctx], None]:
+    """A change to deploy, saved with `plan --out plan.json` (against the moto server), the
+    file changed by ``change``, then `deploy --plan plan.json`. Without the checks on load,
+    moto takes any invalidation path, so the deploy would write the site and its manifest."""
+
+    def introduce(ctx: Ctx) -> None:
+        (ctx.build / "css" / "site.css").write_text("body { color: red; }\n")
+        dists = [a for d in ctx.distributions for a in ("--distribution", d)]
+        proc = run(["plan", str(ctx.build), "--target", ctx.target, *dists, "--out",
+                    "plan.json"], ctx.env, ctx.moto.cwd)
+        assert proc.returncode == 0, proc.stderr
+        saved = Path(ctx.moto.cwd, "plan.json")
+        saved.write_bytes(change(saved.read_bytes()))
+        ctx.runner = lambda c: run(["deploy", "--plan", "plan.json"], c.env, c.moto.cwd)
+
+    return introduce
+
+
+def _saved_plan_cases() -> list["Case"]:
+    """test_saved_plan.py's hand edits: as written (the checksum tells) where only the checksum
+    can, else resealed (the content checks tell); and the file cut short."""
+    from test_saved_plan import EDITED_MESSAGE, HAND_EDITS, edit_plan, truncated
+
+    out = []
+    for e in HAND_EDITS:
+        resealed = e.resealed is not None
+        out.append(Case(
+            f"saved-plan-{e.id}" + ("-resealed" if resealed else ""),
+            _saved_plan(lambda data, e=e, r=resealed: edit_plan(data, e, r)),
+            e.resealed if resealed else EDITED_MESSAGE,
+        ))
+    out.append(Case("saved-plan-truncated", _saved_plan(truncated),
+                    "plan.json is not a readable saved plan"))
+    return out
+
+
 @dataclass(frozen=True)
 class Case:
     id: str
@@ -639,6 +675,8 @@ REFUSED = [
     Case("access-denied", access_denied, "AccessDenied"),
     Case("missing-bucket", missing_bucket, "NoSuchBucket"),
     Case("endpoint-down", endpoint_down, "Could not connect to the endpoint URL"),
+    # A saved plan edited by hand (`deploy --plan`).
+    *_saved_plan_cases(),
 ]
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from e2e_helpers import (
     inv_paths,
@@ -43,6 +45,13 @@ EDITED = [f"docs/p{i}.html" for i in range(1, 5)]
 EXACT = [f"/docs/p{i}.html" for i in range(1, 5)]
 WILDCARD = ["/docs/p*"]
 FORMAT = "invalidation-planner/plan"
+EDITED_MESSAGE = "was edited after `planner plan` wrote it (checksum mismatch); make the plan again"
+
+
+def checksum(doc: dict[str, Any]) -> str:
+    from planner.saved import checksum as of
+
+    return of(doc)
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -214,7 +223,8 @@ def test_plan_out_saves_the_plan_shown_and_writes_nothing_to_the_target(env):
     assert proc.returncode == 0, proc.stderr
     shown = json.loads(proc.stdout)
     saved = json.loads((env.cwd / "plan.json").read_text())
-    assert saved["format"] == FORMAT and saved["version"] == 1
+    assert saved["format"] == FORMAT and saved["version"] == 2
+    assert saved["checksum"] == checksum(saved) and saved["checksum"].startswith("sha256:")
     assert saved["site"] == str(env.public)
     assert saved["target"] == f"file://{env.target}"
     assert saved["deploy_id"] == shown["manifest"]["deploy_id"]
@@ -340,7 +350,15 @@ def _not_a_saved_plan(env: Env) -> bytes:
 
 def _wrong_version(env: Env) -> bytes:
     doc = json.loads((env.cwd / "plan.json").read_text())
-    doc["version"] = 2
+    doc["version"] = 3
+    return json.dumps(doc).encode()
+
+
+def _format_1(env: Env) -> bytes:
+    """As the version before checksums wrote it."""
+    doc = json.loads((env.cwd / "plan.json").read_text())
+    del doc["checksum"]
+    doc["version"] = 1
     return json.dumps(doc).encode()
 
 
@@ -350,7 +368,8 @@ def _truncated(env: Env) -> bytes:
 
 
 def _missing_fields(env: Env) -> bytes:
-    return json.dumps({"format": FORMAT, "version": 1}).encode()
+    doc = {"format": FORMAT, "version": 2}
+    return json.dumps({**doc, "checksum": checksum(doc)}).encode()
 
 
 @pytest.mark.parametrize(
@@ -359,13 +378,16 @@ def _missing_fields(env: Env) -> bytes:
         pytest.param(_not_a_saved_plan, "is not a plan saved by `planner plan --out`",
                      id="plan-json-not-saved-plan"),
         pytest.param(lambda env: b'{"hello": 1}', "is not a plan saved by", id="other-json"),
-        pytest.param(_wrong_version, "plan format version 2 is not 1", id="wrong-version"),
+        pytest.param(_wrong_version, "plan format version 3 is not 2", id="wrong-version"),
+        pytest.param(_format_1, "written by an earlier version of planner (plan format 1, "
+                     "without a checksum); make the plan again", id="format-1-no-checksum"),
         pytest.param(_truncated, "is not a readable saved plan", id="truncated-json"),
         pytest.param(lambda env: b"", "is not a readable saved plan", id="empty-file"),
         pytest.param(lambda env: b"[1, 2]", "is not a readable saved plan", id="json-list"),
         pytest.param(lambda env: b"\xff\xfe\x00binary", "is not a readable saved plan",
                      id="binary"),
-        pytest.param(_missing_fields, "is not a readable saved plan", id="missing-fields"),
+        pytest.param(_missing_fields, "bad.json: tool_version: missing; make the plan again",
+                     id="missing-fields"),
     ],
 )
 def test_unreadable_saved_plan_is_a_one_line_error(env, make, message):
@@ -506,3 +528,257 @@ def test_saved_plan_on_s3_invalidates_exactly_the_saved_paths(moto, site, tmp_pa
     assert "changed since the plan was made" in one_line_error(proc)
     assert history(moto.s3, site.bucket) == before
     assert len(invalidations(moto.cloudfront, site.distribution_id)) == 2
+
+
+# --- hand edits: refused in one line, nothing changed ----------------------------------------
+#
+# Each edit is made to a plan that `plan --out` wrote, then applied either as is (the checksum
+# no longer matches: that message wins, whatever the edit broke) or "resealed", with the
+# checksum recomputed as someone covering their tracks would: the content checks must then
+# name the field and the problem. test_bad_input.py runs the same table against the moto server.
+
+
+def _groups(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invalidation objects of a saved plan ("invalidation" is the first of the others)."""
+    return [doc["plan"]["invalidation"], *doc["plan"]["invalidations"]]
+
+
+def _set_paths(paths: Any) -> Any:
+    """An edit setting every group's paths to ``paths(old paths)``, coverage and wildcard count
+    kept in step, as a careful editor would."""
+
+    def edit(doc: dict[str, Any]) -> None:
+        for inv in _groups(doc):
+            inv["paths"] = new = paths(list(inv["paths"]))
+            text = [p for p in new if isinstance(p, str)]
+            inv["coverage"] = [{"path": p, "changed": 1, "collateral": 0} for p in text]
+            inv["wildcards"] = sum(p.endswith("*") for p in text)
+
+    return edit
+
+
+def _first(change: Any) -> Any:
+    return _set_paths(lambda paths: [change(paths[0]), *paths[1:]])
+
+
+def _set(*keys: str, value: Any) -> Any:
+    def edit(doc: dict[str, Any]) -> None:
+        *outer, last = keys
+        for key in outer:
+            doc = doc[key]
+        doc[last] = value
+
+    return edit
+
+
+def _drop(key: str) -> Any:
+    return lambda doc: doc.pop(key)
+
+
+@dataclass(frozen=True)
+class HandEdit:
+    id: str
+    edit: Any  # (saved document) -> None, in place
+    resealed: str | None  # the error once the checksum is recomputed; None: that case not run
+
+
+HAND_EDITS = [
+    # Valid content: only the checksum tells (the acl a reviewer saw was none).
+    HandEdit("acl-public-read", _set("acl", value="public-read"), None),
+    HandEdit("acl-not-an-acl", _set("acl", value="public-read-write"),
+             "acl: 'public-read-write' is not one of --acl's values (private, public-read, "
+             "or null)"),
+    HandEdit("path-with-a-raw-space", _first(lambda p: p.replace(".", " .", 1)),
+             "has a raw ' ', which must be URL-encoded (%20)"),
+    HandEdit("path-with-raw-non-ascii", _first(lambda p: p.replace(".", "é.", 1)),
+             "has a raw 'é', which must be URL-encoded (%C3%A9)"),
+    HandEdit("path-with-star-in-the-middle", _first(lambda p: p.rsplit("/", 1)[0] + "/*.html"),
+             "has '*' before its last character (a wildcard '*' may only be last)"),
+    HandEdit("path-without-leading-slash", _first(lambda p: p.lstrip("/")),
+             "does not start with '/'"),
+    HandEdit("path-of-4001-characters", _first(lambda p: "/" + "a" * 4000),
+             "is 4,001 characters long, more than CloudFront's 4,000"),
+    HandEdit("21-wildcards", _set_paths(lambda paths: [f"/w{i:02}/*" for i in range(21)]),
+             "plan.invalidations[0].paths: 21 wildcard paths, more than the 15 CloudFront "
+             "allows in progress per distribution"),
+    HandEdit("3001-paths", _set_paths(lambda paths: [f"/f{i}.html" for i in range(3001)]),
+             "plan.invalidations[0].paths: 3,001 file paths, more than the 3,000 CloudFront "
+             "allows in progress per distribution"),
+    HandEdit("paths-no-longer-covering-a-changed-url", _set_paths(lambda paths: paths[1:]),
+             "the saved paths no longer invalidate"),
+    HandEdit("path-not-text", _first(lambda p: 42), "plan.invalidations[0].paths[0]: 42, not text"),
+    HandEdit("option-of-the-wrong-type", _set("options", "max_deletes", value="9"),
+             'options.max_deletes: "9", not a whole number'),
+    HandEdit("option-out-of-range", _set("options", "free_paths_per_month", value=-1),
+             "options.free_paths_per_month: -1 is negative"),
+    HandEdit("uploads-not-a-list", _set("uploads", value={"css/site.css": "changed"}),
+             "uploads: an object, not a list"),
+    HandEdit("field-missing", _drop("deploy_id"), "deploy_id: missing"),
+    HandEdit("checksum-changed", _set("checksum", value="sha256:" + "0" * 64), None),
+    HandEdit("checksum-removed", _drop("checksum"), None),
+]
+
+
+def edit_plan(data: bytes, edit: HandEdit, resealed: bool) -> bytes:
+    """The saved plan ``data`` with ``edit`` made (and its checksum recomputed if
+    ``resealed``)."""
+    doc = json.loads(data)
+    edit.edit(doc)
+    if resealed:
+        doc["checksum"] = checksum(doc)
+    return json.dumps(doc, indent=1).encode()
+
+
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) * 2 // 3]
+
+
+HAND_EDIT_CASES = [
+    *(pytest.param(e, False, EDITED_MESSAGE, id=e.id) for e in HAND_EDITS),
+    *(pytest.param(e, True, e.resealed, id=f"{e.id}-resealed") for e in HAND_EDITS if e.resealed),
+]
+
+
+@pytest.mark.parametrize(("edit", "resealed", "message"), HAND_EDIT_CASES)
+def test_hand_edited_plan_is_refused_in_one_line_and_changes_nothing(env, edit, resealed, message):
+    env.edit()
+    env.save()
+    path = env.cwd / "plan.json"
+    path.write_bytes(edit_plan(path.read_bytes(), edit, resealed))
+    before = tree(env.target)
+    for extra in ([], ["--dry-run"]):
+        proc = env.run("deploy", "--plan", "plan.json", *extra)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        line = one_line_error(proc)
+        assert line.startswith("Error: plan.json") and message in line, line
+        assert line.endswith(("make the plan again", "make a new plan")), line
+        assert tree(env.target) == before
+
+
+def test_truncated_plan_is_refused_in_one_line_and_changes_nothing(env):
+    env.edit()
+    env.save()
+    path = env.cwd / "plan.json"
+    path.write_bytes(truncated(path.read_bytes()))
+    before = tree(env.target)
+    proc = env.run("deploy", "--plan", "plan.json")
+    assert proc.returncode == 1
+    assert one_line_error(proc).startswith("Error: plan.json is not a readable saved plan (")
+    assert tree(env.target) == before
+
+
+def test_an_acl_given_to_deploy_must_be_the_plans(env):
+    """`deploy --plan` used to apply its own --acl over the plan's (none here): refused now, as
+    another SITE or --target is; the plan's own ACL, given again, is fine."""
+    env.edit()
+    env.save()
+    before = tree(env.target)
+    for given in (["--acl", "public-read"], ["--acl", "private"]):
+        proc = env.run("deploy", "--plan", "plan.json", *given)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert one_line_error(proc) == (f"Error: --plan plan.json is for acl none (the bucket's "
+                                        f"setting), not {given[1]}")
+    proc = env.run("deploy", "--plan", "plan.json", env=clean_env(PLANNER_DEPLOY_ACL="private"))
+    assert proc.returncode == 2 and "is for acl none" in one_line_error(proc)
+    assert tree(env.target) == before
+    env.save("--acl", "private")
+    env.ok("deploy", "--plan", "plan.json", "--acl", "private")
+    assert inv_log(env.target)[-1]["paths"] == EXACT
+
+
+# --- every plan the tool writes passes its own checks, and round-trips ----------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/docs/p1.html", None),
+        ("/", None),
+        ("/*", None),
+        ("/docs/p*", None),
+        ("/caf%C3%A9%20menu.html", None),  # as urls.encode_path writes it
+        ("/a%2Ab.js", None),  # a literal star, encoded
+        ("/100%25.html", None),
+        ("/" + "a" * 3999, None),  # 4,000 characters: the limit
+        ("/" + "a" * 3998 + "*", None),
+        ("docs/p1.html", "does not start with '/'"),
+        ("", "does not start with '/'"),
+        ("/" + "a" * 4000, "is 4,001 characters long"),
+        ("/docs/*.html", "has '*' before its last character"),
+        ("/**", "has '*' before its last character"),
+        ("/my page.html", "has a raw ' ', which must be URL-encoded (%20)"),
+        ("/café.html", "has a raw 'é', which must be URL-encoded (%C3%A9)"),
+        ("/what?.html", "has a raw '?', which must be URL-encoded (%3F)"),
+        ("/issue#1.html", "has a raw '#', which must be URL-encoded (%23)"),
+        ("/100%.html", "has a raw '%', which must be URL-encoded (%25)"),  # not an escape
+        ("/caf%C*", "has a raw '%', which must be URL-encoded (%25)"),  # ends inside one
+        ("/tab\there", "has a raw '\\t', which must be URL-encoded (%09)"),
+        ("/a~b", "has a raw '~', which must be URL-encoded (%7E)"),  # RFC 1738 unsafe
+    ],
+)
+def test_path_problem_follows_cloudfronts_rules_and_the_tools_encoding(path, problem):
+    from planner.saved import path_problem
+
+    found = path_problem(path)
+    assert found == problem if problem is None else (found is not None and problem in found)
+
+
+def test_every_option_of_a_plan_is_checked():
+    import dataclasses as dc
+
+    from planner import saved
+    from planner.plan import Options
+
+    assert set(saved._OPTION) == {f.name for f in dc.fields(Options)} - set(saved._NOT_SAVED)
+
+
+NAME = st.text(alphabet="ab %*?#é~[]^`{}|<>\"", min_size=1, max_size=5)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    names=st.lists(NAME, min_size=1, max_size=14, unique=True),
+    changed=st.sets(st.integers(0, 13)),
+    free=st.sampled_from([0, 1000]),
+    url_prefix=st.sampled_from([None, "/", "docs"]),
+    pace=st.sampled_from(["even", "none"]),
+    price=st.floats(0, 1, allow_nan=False),
+    miss_cost=st.none() | st.floats(0, 1, allow_nan=False),
+    flags=st.tuples(st.booleans(), st.booleans()),
+    acl=st.sampled_from([None, "private", "public-read"]),
+)
+def test_every_plan_the_tool_writes_passes_its_checks_and_round_trips(
+    names, changed, free, url_prefix, pace, price, miss_cost, flags, acl
+):
+    import dataclasses as dc
+    import tempfile
+
+    from planner import __version__, saved
+    from planner.apply import apply_plan
+    from planner.backends import LocalBackend
+    from planner.plan import Options, build_plan
+    from planner.targets import LocalTarget
+
+    with tempfile.TemporaryDirectory() as tmp:
+        keys = [f"d/f{n}.html" for n in names]
+        public = write_site(Path(tmp, "public"), {"index.html": "home\n",
+                                                  **{k: "v1\n" for k in keys}})
+        backend = LocalBackend(LocalTarget(str(Path(tmp, "out"))))
+        apply_plan(build_plan(str(public), backend, Options(hash_workers=1), __version__), backend)
+        write_site(public, {keys[i]: "v2\n" for i in changed if i < len(keys)})
+        options = Options(
+            invalidate_added=flags[0], delete=flags[1], url_prefix=url_prefix,
+            free_paths_per_month=free, pace=pace, price=price, miss_cost=miss_cost,
+            excludes=("*.tmp",), hash_workers=1,
+        )
+        plan = build_plan(str(public), backend, options, __version__)
+        data = saved.dumps(plan, options, acl=acl)
+
+        kept = saved.load(data, "plan.json")  # raises if the tool's own plan fails its checks
+
+        assert kept.options == dc.replace(options, hash_workers=None)
+        assert (kept.site, kept.target, kept.acl, kept.deploy_id) == (
+            plan.site, plan.target, acl, plan.deploy_id)
+        again = kept.accept(plan)
+        assert [i.paths for i in again.invalidations] == [i.paths for i in plan.invalidations]
+        assert saved.dumps(again, kept.options, acl=kept.acl) == data

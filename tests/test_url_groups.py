@@ -346,12 +346,16 @@ def test_a_saved_plan_is_refused_when_the_distributions_group_differently():
         kept.accept(alike)
 
 
-def test_a_plan_saved_before_groups_existed_is_read_as_one_group():
+def test_a_plan_saved_before_groups_existed_is_refused_as_format_1():
+    """A plan of format 1 (no checksum; the oldest also without "invalidations") is refused,
+    with a line saying to make it again (planner.saved says why)."""
     p = plan_for([group(SITE_ROOT, "EB")])
     doc = json.loads(saved.dumps(p, Options(distribution_ids=("EB",))))
-    del doc["plan"]["invalidations"]
-    kept = saved.load(json.dumps(doc).encode(), "plan.json")
-    assert [inv.paths for inv in kept.accept(p).invalidations] == [("/img/logo.svg", "/js/app.js")]
+    del doc["plan"]["invalidations"], doc["checksum"]
+    doc["version"] = 1
+    with pytest.raises(saved.BadSavedPlan, match=r"^plan.json was written by an earlier version "
+                       r"of planner \(plan format 1, without a checksum\); make the plan again$"):
+        saved.load(json.dumps(doc).encode(), "plan.json")
 
 
 # --- sharing the free paths where they save the most ---------------------------------------------
