@@ -246,8 +246,8 @@ def _show(text: str) -> str:
 # --- file names ------------------------------------------------------------------------------
 #
 # What the tool does with each name is decided here, at scan time, before anything remote is
-# read or written: a name becomes the S3 key (and the URL) of the same text, or the deploy is
-# refused with one line naming the file and what to do. Refused, per part of the path:
+# written: a name becomes the S3 key (and the URL) of the same text, or the deploy is refused
+# with one line naming the file and what to do. Refused, per part of the path:
 #
 # * a backslash: every browser turns `\` into `/` in an http(s) URL (WHATWG URL standard,
 #   "special" schemes), so a link to `a\b.html` as written asks for `a/b.html`; the S3
