@@ -256,9 +256,10 @@ def _entry_list(e: Entry) -> list[object]:
 
 
 # What makes ``check_key`` refuse a key, as text to look for in all keys at once, each key
-# between NULs (which no valid key contains): a leading '/', a backslash, an empty, '.' or
-# '..' part, or the state folder as first part. Without those, normpath(key) == key holds too.
-_BAD_KEY_TEXT = ("\x00/", "\\", "\x00\x00", "//", "/\x00")
+# between NULs (which no valid key contains): a leading '/', an empty, '.' or '..' part, or
+# the state folder as first part. Without those, normpath(key) == key holds too. (A key that
+# is not UTF-8 is looked for apart, only when some key is not ASCII.)
+_BAD_KEY_TEXT = ("\x00/", "\x00\x00", "//", "/\x00")
 _BAD_DOT_KEY_TEXT = (  # only looked for when some part starts with a dot
     "\x00./", "\x00.\x00", "/./", "/.\x00",
     "\x00../", "\x00..\x00", "/../", "/..\x00",
@@ -275,6 +276,11 @@ def _fast_entries(raw: dict) -> dict[str, Entry] | None:
     keys = "\x00" + "\x00".join(raw) + "\x00"
     if keys.count("\x00") != len(raw) + 1 or any(bad in keys for bad in _BAD_KEY_TEXT):
         return None
+    if not keys.isascii():
+        try:
+            keys.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a \udXXX escape in the JSON)
+            return None
     if ("\x00." in keys or "/." in keys) and any(bad in keys for bad in _BAD_DOT_KEY_TEXT):
         return None
     entries: dict[str, Entry] = {}
@@ -296,11 +302,25 @@ def _fast_entries(raw: dict) -> dict[str, Entry] | None:
 
 
 def check_key(key: str) -> None:
-    """Refuse keys that are not clean relative POSIX paths (absolute, `..`, empty parts)."""
+    """Refuse keys that could make the tool act outside the target: absolute, `..`, `.` or
+    empty parts, the state folder, NUL; and keys that are not UTF-8 (no S3 key is).
+
+    Deliberately more lenient than the scan (manifests.scan.name_problem), which refuses
+    backslashes and control characters in the names of a build: this reads back what any
+    version of the tool may have committed, so that an odd key an older scan let through
+    ('a\\b.html') never makes the target unusable. The next deploy of a build without it
+    deletes the object and invalidates its URL like any other removed file. What is refused
+    here could never have been written by a scan (a file name holds no NUL and no '/'
+    part that is empty, '.' or '..'), or would send a write or a delete outside the target."""
     if not isinstance(key, str) or not key:
         raise CorruptManifest(f"manifest key {key!r} is empty or not text")
-    if key.startswith("/") or "\\" in key or "\x00" in key:
+    if key.startswith("/") or "\x00" in key:
         raise CorruptManifest(f"manifest key {key!r} is not a relative POSIX path")
+    if not key.isascii():
+        try:
+            key.encode("utf-8")
+        except UnicodeEncodeError:
+            raise CorruptManifest(f"manifest key {key!r} is not valid UTF-8") from None
     parts = key.split("/")
     if any(p in ("", ".", "..") for p in parts) or posixpath.normpath(key) != key:
         raise CorruptManifest(f"manifest key {key!r} escapes or is not normalised")

@@ -19,6 +19,7 @@ import struct
 import sys
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -91,15 +92,20 @@ def _matcher(patterns: Sequence[str]) -> Callable[[str, str], bool]:
     return excluded
 
 
-def walk(root: str, excludes: Iterable[str] = DEFAULT_EXCLUDES) -> list[FoundFile]:
+def walk(
+    root: str, excludes: Iterable[str] = DEFAULT_EXCLUDES, key_prefix: str = ""
+) -> list[FoundFile]:
     """Every regular file below ``root``, sorted by key.
 
     Symlinks are followed while they stay inside ``root``; a link that leaves it, a broken
-    link and a link loop are refused with :class:`ScanError`.
+    link and a link loop are refused with :class:`ScanError`. So are names the tool will not
+    deploy (see :func:`name_problem`), keys longer than S3 allows once ``key_prefix`` (the
+    target's) is put before them, and anything that is neither a file nor a folder (a FIFO,
+    a socket, a device).
     """
     keys: list[str] = []
     paths: list[str] = []
-    _walk(root, excludes, keys, paths)
+    _walk(root, excludes, keys, paths, key_prefix=key_prefix)
     return [FoundFile(keys[i], paths[i]) for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
@@ -109,9 +115,13 @@ def _walk(
     keys: list[str],
     paths: list[str],
     progress: Callable[[], None] | None = None,
+    key_prefix: str = "",
 ) -> None:
     """Append the key and the path of every file below ``root`` to ``keys`` and ``paths``,
-    in walk order (not sorted); ``progress()`` is called after each folder. Raises ScanError."""
+    in walk order (not sorted); ``progress()`` is called after each folder. Raises ScanError.
+
+    This one walk serves every scan (the hashing helpers only hash the paths it found), so
+    its refusals hold for every way of scanning."""
     try:
         st = os.stat(root)
     except FileNotFoundError:
@@ -124,6 +134,8 @@ def _walk(
     literal, name_match, path_match = _compile(list(excludes))
     add_key = keys.append
     add_path = paths.append
+    # Bytes left for the key once the target's prefix is put before it.
+    room = MAX_KEY_BYTES - len(key_prefix.encode("utf-8"))
     scandir = os.scandir
     # A folder whose identity (device, inode) repeats one on its descent path is a loop. Only
     # a symlink or a mount can make one: with no mount below the root, plain folders need no
@@ -159,12 +171,16 @@ def _walk(
                 or (path_match is not None and path_match(rel) is not None)
             ):
                 continue
+            # Every name on the way to a key passes here once (a folder's before its files):
+            # most are printable and have no backslash, and need nothing more.
+            if "\\" in name or not name.isprintable():
+                _check_name(rel, name, item)
             try:
                 # d_type from the directory listing: no stat call for plain files and folders.
                 if item.is_file(follow_symlinks=False):
-                    # An ASCII key is valid UTF-8 and has as many bytes as characters.
-                    if len(rel) > MAX_KEY_BYTES or not rel.isascii():
-                        _check_name(rel)
+                    # An ASCII key has as many UTF-8 bytes as characters.
+                    if len(rel) > room or not rel.isascii():
+                        _check_length(rel, key_prefix)
                     add_key(rel)
                     add_path(item.path)
                     continue
@@ -179,14 +195,16 @@ def _walk(
                     except OSError:
                         raise ScanError(f"symlink {_show(rel)} is broken or loops") from None
                     if stat.S_ISREG(ist.st_mode):
-                        _check_name(rel)
+                        _check_length(rel, key_prefix)
                         add_key(rel)
                         add_path(item.path)
                         continue
                     if not stat.S_ISDIR(ist.st_mode):
-                        continue
+                        raise ScanError(_not_a_file(rel, ist.st_mode, link=True))
                 elif not item.is_dir(follow_symlinks=False):
-                    continue  # sockets, fifos, devices: not part of a site
+                    # A FIFO, a socket, a device. Skipping it would deploy the build without
+                    # it, deleting the live page of that name: refused by name instead.
+                    raise ScanError(_not_a_file(rel, item.stat(follow_symlinks=False).st_mode))
                 elif not stat_folders:
                     stack.append((item.path, rel + "/", chain + (item.path,)))
                     continue
@@ -225,13 +243,99 @@ def _show(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _check_name(rel: str) -> None:
-    try:
-        encoded = rel.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ScanError(f"file name {_show(rel)!s} is not valid UTF-8; rename it") from None
-    if len(encoded) > MAX_KEY_BYTES:
-        raise ScanError(f"file name {rel[:60]}... is longer than S3's 1024-byte key limit")
+# --- file names ------------------------------------------------------------------------------
+#
+# What the tool does with each name is decided here, at scan time, before anything remote is
+# written: a name becomes the S3 key (and the URL) of the same text, or the deploy is refused
+# with one line naming the file and what to do. Refused, per part of the path:
+#
+# * a backslash: every browser turns `\` into `/` in an http(s) URL (WHATWG URL standard,
+#   "special" schemes), so a link to `a\b.html` as written asks for `a/b.html`; the S3
+#   console and Windows tools take it for a folder separator, too.
+# * control characters (Unicode Cc: U+0000-U+001F, U+007F-U+009F): a browser drops tab and
+#   line breaks from a URL, XML 1.0 cannot carry most of them (S3's DeleteObjects request is
+#   XML, and a CR in it is read back as LF: another key), and they garble logs and terminals.
+# * U+FFFE and U+FFFF: not characters to XML 1.0 either.
+# * a name that is not valid UTF-8 (os.fsdecode makes each such byte a lone surrogate): S3
+#   keys are UTF-8 text, there is no key to give it.
+# * a key of more than 1,024 UTF-8 bytes with the target's prefix: S3's limit.
+# Everything else (spaces, `%`, `#`, `?`, `*`, non-ASCII letters, invisible but valid
+# characters) deploys under the very same key and is invalidated percent-encoded.
+#
+# The manifest loader (model.check_key) is more lenient on purpose: it reads back what any
+# version of the tool may have committed (a backslash key, say), so a target never becomes
+# unusable; only the scan, which decides what is written next, holds the whole rule.
+
+_NOT_XML = frozenset("\ufffe\uffff")
+
+
+def name_problem(name: str) -> str | None:
+    """Why the file or folder name ``name`` (one part of a path, as os.fsdecode gives it)
+    cannot be deployed, or None if it can."""
+    if any("\ud800" <= c <= "\udfff" for c in name):
+        return "is not valid UTF-8 (S3 keys are UTF-8 text)"
+    if "\\" in name:
+        return "has a backslash, which browsers turn into '/' in URLs"
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        return "has a control character, which URLs, S3 requests and logs cannot carry"
+    if not _NOT_XML.isdisjoint(name):
+        return "has U+FFFE or U+FFFF, which S3 requests (XML) cannot carry"
+    return None
+
+
+def quote_name(rel: str) -> str:
+    """``rel`` quoted for a one-line message: repr()'s escapes for quotes, backslashes and
+    characters that are not printable, and each byte that is not UTF-8 (a lone surrogate
+    from os.fsdecode) as ``\\xNN``, the byte itself."""
+    out = []
+    for c in rel:
+        if "\udc80" <= c <= "\udcff":
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        elif c == "'":
+            out.append("\\'")
+        else:
+            out.append(repr(c)[1:-1])
+    return "'" + "".join(out) + "'"
+
+
+def _check_name(rel: str, name: str, item: os.DirEntry) -> None:
+    problem = name_problem(name)
+    if problem is not None:
+        try:
+            kind = "folder" if item.is_dir(follow_symlinks=False) else "file"
+        except OSError:
+            kind = "file"
+        raise ScanError(
+            f"{kind} {quote_name(rel)} {problem}; rename it, or leave it out with --exclude"
+        )
+
+
+def _check_length(rel: str, key_prefix: str) -> None:
+    size = len((key_prefix + rel).encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        with_prefix = f" with the prefix {quote_name(key_prefix)}" if key_prefix else ""
+        shown = rel if len(rel) <= 60 else rel[:60] + "..."
+        raise ScanError(
+            f"file {quote_name(shown)} makes a key of {size:,} bytes{with_prefix}, longer "
+            "than S3's 1024-byte key limit; shorten its path"
+        )
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISSOCK, "socket"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISCHR, "character device"),
+)
+
+
+def _not_a_file(rel: str, mode: int, link: bool = False) -> str:
+    kind = next((text for test, text in _KINDS if test(mode)), "special file")
+    return (
+        f"{quote_name(rel)} is {'a symlink to ' if link else ''}a {kind}, not a file: only "
+        "files and folders can be deployed; remove it from the build, or leave it out with "
+        "--exclude"
+    )
 
 
 def hash_file(path: str, buf: bytearray | None = None) -> tuple[str, int]:
@@ -744,9 +848,11 @@ def scan(
     excludes: Iterable[str] = DEFAULT_EXCLUDES,
     workers: int | None = None,
     progress: Progress | None = None,
+    key_prefix: str = "",
 ) -> dict[str, Entry]:
     """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type,
-    Cache-Control, Content-Encoding).
+    Cache-Control, Content-Encoding). Refuses what :func:`walk` refuses, ``key_prefix`` being
+    the target's (keys are counted with it against S3's limit).
 
     With more than one worker on Linux, hashing starts while the walk goes on: once the walk
     has found PROCESS_MIN_FILES files, forked helpers hash batches of them as they are found.
@@ -756,7 +862,9 @@ def scan(
     hundredth of the files or every REPORT_SECONDS, with counts that never go down, one call
     at a time (maybe from a hashing thread), the last one with every file hashed.
     """
-    return scan_meanwhile(root, headers, excludes, workers, progress=progress)
+    return scan_meanwhile(
+        root, headers, excludes, workers, progress=progress, key_prefix=key_prefix
+    )
 
 
 def scan_meanwhile(
@@ -766,6 +874,7 @@ def scan_meanwhile(
     workers: int | None = None,
     meanwhile: Callable[[], object] | None = None,
     progress: Progress | None = None,
+    key_prefix: str = "",
 ) -> dict[str, Entry]:
     """:func:`scan`, also calling ``meanwhile()`` once: while helper processes hash, if there
     are any, else first. Its errors come before any of the scan's, as if it ran before."""
@@ -802,7 +911,7 @@ def scan_meanwhile(
     head_error: Exception | None = None
     try:
         try:
-            _walk(root, excludes, keys, paths, progress)
+            _walk(root, excludes, keys, paths, progress, key_prefix)
         except ScanError as exc:
             walk_error = exc
         else:

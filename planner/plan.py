@@ -21,7 +21,7 @@ from manifests import DEFAULT_EXCLUDES, Diff, Entry, Manifest, diff, load_manife
 from manifests.errors import CorruptManifest
 from manifests.etags import parts_of, proves, stored_etag
 from manifests.model import STATE_DIR
-from manifests.scan import MAX_KEY_BYTES, scan_meanwhile
+from manifests.scan import scan_meanwhile
 
 from .adopt import Listing, Takeover, candidates, takeover
 from .backends import Backend, Distribution
@@ -307,7 +307,6 @@ def compute_plan(
     journal: Journal | None,
     options: Options,
     tool_version: str,
-    key_prefix: str = "",
     default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
     journal_version: str | None = None,
@@ -332,13 +331,8 @@ def compute_plan(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
             "delete the whole site)"
         )
-    # An ASCII key has as many UTF-8 bytes as characters: only the others need encoding.
-    room = MAX_KEY_BYTES - len(key_prefix.encode("utf-8"))
-    for key in entries:
-        if (len(key) > room or not key.isascii()) and len(
-            (key_prefix + key).encode("utf-8")
-        ) > MAX_KEY_BYTES:
-            raise BadSite(f"key {key_prefix + key[:60]}... is longer than S3's 1024-byte limit")
+    # Keys longer than S3 allows with the target's prefix are refused by the scan, with
+    # every other rule on names (manifests.scan): one place, before the target is touched.
 
     previous_id = previous.deploy_id if previous else None
     resume: Journal | None = None
@@ -802,6 +796,7 @@ def _build_plan(
             state["listing"] = backend.list_site()
             state["recorded"] = len(backend.store.list("ledger/"))
 
+    prefix = getattr(backend.target, "prefix", "")
     # The stored state is read while helper processes hash the build (same result, same
     # errors first, as reading it before the scan).
     entries = scan_meanwhile(
@@ -811,12 +806,12 @@ def _build_plan(
         workers=options.hash_workers,
         meanwhile=read_state,
         progress=progress,
+        key_prefix=prefix,
     )
     previous, version, journal = state["previous"], state["version"], state["journal"]
     check_alone(target, state["outer"], state.get("listing"))  # type: ignore[arg-type]
     seen = backend.distributions(options.distribution_ids)
     url_groups = url_groups_for(backend, options, seen)
-    prefix = getattr(backend.target, "prefix", "")
     warnings = []
     exposed = None if backend.state_apart or options.url_prefix else exposed_state(seen, prefix)
     if exposed:
@@ -838,7 +833,6 @@ def _build_plan(
         journal=journal,
         options=options,
         tool_version=tool_version,
-        key_prefix=prefix,
         default_distributions=backend.default_distributions,
         journal_version=state["journal_version"],  # type: ignore[arg-type]
         url_groups=url_groups,

@@ -1,8 +1,9 @@
 """Bad input, end to end: the one place that shows the whole matrix.
 
 Every bad input of the issue gets a row here (a saved plan edited by hand included), including
-those also tested elsewhere (as units in test_scan.py, test_model.py, test_stores.py and
-test_plan.py; through the CLI in test_cli_local.py, test_e2e_s3.py and test_saved_plan.py): a clear one-line ``Error: ...`` on stderr, exit 1, and
+those also tested elsewhere (as units in test_scan.py, test_names.py, test_model.py,
+test_stores.py and test_plan.py; through the CLI in test_cli_local.py, test_e2e_s3.py and
+test_saved_plan.py): a clear one-line ``Error: ...`` on stderr, exit 1, and
 NOTHING changed remotely. Each refused case first deploys a good site, then introduces the bad input, runs
 ``python -m planner deploy`` in a subprocess against the session's moto server, and compares
 everything a deploy could change, before and after:
@@ -268,6 +269,43 @@ def key_over_the_limit_only_with_the_target_prefix(ctx: Ctx) -> None:
     write_site(ctx.build, {nested_key(1020): "x"})  # + "site/" = 1025 bytes
 
 
+def name_with_a_backslash(ctx: Ctx) -> None:
+    write_site(ctx.build, {"a\\b.html": "<p>x</p>\n"})  # a browser asks for a/b.html
+
+
+def folder_name_with_a_backslash(ctx: Ctx) -> None:
+    write_site(ctx.build, {"docs\\v1/index.html": "<p>x</p>\n"})
+
+
+def name_with_a_control_character(ctx: Ctx) -> None:
+    write_site(ctx.build, {"docs/tab\there.html": "<p>x</p>\n"})
+
+
+def _instead_of_a_page(ctx: Ctx, make: Callable[[str], None]) -> None:
+    """The live page about/index.html becomes a special file in the build: skipping it would
+    delete the page."""
+    page = ctx.build / "about" / "index.html"
+    page.unlink()
+    here = os.getcwd()
+    os.chdir(page.parent)  # a relative name: a socket's path is limited to 108 bytes
+    try:
+        make(page.name)
+    finally:
+        os.chdir(here)
+
+
+def fifo_where_a_page_was(ctx: Ctx) -> None:
+    _instead_of_a_page(ctx, os.mkfifo)
+
+
+def socket_where_a_page_was(ctx: Ctx) -> None:
+    def bind(name: str) -> None:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(name)  # the socket file stays once the socket is closed
+
+    _instead_of_a_page(ctx, bind)
+
+
 def _rewrite_manifest(ctx: Ctx, change: Callable[[bytes], bytes]) -> None:
     s3, bucket = ctx.moto.s3, ctx.site.bucket
     prefix = ctx.target[len(f"s3://{bucket}"):].strip("/")
@@ -322,6 +360,10 @@ def manifest_key_with_dotdot(ctx: Ctx) -> None:
 
 def manifest_key_that_is_absolute(ctx: Ctx) -> None:
     _edit_manifest_doc(ctx, _add_entry("/etc/passwd"))
+
+
+def manifest_key_not_utf8(ctx: Ctx) -> None:
+    _edit_manifest_doc(ctx, _add_entry("caf\udce9.html"))  # the escape \udce9 in the JSON
 
 
 def unknown_distribution(ctx: Ctx) -> None:
@@ -631,7 +673,17 @@ REFUSED = [
     Case("key-over-1024-bytes", key_of_1025_bytes, "1024-byte"),
     Case("key-over-1024-utf8-bytes", key_of_1026_utf8_bytes_in_fewer_characters, "1024-byte"),
     Case("key-over-1024-bytes-with-the-prefix", key_over_the_limit_only_with_the_target_prefix,
-         "1024-byte", prefix="site"),
+         "1,025 bytes with the prefix 'site/', longer than S3's 1024-byte", prefix="site"),
+    Case("name-with-a-backslash", name_with_a_backslash, "file 'a\\\\b.html' has a backslash"),
+    Case("folder-name-with-a-backslash", folder_name_with_a_backslash,
+         "folder 'docs\\\\v1' has a backslash"),
+    Case("name-with-a-control-character", name_with_a_control_character,
+         "file 'docs/tab\\there.html' has a control character"),
+    # Special files (the live page stays: "objects" unchanged).
+    Case("fifo-where-a-page-was", fifo_where_a_page_was,
+         "'about/index.html' is a FIFO (named pipe), not a file"),
+    Case("socket-where-a-page-was", socket_where_a_page_was,
+         "'about/index.html' is a socket, not a file"),
     # The stored manifest.
     Case("manifest-not-gzip", manifest_not_gzip, "manifest is not valid gzip"),
     Case("manifest-truncated", manifest_truncated, "manifest is not valid gzip"),
@@ -645,6 +697,7 @@ REFUSED = [
     Case("manifest-key-dotdot", manifest_key_with_dotdot, "'../other-site/index.html' escapes"),
     Case("manifest-key-absolute", manifest_key_that_is_absolute,
          "'/etc/passwd' is not a relative POSIX path"),
+    Case("manifest-key-not-utf8", manifest_key_not_utf8, "'caf\\udce9.html' is not valid UTF-8"),
     # CloudFront.
     Case("unknown-distribution", unknown_distribution, "NoSuchDistribution"),
     Case("unknown-distribution-nothing-to-invalidate", unknown_distribution_with_only_new_files,

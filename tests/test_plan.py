@@ -112,21 +112,6 @@ def test_empty_build_is_refused():
         plan_for(SITE, {})
 
 
-def test_key_longer_than_s3_allows_is_refused():
-    with pytest.raises(BadSite, match="1024"):
-        compute_plan(
-            site="/s",
-            target=TARGET,
-            previous=None,
-            previous_version=None,
-            entries={"a" * 1000 + ".html": e("1")},
-            journal=None,
-            options=Options(),
-            tool_version="t",
-            key_prefix="p" * 30 + "/",
-        )
-
-
 def test_deploy_id_is_deterministic_and_chained():
     m = Manifest(SITE, target=TARGET)
     assert deploy_id_for("a", TARGET, m) == deploy_id_for("a", TARGET, m)

@@ -67,7 +67,6 @@ def plan_for(groups, old=SITE, new=CHANGED, usage=None, journal=None, **opts):
         journal=journal,
         options=Options(**opts),
         tool_version="test",
-        key_prefix="site/",
         usage=usage,
         url_groups=tuple(groups),
     )
