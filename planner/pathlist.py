@@ -30,10 +30,9 @@ from manifests.scan import DEFAULT_EXCLUDES, walk
 from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS, CostModel
 from .errors import BadPathList
 from .minimizer import Problem
-from .urls import encode_path, key_urls, normalise_url_prefix, urls_of
+from .urls import encode_url, key_urls, normalise_url_prefix, urls_of
 
 STDIN = "-"
-_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 _FULL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -53,15 +52,6 @@ def read_lines(text: str, source: str = "input") -> list[str]:
             )
         out.append(entry)
     return out
-
-
-def encode_url(path: str) -> str:
-    """Percent-encode a URL path line as :func:`planner.urls.encode_path` does, but keep the
-    ``%XX`` escapes it already has (a ``%`` not followed by two hex digits becomes ``%25``)."""
-    if "%" not in path:
-        return encode_path(path)
-    parts = _ESCAPE.split(path)  # odd indexes are the escapes
-    return "".join(part if i % 2 else encode_path(part) for i, part in enumerate(parts))
 
 
 def to_urls(entries: Iterable[str], url_prefix: str = "/") -> list[str]:

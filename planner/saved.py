@@ -37,9 +37,8 @@ from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
 from .errors import PlannerError
 from .headers import HeaderRule
 from .minimizer import Covered, Solution, covers
-from .pathlist import _ESCAPE, encode_url
 from .plan import Alternative, Invalidation, Options, Plan
-from .urls import encode_path
+from .urls import path_problem
 
 FORMAT = "invalidation-planner/plan"
 VERSION = 2  # 2: with "checksum"
@@ -47,7 +46,6 @@ ACLS = ("private", "public-read")  # `--acl` (planner.cli); null: none, the buck
 PACES = ("even", "none")  # `--pace`
 # "A path can be a maximum of 4,000 characters" (CloudFront Developer Guide, "Invalidation
 # limits"; the 15 wildcard and 3,000 file paths in progress per distribution: planner.cost).
-MAX_PATH_CHARS = 4000
 
 
 class BadSavedPlan(PlannerError):
@@ -336,24 +334,6 @@ def _validate(doc: dict[str, Any], where: str) -> SavedPlan:
 _TOP = ("tool_version", "site", "target", "deploy_id", "previous_version", "journal_version",
         "options", "acl", "state", "uploads", "plan")
 _NOT_SAVED = ("now", "hash_workers")  # Options of the run, not of the plan
-
-
-def path_problem(path: str) -> str | None:
-    """Why CloudFront would refuse invalidation ``path``, or the tool would never have written
-    it (it is not spelled as :func:`planner.pathlist.encode_url` spells it); None: valid."""
-    if not path.startswith("/"):
-        return "does not start with '/'"
-    if len(path) > MAX_PATH_CHARS:
-        return f"is {len(path):,} characters long, more than CloudFront's {MAX_PATH_CHARS:,}"
-    stem = path[:-1] if path.endswith("*") else path
-    if "*" in stem:
-        return "has '*' before its last character (a wildcard '*' may only be last)"
-    if encode_url(stem) != stem:
-        # the first character the tool would have encoded (a "%XX" escape is kept as it is)
-        raw = next(c for i, part in enumerate(_ESCAPE.split(stem)) if i % 2 == 0
-                   for c in part if encode_path(c) != c)
-        return f"has a raw {raw!r}, which must be URL-encoded ({encode_path(raw)})"
-    return None
 
 
 def _invalidation(value: Any, field: str) -> dict[str, Any]:

@@ -60,19 +60,41 @@ def urls_of(keys, url_prefix: str = "/", index: str = "index.html") -> list[str]
     return sorted(out)
 
 
-# --- invalidation batches CloudFront can accept ------------------------------------------------
+# --- invalidation paths CloudFront can accept --------------------------------------------------
 
 MAX_PATH_CHARS = 4000  # CloudFront: a path may be at most 4,000 characters
-_VALID_PATH = re.compile(
-    "/(?:[" + re.escape("".join(sorted(_KEEP))) + "]|%[0-9A-Fa-f]{2})*\\*?"
-)
+ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+
+
+def encode_url(path: str) -> str:
+    """Percent-encode a URL path as :func:`encode_path` does, but keep the ``%XX`` escapes it
+    already has (a ``%`` not followed by two hex digits becomes ``%25``)."""
+    if "%" not in path:
+        return encode_path(path)
+    parts = ESCAPE.split(path)  # odd indexes are the escapes
+    return "".join(part if i % 2 else encode_path(part) for i, part in enumerate(parts))
+
+
+def path_problem(path: str) -> str | None:
+    """Why CloudFront would refuse invalidation ``path``, or the tool would never have written
+    it (it is not spelled as :func:`encode_url` spells it); None: valid."""
+    if not path.startswith("/"):
+        return "does not start with '/'"
+    if len(path) > MAX_PATH_CHARS:
+        return f"is {len(path):,} characters long, more than CloudFront's {MAX_PATH_CHARS:,}"
+    stem = path[:-1] if path.endswith("*") else path
+    if "*" in stem:
+        return "has '*' before its last character (a wildcard '*' may only be last)"
+    if encode_url(stem) != stem:
+        # the first character the tool would have encoded (a "%XX" escape is kept as it is)
+        raw = next(c for i, part in enumerate(ESCAPE.split(stem)) if i % 2 == 0
+                   for c in part if encode_path(c) != c)
+        return f"has a raw {raw!r}, which must be URL-encoded ({encode_path(raw)})"
+    return None
 
 
 def valid_path(path: str) -> bool:
-    """A path CloudFront accepts and that means what it says: it starts with '/', has '*' only
-    as its last character, and every other character is kept as is by :func:`encode_path` or
-    is part of a ``%XX`` escape; at most MAX_PATH_CHARS characters."""
-    return len(path) <= MAX_PATH_CHARS and _VALID_PATH.fullmatch(path) is not None
+    return path_problem(path) is None
 
 
 def _trim_escape(prefix: str) -> str:
@@ -91,9 +113,7 @@ def repair_path(path: str) -> str:
     wildcard = star != -1
     if wildcard:
         path = path[:star]
-    parts = re.split(r"(%[0-9A-Fa-f]{2})", path)
-    # Odd parts are escapes, kept; every other character goes through encode_path.
-    fixed = "".join(p if i % 2 else encode_path(p) for i, p in enumerate(parts))
+    fixed = encode_url(path)
     if len(fixed) + wildcard > MAX_PATH_CHARS:
         fixed, wildcard = _trim_escape(fixed[: MAX_PATH_CHARS - 1]), True
     return fixed + ("*" if wildcard else "")

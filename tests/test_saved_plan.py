@@ -717,7 +717,7 @@ def test_an_acl_given_to_deploy_must_be_the_plans(env):
     ],
 )
 def test_path_problem_follows_cloudfronts_rules_and_the_tools_encoding(path, problem):
-    from planner.saved import path_problem
+    from planner.urls import path_problem
 
     found = path_problem(path)
     assert found == problem if problem is None else (found is not None and problem in found)

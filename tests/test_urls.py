@@ -1,8 +1,18 @@
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.urls import encode_path, key_urls, normalise_url_prefix, urls_of
+from planner.minimizer import covers
+from planner.urls import (
+    MAX_PATH_CHARS,
+    encode_path,
+    key_urls,
+    normalise_url_prefix,
+    repair_batch,
+    repair_path,
+    urls_of,
+    valid_path,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +70,45 @@ def test_encoding_round_trips_through_percent_decoding(text):
 
     text = text.encode("utf-8", "surrogatepass").decode("utf-8", "ignore") or "x"
     assert unquote(encode_path("/" + text), errors="strict") == "/" + text
+
+
+# --- repairing invalidation batches (a pending record CloudFront refuses for good) ------------
+
+PATH_TEXT = st.text(st.sampled_from("ab/%*? é\\#~1F"), max_size=30)
+
+
+@pytest.mark.parametrize(
+    "path, repaired",
+    [
+        ("/a b.html", "/a%20b.html"),  # a raw space
+        ("a.html", "/a.html"),  # no leading '/'
+        ("/js/*.js", "/js/*"),  # '*' inside: a wildcard from there
+        ("/ok%20x", "/ok%20x"),  # a valid escape is kept
+        ("/p%zz", "/p%25zz"),  # '%' that is not an escape
+        ("/é", "/%C3%A9"),  # non-ASCII, as UTF-8
+        ("/" + "a" * 5000, "/" + "a" * (MAX_PATH_CHARS - 2) + "*"),  # too long: a wildcard
+        ("/" + "é" * 2000, "/" + "%C3%A9" * 666 + "*"),  # never cut inside an escape
+    ],
+)
+def test_repair_path(path, repaired):
+    assert repair_path(path) == repaired and valid_path(repaired)
+
+
+@given(PATH_TEXT)
+def test_a_repaired_path_is_valid_and_a_valid_one_is_left_as_it_is(path):
+    fixed = repair_path(path)
+    assert valid_path(fixed)
+    if valid_path(path):
+        assert fixed == path
+
+
+@settings(max_examples=200)
+@given(st.lists(PATH_TEXT, max_size=40), st.integers(0, 16), st.integers(0, 40))
+def test_a_repaired_batch_is_within_the_limits_and_covers_every_valid_path(paths, wild, files):
+    fixed = repair_batch(paths, wild, files)
+    wildcards = sum(p.endswith("*") for p in fixed)
+    assert fixed == ("/*",) or (wildcards <= wild and len(fixed) - wildcards <= files)
+    assert all(valid_path(p) for p in fixed)
+    for path in paths:
+        if valid_path(path) and not path.endswith("*"):
+            assert any(covers(p, path) for p in fixed), (path, fixed)
