@@ -11,6 +11,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, Sequence
@@ -41,6 +42,7 @@ from .targets import LocalTarget, S3Target, Target
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"
 HEAD_WORKERS = 32  # HeadObject requests at once (a takeover, verify --deep)
+NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # XML 1.0 cannot carry
 
 
 @dataclass(frozen=True)
@@ -420,6 +422,14 @@ class S3Backend:
         return normal((resp.get("CopyObjectResult") or {}).get("ETag") or "")
 
     def delete(self, keys: Sequence[str]) -> None:
+        # DeleteObjects is an XML request, which cannot carry most control characters: a key
+        # holding one (committed by an earlier version) is deleted on its own.
+        alone = [k for k in keys if NOT_IN_XML.search(k)]
+        for key in alone:
+            with aws_errors(f"delete s3://{self.bucket}/{self.prefix}{key}"):
+                self.clients.s3.delete_object(Bucket=self.bucket, Key=self.prefix + key)
+        if alone:
+            keys = [k for k in keys if not NOT_IN_XML.search(k)]
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             batch = keys[start : start + 1000]
             with aws_errors(f"delete from s3://{self.bucket}/{self.prefix}"):
