@@ -151,7 +151,7 @@ class LocalBackend:
 
     def __init__(self, target: LocalTarget, state: LocalTarget | None = None) -> None:
         self.target = target
-        self.root = target.root
+        self.root = os.path.normpath(target.root)
         self.state = state  # --state: the state's own folder; None: <target>/.planner/
         self.state_apart = state is not None
         self.store = LocalStore(self.root) if state is None else LocalStore(state.root, folder="")
@@ -265,10 +265,13 @@ class LocalBackend:
         try:
             with os.fdopen(fd, "wb") as f:
                 write(f)
-            with contextlib.suppress(FileNotFoundError):
-                if stat.S_ISDIR(os.lstat(dest).st_mode):  # a folder that was this key's way
-                    with self._room:
-                        self._clear_folder(key, dest)
+            try:
+                in_way = stat.S_ISDIR(os.lstat(dest).st_mode)  # (a link is replaced as is)
+            except FileNotFoundError:
+                in_way = False
+            if in_way:  # a folder where the file goes: ``docs/`` when ``docs`` is written
+                with self._room:
+                    self._clear_folder(key, dest)
             os.replace(tmp, dest)  # a file or a link there is replaced, never followed
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
@@ -323,7 +326,7 @@ class LocalBackend:
             except OSError as exc:
                 raise self._fail("delete", key, exc) from None
             # Remove folders the delete left empty, up to (not including) the root.
-            while folder != self.root:
+            while folder.startswith(self.root + os.sep):
                 try:
                     os.rmdir(folder)
                 except OSError:
