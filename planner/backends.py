@@ -248,8 +248,8 @@ class LocalBackend:
     def _temp(self, key: str, folder: str) -> str:
         """The name of ``key``'s unfinished write, the same on every try, so that a write
         killed half-way is replaced by the next one (or removed by the key's delete)."""
-        name = key.rpartition("/")[2]
-        return os.path.join(folder, f"{TMP_PREFIX}{xxhash.xxh3_64_hexdigest(name.encode())}{TMP_SUFFIX}")
+        name = xxhash.xxh3_64_hexdigest(key.rpartition("/")[2].encode())
+        return os.path.join(folder, f"{TMP_PREFIX}{name}{TMP_SUFFIX}")
 
     def _atomic(self, key: str, write) -> None:
         dest = self._dest(key)
@@ -259,7 +259,8 @@ class LocalBackend:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)  # left by a write that was killed
             # As open() creates a file: mode 0666 less the umask (mkstemp would give 0600).
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            fd = os.open(tmp, flags, 0o666)
         except OSError as exc:
             raise self._fail("write", key, exc) from None
         try:

@@ -61,7 +61,8 @@ def write_build(site: Path, files: dict[str, str]) -> Path:
 
 
 def deploy(site: Path, target: Path, *extra: str, **kw) -> subprocess.CompletedProcess:
-    return run(["deploy", str(site), "--target", str(target), "--quiet", *extra], kw.get("env") or env())
+    args = ["deploy", str(site), "--target", str(target), "--quiet", *extra]
+    return run(args, kw.get("env") or env())
 
 
 def deployed(site: Path, target: Path, *extra: str) -> None:
