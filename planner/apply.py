@@ -395,7 +395,7 @@ def deploy_site(
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
-        clear_stale(backend.store, log)  # a lock left by a deploy killed as it ended
+        clear_stale(backend.store, log, backend.fence)  # left by a deploy killed as it ended
         return plan, Result()
     backend.check_distributions(plan.distribution_ids)
     with DeployLock(backend.store, "deploy", lease=lease, timeout=lock_timeout, log=log,

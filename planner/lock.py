@@ -343,13 +343,16 @@ class DeployLock:
             # Already failing: keep that error; the lease lets the next run take the lock.
 
 
-def clear_stale(store: Store, log: Callable[[str], None] = lambda _: None) -> None:
-    """Remove a lock left by a deploy that is gone (lease expired, or a dead process of this
-    machine), as taking it over and giving it back would; a live lock is left alone."""
+def clear_stale(
+    store: Store, log: Callable[[str], None] = lambda _: None, fence: Fence | None = None
+) -> None:
+    """Remove a lock left by a deploy that is gone (lease and margin past, or a dead process
+    of this machine), as taking it over and giving it back would; a live lock is left alone.
+    ``fence``: the target's (its clock judges the lease)."""
     data, _ = store.read(LOCK_NAME)
     if data is None:
         return
-    lock = DeployLock(store, "cleanup", log=log)
+    lock = DeployLock(store, "cleanup", log=log, fence=fence)
     if lock._stale(Holder.loads(data)):
         try:
             with lock:
