@@ -36,6 +36,21 @@ def write_site(root: Path, files: dict[str, str] | None = None) -> Path:
     return root
 
 
+def nested_key(total_bytes: int, char: str = "d") -> str:
+    """A key of exactly ``total_bytes`` UTF-8 bytes, in folders short enough for the file
+    system (NAME_MAX is 255 bytes)."""
+    width = len(char.encode())
+    parts: list[str] = []
+    used = 0
+    while total_bytes - used > 250:
+        parts.append(char * (200 // width))
+        used += (200 // width) * width + 1
+    parts.append("f" * (total_bytes - used))
+    key = "/".join(parts)
+    assert len(key.encode()) == total_bytes
+    return key
+
+
 def run(
     args: list[str], env: dict[str, str], cwd: str | None = None, timeout: float = TIMEOUT
 ) -> subprocess.CompletedProcess:

@@ -56,7 +56,6 @@ from types import SimpleNamespace
 from typing import Any, Callable, ContextManager, Iterator
 
 import pytest
-
 from e2e_helpers import (
     MANIFEST,
     SITE,
@@ -66,6 +65,7 @@ from e2e_helpers import (
     inv_paths,
     invalidations,
     manifest,
+    nested_key,
     one_line_error,
     run,
     site_objects,
@@ -238,21 +238,6 @@ def non_utf8_folder_name(ctx: Ctx) -> None:
     folder = os.path.join(os.fsencode(ctx.build), b"\xff\xfe")
     os.mkdir(folder)
     _raw_file(Path(os.fsdecode(folder)), b"page.html")
-
-
-def nested_key(total_bytes: int, char: str = "d") -> str:
-    """A key of exactly ``total_bytes`` UTF-8 bytes, in folders short enough for the file
-    system (NAME_MAX is 255 bytes)."""
-    width = len(char.encode())
-    parts: list[str] = []
-    used = 0
-    while total_bytes - used > 250:
-        parts.append(char * (200 // width))
-        used += (200 // width) * width + 1
-    parts.append("f" * (total_bytes - used))
-    key = "/".join(parts)
-    assert len(key.encode()) == total_bytes
-    return key
 
 
 def key_of_1025_bytes(ctx: Ctx) -> None:

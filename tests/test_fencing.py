@@ -27,11 +27,19 @@ import boto3
 import pytest
 import xxhash
 from botocore.config import Config
-
 from conftest import Site
-from e2e_helpers import STATE_PREFIX, body, manifest, objects, one_line_error, run, site_objects
+from e2e_helpers import (
+    STATE_PREFIX,
+    body,
+    manifest,
+    objects,
+    one_line_error,
+    run,
+    site_objects,
+)
 from e2e_helpers import write_site as write_files
 from fault_proxy import Entry, FaultProxy, Hook, Rule
+
 from planner.errors import LockLost
 from planner.fence import FENCED, Fence, attach
 
@@ -334,6 +342,7 @@ def test_after_a_takeover_objects_not_as_the_manifest_says_are_written_again_and
     moto, site, tmp_path
 ):
     from e2e_helpers import inv_paths, invalidations
+
     from planner.lock import LOCK_NAME, Holder
 
     base_files = build_files("base")

@@ -24,22 +24,31 @@ from typing import Any, Callable
 
 import pytest
 import xxhash
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from e2e_helpers import (
     SITE,
     history,
     inv_paths,
     invalidations,
     manifest,
+    nested_key,
     one_line_error,
     run,
     run_json,
     site_objects,
     write_site,
 )
-from manifests import DEFAULT_EXCLUDES, Entry, LocalStore, Manifest, S3Store, ScanError, scan
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from manifests import (
+    DEFAULT_EXCLUDES,
+    Entry,
+    LocalStore,
+    Manifest,
+    S3Store,
+    ScanError,
+    scan,
+)
 from manifests.scan import MAX_KEY_BYTES, name_problem, quote_name, walk
 from manifests.stores import MANIFEST_NAME, commit_manifest, load_manifest
 
@@ -253,20 +262,6 @@ def test_odd_names_under_default_excludes_are_never_looked_at(tmp_path: Path) ->
 # --- keys over S3's 1,024 bytes, counted with the target's prefix ---------------------------
 
 
-def _nested_key(total_bytes: int, char: str = "d") -> str:
-    """A key of exactly ``total_bytes`` UTF-8 bytes, in parts short enough for NAME_MAX."""
-    width = len(char.encode())
-    parts: list[str] = []
-    used = 0
-    while total_bytes - used > 250:
-        parts.append(char * (200 // width))
-        used += (200 // width) * width + 1
-    parts.append("f" * (total_bytes - used))
-    key = "/".join(parts)
-    assert len(key.encode()) == total_bytes
-    return key
-
-
 @pytest.mark.parametrize(
     ("size", "prefix", "ok"),
     [
@@ -280,7 +275,7 @@ def _nested_key(total_bytes: int, char: str = "d") -> str:
 def test_key_limit_counts_the_target_prefix(
     tmp_path: Path, size: int, prefix: str, ok: bool
 ) -> None:
-    key = _nested_key(size)
+    key = nested_key(size)
     _write(tmp_path, key)
     if ok:
         assert list(scan(str(tmp_path), _headers, workers=1, key_prefix=prefix)) == [key]
@@ -294,7 +289,7 @@ def test_key_limit_counts_the_target_prefix(
 
 
 def test_key_limit_counts_utf8_bytes_of_the_key(tmp_path: Path) -> None:
-    key = _nested_key(1026, "é")  # fewer than 1,024 characters
+    key = nested_key(1026, "é")  # fewer than 1,024 characters
     assert len(key) < MAX_KEY_BYTES
     _write(tmp_path, key)
     with pytest.raises(ScanError, match="makes a key of 1,026 bytes"):

@@ -20,6 +20,7 @@ from e2e_helpers import (
     write_site,
 )
 from fault_proxy import Error, FaultProxy, Rule
+
 from planner.plan import Journal
 
 PENDING = ".planner/pending.json"

@@ -673,8 +673,8 @@ def test_an_acl_given_to_deploy_must_be_the_plans(env):
     env.edit()
     env.save()
     before = tree(env.target)
-    for given in (["--acl", "public-read"], ["--acl", "private"]):
-        proc = env.run("deploy", "--plan", "plan.json", *given)
+    for acl_args in (["--acl", "public-read"], ["--acl", "private"]):
+        proc = env.run("deploy", "--plan", "plan.json", *acl_args)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert one_line_error(proc) == (f"Error: --plan plan.json is for acl none (the bucket's "
                                         f"setting), not {given[1]}")
