@@ -677,7 +677,7 @@ def test_an_acl_given_to_deploy_must_be_the_plans(env):
         proc = env.run("deploy", "--plan", "plan.json", *acl_args)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert one_line_error(proc) == (f"Error: --plan plan.json is for acl none (the bucket's "
-                                        f"setting), not {given[1]}")
+                                        f"setting), not {acl_args[1]}")
     proc = env.run("deploy", "--plan", "plan.json", env=clean_env(PLANNER_DEPLOY_ACL="private"))
     assert proc.returncode == 2 and "is for acl none" in one_line_error(proc)
     assert tree(env.target) == before
