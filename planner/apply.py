@@ -405,6 +405,7 @@ def deploy_site(
         if doubtful or not state_unchanged(backend, plan):
             if not doubtful:
                 log("the target changed while planning (another deploy finished): planning again")
+            lock.renew()  # a whole lease for planning again (renewed in a thread only after)
             plan = accept(build_plan(site, backend, options, tool_version, hash_progress,
                                      suspects=doubtful))
         if show:
