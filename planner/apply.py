@@ -11,7 +11,7 @@
 
 A crash anywhere leaves a record the next run uses to converge (see ``plan.compute_plan``).
 Under a lock with a fence, every write is signed to expire with the lease (see
-:mod:`planner.fence`).
+:mod:`planner.backends.fence`).
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ import xxhash
 from manifests import ScanError, commit_manifest, load_manifest
 from manifests.errors import ConflictError
 from manifests.scan import hash_file
-
-from . import ledger
-from .backends import MULTIPART_THRESHOLD, Backend
-from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
-from .errors import AwsError, InvalidationError
-from .headers import compress, is_page
-from .lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
-from .plan import (
+from planner import ledger
+from planner.backends import MULTIPART_THRESHOLD, Backend
+from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
+from planner.core.headers import compress, is_page
+from planner.core.urls import repair_batch, valid_path
+from planner.errors import AwsError, InvalidationError
+from planner.lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
+from planner.plan.compute import (
     JOURNAL_NAME,
     Journal,
     Options,
@@ -46,8 +46,7 @@ from .plan import (
     journal_invalidations,
     state_unchanged,
 )
-from .urls import repair_batch, valid_path
-from .verify import compare
+from planner.verify import compare
 
 Log = Callable[[str], None]
 debug = logging.getLogger("planner.apply").debug

@@ -23,8 +23,7 @@ from manifests.errors import ConflictError
 
 if TYPE_CHECKING:
     from manifests import Store
-
-    from .plan import Invalidation, Plan
+    from planner.plan.compute import Invalidation, Plan
 
 LEDGER_DIR = "ledger"
 RECORD_VERSION = 1

@@ -9,7 +9,7 @@ If-Match on the version read, so two runs can never both take it. The holder rem
 end, on errors too. A holder that can no longer renew (the lock was taken over or removed by
 hand) stops before its next write.
 
-Fencing (see :mod:`planner.fence`): given the target's Fence, the lease is kept in S3's clock
+Fencing (see :mod:`planner.backends.fence`): given the target's Fence, the lease is kept in S3's clock
 and every write of the holder is signed to expire at the lease's end, so S3 itself refuses a
 holder that was frozen past it. The lock also names a *margin*: how long after the lease a
 write S3 began to accept before the end may still be landing. A run takes an expired lock
@@ -30,9 +30,8 @@ from typing import Any, Callable
 
 from manifests.errors import ConflictError
 from manifests.stores import ABSENT, Store
-
-from .errors import LockLost, TargetLocked
-from .fence import Fence, lease_over
+from planner.backends.fence import Fence, lease_over
+from planner.errors import LockLost, TargetLocked
 
 LOCK_NAME = "lock.json"
 LEASE_SECONDS = 120.0

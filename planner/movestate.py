@@ -14,14 +14,13 @@ from typing import Callable
 
 from manifests import Store, load_manifest
 from manifests.stores import MANIFEST_NAME
-
-from .backends import INVALIDATION_LOG
-from .budget import CACHE_NAME
-from .errors import PlannerError
-from .fence import Fence
-from .ledger import LEDGER_DIR
-from .lock import LOCK_NAME, DeployLock
-from .plan import JOURNAL_NAME
+from planner.backends import INVALIDATION_LOG
+from planner.backends.fence import Fence
+from planner.core.pacing import CACHE_NAME
+from planner.errors import PlannerError
+from planner.ledger import LEDGER_DIR
+from planner.lock import LOCK_NAME, DeployLock
+from planner.plan.compute import JOURNAL_NAME
 
 
 def state_names(store: Store) -> list[str]:

@@ -13,7 +13,7 @@ URL path with ``%20``; one that starts with ``#`` as ``/%23...``).
   never a wildcard.
 - Any other line is a bucket key relative to the site root (``blog/index.html``; a leading
   ``./`` is dropped, as ``find .`` prints it) and maps to its URLs through
-  :func:`planner.urls.key_urls`: ``blog/index.html`` gives ``/blog/`` and ``/blog/index.html``;
+  :func:`planner.core.urls.key_urls`: ``blog/index.html`` gives ``/blog/`` and ``/blog/index.html``;
   a key is a raw name, so every ``%`` in it is encoded (``100%.html`` -> ``/100%25.html``).
 - Refused, with the line number: a NUL byte, text that is not UTF-8, and a full URL
   (``https://...``: give its path).
@@ -26,11 +26,14 @@ import re
 from typing import BinaryIO, Iterable
 
 from manifests.scan import DEFAULT_EXCLUDES, walk
-
-from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS, CostModel
-from .errors import BadPathList
-from .minimizer import Problem
-from .urls import encode_url, key_urls, normalise_url_prefix, urls_of
+from planner.core.cost import (
+    MAX_PATHS_IN_PROGRESS,
+    MAX_WILDCARDS_IN_PROGRESS,
+    CostModel,
+)
+from planner.core.minimizer import Problem
+from planner.core.urls import encode_url, key_urls, normalise_url_prefix, urls_of
+from planner.errors import BadPathList
 
 STDIN = "-"
 _FULL_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
@@ -56,7 +59,7 @@ def read_lines(text: str, source: str = "input") -> list[str]:
 
 def to_urls(entries: Iterable[str], url_prefix: str = "/") -> list[str]:
     """Sorted, de-duplicated encoded URLs of list entries: URL paths (leading ``/``) as they
-    are, keys through :func:`planner.urls.key_urls` under ``url_prefix``."""
+    are, keys through :func:`planner.core.urls.key_urls` under ``url_prefix``."""
     prefix = normalise_url_prefix(url_prefix)
     out: set[str] = set()
     for entry in entries:

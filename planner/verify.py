@@ -16,16 +16,15 @@ import xxhash
 
 from manifests import DEFAULT_EXCLUDES, Entry, Manifest, commit_manifest, load_manifest
 from manifests.scan import scan
-
-from .adopt import Head, Stored
-from .backends import Backend
-from .errors import PlannerError
-from .headers import headers_for, is_page
-from .plan import (
+from planner.backends import Backend
+from planner.core.headers import headers_for, is_page
+from planner.errors import PlannerError
+from planner.plan.adopt import Head, Stored
+from planner.plan.compute import (
     Invalidation,
     Options,
-    UrlGroup,
     Upload,
+    UrlGroup,
     journal_invalidations,
     plan_invalidations,
     url_groups_for,
@@ -164,7 +163,7 @@ def verify(backend: Backend, deep: bool = False) -> tuple[Manifest, Verification
 
 
 def refuse_pending(backend: Backend) -> None:
-    from .plan import read_journal
+    from planner.plan.compute import read_journal
 
     if read_journal(backend) is not None:
         raise PlannerError(
@@ -188,9 +187,9 @@ def repair(
     Done like the end of a deploy: a pending record (naming the committed deploy, so a run
     that stops half-way is finished by the next deploy), the uploads, then ``finish``
     (invalidation, deletes, ledger record, pending record removed)."""
-    from . import ledger
-    from .apply import Result, Waiting, finish, put_bytes
-    from .plan import JOURNAL_NAME, Journal
+    from planner import ledger
+    from planner.apply import Result, Waiting, finish, put_bytes
+    from planner.plan.compute import JOURNAL_NAME, Journal
 
     refuse_pending(backend)
     wanted = {d.key for d in found.drift if d.problem != "extra"}

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import pytest
-
 from e2e_helpers import create_distribution
 
 REGION = "us-east-1"

@@ -1,6 +1,6 @@
 """Taking over a target that something else deployed: the listing
-(planner.adopt.split_listing), sorting the target's objects against the build
-(planner.adopt.takeover) and the first plan made from it (planner.plan.compute_plan). Pure:
+(planner.plan.adopt.split_listing), sorting the target's objects against the build
+(planner.plan.adopt.takeover) and the first plan made from it (planner.plan.compute.compute_plan). Pure:
 these tests hand them listings, proofs and headers directly; test_e2e_takeover.py drives the
 CLI against a moto server."""
 
@@ -14,8 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
-from planner.adopt import Head, Listing, Stored, candidates, split_listing, takeover
-from planner.plan import Options, compute_plan
+from planner.plan.adopt import (
+    Head,
+    Listing,
+    Stored,
+    candidates,
+    split_listing,
+    takeover,
+)
+from planner.plan.compute import Options, compute_plan
 
 HTML = "text/html; charset=utf-8"
 CSS = "text/css; charset=utf-8"
@@ -203,7 +210,7 @@ def test_takeover_property_every_served_change_is_invalidated_and_no_equal_byte_
     assert not sent & equal
     assert set(p.deletes) == set(t.orphaned)
     must = (set(t.replaced) | set(t.in_place) | set(t.orphaned))
-    from planner.urls import urls_of
+    from planner.core.urls import urls_of
 
     assert set(p.invalidation.changed) == set(urls_of(must))
     assert not set(p.invalidation.changed) & (set(urls_of(t.new)) - set(urls_of(must)))

@@ -15,8 +15,8 @@ import pytest
 from manifests import Manifest
 from planner.apply import apply_plan
 from planner.backends import LocalBackend
-from planner.plan import JOURNAL_NAME, Options, build_plan
-from planner.targets import LocalTarget
+from planner.backends.targets import LocalTarget
+from planner.plan.compute import JOURNAL_NAME, Options, build_plan
 
 
 class Crash(Exception):
@@ -144,7 +144,7 @@ def invalidated(target) -> set[str]:
 
 
 def all_covered(urls, paths) -> bool:
-    from planner.minimizer import covers
+    from planner.core.minimizer import covers
 
     return all(any(covers(p, u) for p in paths) for u in urls)
 
@@ -203,7 +203,7 @@ def test_interrupted_deploy_then_a_revert_converges_to_the_old_build(tmp_path):
         if k >= 2:  # the journal and at least one upload happened
             assert log, f"step {k}: nothing invalidated after a partial deploy"
         # and nothing beyond what the two builds touched
-        from planner.minimizer import covers
+        from planner.core.minimizer import covers
 
         others = {"/", "/index.html", "/img/logo.svg"}
         assert not any(covers(p, u) for p in log for u in others), log
@@ -231,7 +231,7 @@ def test_crash_twice_then_converge(tmp_path):
 def test_resume_skips_a_distribution_deleted_since(tmp_path):
     from planner.apply import Result, finish
     from planner.errors import AwsError
-    from planner.plan import Journal
+    from planner.plan.compute import Journal
 
     class Gone(LocalBackend):
         def invalidate(self, dist, paths, reference):
@@ -252,7 +252,7 @@ def test_resume_skips_a_distribution_deleted_since(tmp_path):
 def test_other_invalidation_errors_keep_the_pending_record(tmp_path):
     from planner.apply import Result, finish
     from planner.errors import AwsError
-    from planner.plan import Journal
+    from planner.plan.compute import Journal
 
     class Denied(LocalBackend):
         def invalidate(self, dist, paths, reference):
@@ -298,7 +298,7 @@ class Busy(LocalBackend):
 
 def test_too_many_in_progress_waits_with_backoff_then_submits(tmp_path):
     from planner.apply import Result, Waiting, finish
-    from planner.plan import Journal
+    from planner.plan.compute import Journal
 
     backend = Busy(LocalTarget(str(tmp_path)))
     backend.busy = 3
@@ -316,7 +316,7 @@ def test_too_many_in_progress_waits_with_backoff_then_submits(tmp_path):
 def test_still_busy_after_the_timeout_fails_and_keeps_the_invalidation_pending(tmp_path):
     from planner.apply import Result, Waiting, finish
     from planner.errors import InvalidationError
-    from planner.plan import Journal
+    from planner.plan.compute import Journal
 
     backend = Busy(LocalTarget(str(tmp_path)))
     backend.busy = 1000

@@ -8,10 +8,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from planner.aws import Clients
 from planner.backends import MULTIPART_THRESHOLD, S3Backend
+from planner.backends.aws import Clients
+from planner.backends.targets import S3Target
 from planner.errors import AwsError
-from planner.targets import S3Target
 
 
 @pytest.fixture

@@ -112,8 +112,8 @@ def good_deploy(moto, root: Path, target: str, distribution: str):
     from planner import __version__
     from planner.apply import apply_plan
     from planner.backends import make_backend
-    from planner.plan import Options, build_plan
-    from planner.targets import parse_target
+    from planner.backends.targets import parse_target
+    from planner.plan.compute import Options, build_plan
 
     clients = SimpleNamespace(s3=moto.s3, cloudfront=moto.cloudfront)
     backend = make_backend(parse_target(target), clients)
@@ -805,8 +805,8 @@ def test_file_changing_during_a_managed_upload_is_refused_and_never_published(
     from manifests import ScanError
     from planner import __version__
     from planner.backends import LocalBackend
-    from planner.plan import Options, build_plan
-    from planner.targets import LocalTarget
+    from planner.backends.targets import LocalTarget
+    from planner.plan.compute import Options, build_plan
 
     public = write_site(tmp_path / "public")
     out = tmp_path / "out"

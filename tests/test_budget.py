@@ -20,11 +20,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from e2e_helpers import create_distribution
 from moto import mock_aws
 
-from e2e_helpers import create_distribution
 from planner.backends import LocalBackend, S3Backend
-from planner.budget import (
+from planner.backends.targets import LocalTarget, S3Target
+from planner.core.pacing import (
     BURST,
     CACHE_NAME,
     Budget,
@@ -37,7 +38,6 @@ from planner.budget import (
     recorded_usage,
 )
 from planner.errors import AwsError
-from planner.targets import LocalTarget, S3Target
 
 UTC = dt.timezone.utc
 MARCH = "2025-03"
@@ -402,7 +402,7 @@ def test_the_count_cache_keeps_a_year_of_counts_when_it_is_written():
 @pytest.mark.parametrize(("month", "oldest_kept"), [("2025-03", "2024-03"), ("2025-12", "2024-12"),
                                                      ("2025-01", "2024-01")])
 def test_pruning_counts_months_across_years(month, oldest_kept):
-    from planner.budget import pruned
+    from planner.core.pacing import pruned
 
     year, mon = (int(x) for x in oldest_kept.split("-"))
     before = f"{year - 1:04d}-12" if mon == 1 else f"{year:04d}-{mon - 1:02d}"
@@ -858,8 +858,8 @@ def test_an_oldest_first_listing_is_read_to_the_last_page():
 )
 def test_report_without_permission_to_list_has_no_account_view_but_the_ledger(aws, denied):
     from planner import ledger
-    from planner.report import build_report
-    from planner.report_sources import read_sources
+    from planner.report.build import build_report
+    from planner.report.sources import read_sources
 
     dist = create_distribution(aws.cloudfront, "site")
     month = invalidate(aws.cloudfront, dist, ["/a", "/b/*"], "another-tool")
@@ -891,7 +891,7 @@ def test_report_without_permission_to_list_has_no_account_view_but_the_ledger(aw
 
 
 def test_report_without_a_target_does_not_hide_access_denied(aws, tmp_path, monkeypatch):
-    from planner.report_sources import read_sources
+    from planner.report.sources import read_sources
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     clients = SimpleNamespace(cloudfront=Denied(aws.cloudfront))

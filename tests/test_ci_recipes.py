@@ -29,7 +29,6 @@ from typing import Any, Callable, Iterator
 
 import pytest
 import yaml
-
 from e2e_helpers import (
     MANIFEST,
     SITE,

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.cli_paths import paths
-from planner.cost import CostModel
+from planner.cli.paths import paths
+from planner.core.cost import CostModel
+from planner.core.minimizer import covers, evaluate, minimize
+from planner.core.urls import urls_of
 from planner.errors import BadPathList
-from planner.minimizer import covers, evaluate, minimize
 from planner.pathlist import (
     encode_url,
     folder_urls,
@@ -26,7 +27,6 @@ from planner.pathlist import (
     read_lines,
     to_urls,
 )
-from planner.urls import urls_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-site"
@@ -410,7 +410,7 @@ def test_the_command_loads_no_aws_library(tmp_path):
     universe = write(tmp_path / "u.txt", KEYS)
     code = (
         "import sys\n"
-        "from planner.cli_paths import paths\n"
+        "from planner.cli.paths import paths\n"
         f"try: paths(['-u', {universe!r}, '-c', '-'])\n"
         "except SystemExit as e: assert e.code in (0, None), e.code\n"
         "print('boto3' in sys.modules, 'botocore' in sys.modules, file=sys.stderr)\n"

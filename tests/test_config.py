@@ -23,8 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from e2e_helpers import create_distribution, inv_paths, invalidations, one_line_error, run, write_site
+from e2e_helpers import (
+    create_distribution,
+    inv_paths,
+    invalidations,
+    one_line_error,
+    run,
+    write_site,
+)
 
 DEPLOYED_CACHE = "max-age=120"
 BASE = {

@@ -18,9 +18,6 @@ from typing import Any
 import brotli
 import pytest
 import xxhash
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from e2e_helpers import (
     one_line_error,
     put_counts,
@@ -29,18 +26,21 @@ from e2e_helpers import (
     site_objects,
     write_site,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from manifests import FORMAT_VERSION, CorruptManifest, Entry, Manifest, diff
 from manifests.model import _fast_entries, _new_entry
-from planner import config
-from planner.config import ConfigError
-from planner.headers import (
+from planner.cli import config
+from planner.cli.config import ConfigError
+from planner.core.headers import (
     DEFAULT_CACHE_CONTROL,
     IMMUTABLE_CACHE_CONTROL,
     HeaderRule,
     compress,
     headers_for,
 )
-from planner.plan import Options, deploy_id_for
+from planner.plan.compute import Options, deploy_id_for
 from planner.verify import DRIFT_EXIT, Drift, compare
 
 H1 = "0123456789abcdef0123456789abcdef"
@@ -295,7 +295,7 @@ def test_brotli_is_imported_only_when_a_br_file_is_compressed():
     code = (
         "import sys\n"
         "import planner.apply, planner.verify, planner.cli\n"
-        "from planner.headers import compress, headers_for\n"
+        "from planner.core.headers import compress, headers_for\n"
         "compress(b'x' * 100, 'gzip')\n"
         "assert 'brotli' not in sys.modules, 'imported early'\n"
         "compress(b'x' * 100, 'br')\n"
@@ -313,7 +313,7 @@ def test_forked_hashing_helpers_record_the_encoding(tmp_path):
     code = f"""
 import json, sys
 import manifests.scan
-from planner.headers import HeaderRule, headers_for
+from planner.core.headers import HeaderRule, headers_for
 scan_mod = sys.modules["manifests.scan"]  # the package exports a function of that name
 scan_mod.PROCESS_MIN_FILES = 10
 h = headers_for("cc", (HeaderRule("*.css", content_encoding="br"),))
@@ -401,7 +401,7 @@ def test_config_misspelled_content_encoding_is_named_with_a_hint(tmp_path):
 
 
 def test_compare_ignores_the_size_of_encoded_objects_only():
-    from planner.adopt import Stored
+    from planner.plan.adopt import Stored
 
     m = Manifest(_encoded())
 
@@ -621,7 +621,7 @@ def test_saved_plan_round_trips_the_encoding_rules(local):
     assert proc.returncode == 0, proc.stderr
     saved = json.loads(out_file.read_text())
     assert [r["content_encoding"] for r in saved["options"]["header_rules"]] == ["", "gzip", "br"]
-    from planner import saved as saved_mod
+    from planner.plan import saved as saved_mod
 
     loaded = saved_mod.load(out_file.read_bytes(), str(out_file))
     assert loaded.options.header_rules == (
@@ -638,8 +638,8 @@ def test_saved_plan_round_trips_the_encoding_rules(local):
 
 def test_saved_plan_of_an_older_version_without_the_field_is_refused():
     """A plan of format 1 (before checksums, and before content_encoding) is not guessed at:
-    refused with a line saying to make it again (planner.saved says why)."""
-    from planner import saved as saved_mod
+    refused with a line saying to make it again (planner.plan.saved says why)."""
+    from planner.plan import saved as saved_mod
 
     opts = {"header_rules": [{"pattern": "*.html", "cache_control": "x", "content_type": None}]}
     doc = {"format": saved_mod.FORMAT, "version": 1, "site": "s", "target": "t",
@@ -654,8 +654,8 @@ def test_an_encoded_file_above_the_multipart_threshold_is_sent_whole(tmp_path, m
     size; a file edited since the scan is refused before anything is sent."""
     from planner import apply as apply_mod
     from planner.backends import LocalBackend
-    from planner.plan import build_plan
-    from planner.targets import parse_target
+    from planner.backends.targets import parse_target
+    from planner.plan.compute import build_plan
 
     monkeypatch.setattr(apply_mod, "MULTIPART_THRESHOLD", 10)
     public = write_site(tmp_path / "public", {"big.css": BIG_CSS, "big.txt": BIG_CSS})

@@ -19,9 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_helpers import (
+    create_distribution,
+    inv_paths,
+    invalidations,
+    run,
+    run_json,
+    write_site,
+)
 
-from e2e_helpers import create_distribution, inv_paths, invalidations, run, run_json, write_site
-from planner.budget import days_left_in_month, pace_allowance
+from planner.core.pacing import days_left_in_month, pace_allowance
 
 PRICE = 0.005
 MISS = PRICE / 1000  # the default --miss-cost

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import pytest
 import xxhash
-
 from conftest import Site
 from e2e_helpers import (
     MANIFEST,

@@ -28,7 +28,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-
 from e2e_helpers import (
     body,
     create_distribution,

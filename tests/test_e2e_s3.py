@@ -9,8 +9,8 @@ describes exactly the site objects there (keys, sizes, xxh3 hashes of the bodies
 
 from __future__ import annotations
 
-import shutil
 import dataclasses
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 import xxhash
-
 from e2e_helpers import (
     MANIFEST,
     SITE,

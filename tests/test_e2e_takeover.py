@@ -22,7 +22,6 @@ import json
 from typing import Any
 
 import pytest
-
 from e2e_helpers import (
     MANIFEST,
     SITE,
@@ -38,7 +37,8 @@ from e2e_helpers import (
     write_site,
 )
 from fault_proxy import FaultProxy
-from planner.headers import headers_for
+
+from planner.core.headers import headers_for
 
 HEADERS = headers_for()  # key -> (Content-Type, Cache-Control, Content-Encoding) by default
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from e2e_helpers import (
     SITE,
     body,

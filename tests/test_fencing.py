@@ -40,8 +40,8 @@ from e2e_helpers import (
 from e2e_helpers import write_site as write_files
 from fault_proxy import Entry, FaultProxy, Hook, Rule
 
+from planner.backends.fence import FENCED, Fence, attach
 from planner.errors import LockLost
-from planner.fence import FENCED, Fence, attach
 
 LEASE, MARGIN, BODY_TIMEOUT = 3.0, 2.0, 1.0
 TRIALS = 20

@@ -12,13 +12,13 @@ import re
 from pathlib import Path
 
 import pytest
+from e2e_helpers import one_line_error, put_counts, run, run_json, write_site
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from e2e_helpers import one_line_error, put_counts, run, run_json, write_site
-from planner import config
-from planner.config import ConfigError
-from planner.headers import (
+from planner.cli import config
+from planner.cli.config import ConfigError
+from planner.core.headers import (
     CONTENT_TYPES,
     DEFAULT_CACHE_CONTROL,
     DEFAULT_CONTENT_TYPE,

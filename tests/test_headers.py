@@ -1,6 +1,11 @@
 import pytest
 
-from planner.headers import DEFAULT_CACHE_CONTROL, content_type, headers_for, is_page
+from planner.core.headers import (
+    DEFAULT_CACHE_CONTROL,
+    content_type,
+    headers_for,
+    is_page,
+)
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from manifests import Entry, LocalStore, Manifest, S3Store
 from planner import ledger
-from planner.plan import Journal, Options, compute_plan
+from planner.plan.compute import Journal, Options, compute_plan
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 5, 12, 0, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ from test_apply_faults import deploy as deploy_in_process
 
 from manifests import Manifest
 from planner.backends import LocalBackend
-from planner.targets import LocalTarget
+from planner.backends.targets import LocalTarget
 
 # (build 1, build 2): a path that is a file in one and a folder in the other.
 FILE_TO_FOLDER = (

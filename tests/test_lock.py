@@ -25,8 +25,8 @@ from typing import Any, Callable
 
 import pytest
 import xxhash
-
 from e2e_helpers import TIMEOUT, history, manifest, one_line_error, run, site_objects
+
 from manifests.errors import ConflictError, StoreError
 from manifests.stores import LocalStore, S3Store
 from planner.errors import LockLost, TargetLocked

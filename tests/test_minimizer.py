@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from planner.cost import CostModel
+from planner.core.cost import CostModel
+from planner.core.minimizer import Problem, covers, evaluate, minimize, trim_escape
+from planner.core.urls import urls_of
 from planner.errors import InvalidationError
-from planner.minimizer import Problem, covers, evaluate, minimize, trim_escape
-from planner.urls import urls_of
 
 PAGES = ["index.html", "about/index.html", "blog/index.html"] + [
     f"blog/post-{i}/index.html" for i in range(12)

@@ -52,8 +52,8 @@ def deployed(tmp_path: Path) -> tuple[str, LocalStore, dict[str, bytes]]:
     """A local target deployed twice (manifest, ledger, invalidation log); its state."""
     from planner.apply import deploy_site
     from planner.backends import LocalBackend
-    from planner.plan import Options
-    from planner.targets import LocalTarget
+    from planner.backends.targets import LocalTarget
+    from planner.plan.compute import Options
 
     site = tmp_path / "public"
     shutil.copytree(SAMPLE, site)

@@ -1,10 +1,10 @@
-"""How a distribution serves a bucket's keys (planner.origins): pure, from config dicts."""
+"""How a distribution serves a bucket's keys (planner.core.origins): pure, from config dicts."""
 
 from __future__ import annotations
 
 import pytest
 
-from planner.origins import bucket_of, mapper, served
+from planner.core.origins import bucket_of, mapper, served
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 
 from manifests import Entry, Manifest
 from planner.errors import BadSite, TooManyDeletes
-from planner.plan import Journal, Options, compute_plan, deploy_id_for
+from planner.plan.compute import Journal, Options, compute_plan, deploy_id_for
 
 TARGET = "s3://bucket"
 

@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from e2e_helpers import run
-from planner.progress import UploadProgress
+
+from planner.cli.progress import UploadProgress
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
 
@@ -103,7 +104,7 @@ import sys  # noqa: E402
 import pytest  # noqa: E402
 
 from manifests.scan import scan, scan_meanwhile  # noqa: E402
-from planner.progress import HashProgress  # noqa: E402
+from planner.cli.progress import HashProgress  # noqa: E402
 
 
 def _tree(root: Path, n: int) -> int:
@@ -287,6 +288,6 @@ def test_plan_of_a_large_site_shows_a_line_per_tenth(tmp_path):
     lines = proc.stderr.splitlines()
     assert 2 <= len(lines) <= 11, lines
     assert all(x.startswith("hashed ") and "/2,500 files (" in x for x in lines), lines
-    from planner.render import human_bytes
+    from planner.cli.render import human_bytes
 
     assert lines[-1] == f"hashed 2,500/2,500 files ({human_bytes(nbytes)})"

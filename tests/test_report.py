@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
 from planner import ledger
-from planner.budget import AccountInvalidations, InvalidationCount
-from planner.plan import Options, compute_plan
-from planner.report import FAIL_OVER_EXIT, build_report, days_in, parse_month
-from planner.report_render import bar, render, to_csv, to_json, to_text
+from planner.core.pacing import AccountInvalidations, InvalidationCount
+from planner.plan.compute import Options, compute_plan
+from planner.report.build import FAIL_OVER_EXIT, build_report, days_in, parse_month
+from planner.report.render import bar, render, to_csv, to_json, to_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-site"

@@ -22,19 +22,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from e2e_helpers import (
+    history,
     inv_paths,
     invalidations,
-    history,
     manifest,
     one_line_error,
     run,
     without_progress,
     write_site,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 BASE = {
     "index.html": "<h1>home</h1>\n",
@@ -49,7 +48,7 @@ EDITED_MESSAGE = "was edited after `planner plan` wrote it (checksum mismatch); 
 
 
 def checksum(doc: dict[str, Any]) -> str:
-    from planner.saved import checksum as of
+    from planner.plan.saved import checksum as of
 
     return of(doc)
 
@@ -147,7 +146,7 @@ def env(deployed: Path) -> Env:
 
 
 def pending_record(deploy_id: str, base_deploy_id: str | None, touched: tuple[str, ...]) -> bytes:
-    from planner.plan import Journal
+    from planner.plan.compute import Journal
 
     return Journal(
         deploy_id=deploy_id,
@@ -717,7 +716,7 @@ def test_an_acl_given_to_deploy_must_be_the_plans(env):
     ],
 )
 def test_path_problem_follows_cloudfronts_rules_and_the_tools_encoding(path, problem):
-    from planner.urls import path_problem
+    from planner.core.urls import path_problem
 
     found = path_problem(path)
     assert found == problem if problem is None else (found is not None and problem in found)
@@ -726,8 +725,8 @@ def test_path_problem_follows_cloudfronts_rules_and_the_tools_encoding(path, pro
 def test_every_option_of_a_plan_is_checked():
     import dataclasses as dc
 
-    from planner import saved
-    from planner.plan import Options
+    from planner.plan import saved
+    from planner.plan.compute import Options
 
     assert set(saved._OPTION) == {f.name for f in dc.fields(Options)} - set(saved._NOT_SAVED)
 
@@ -753,11 +752,12 @@ def test_every_plan_the_tool_writes_passes_its_checks_and_round_trips(
     import dataclasses as dc
     import tempfile
 
-    from planner import __version__, saved
+    from planner import __version__
     from planner.apply import apply_plan
     from planner.backends import LocalBackend
-    from planner.plan import Options, build_plan
-    from planner.targets import LocalTarget
+    from planner.backends.targets import LocalTarget
+    from planner.plan import saved
+    from planner.plan.compute import Options, build_plan
 
     with tempfile.TemporaryDirectory() as tmp:
         keys = [f"d/f{n}.html" for n in names]

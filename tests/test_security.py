@@ -20,7 +20,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-
 from e2e_helpers import history, one_line_error, run, write_site
 
 ACCESS_KEY = "AKIAEXAMPLESECRETID1"

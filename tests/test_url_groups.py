@@ -15,13 +15,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
-from planner import ledger, saved
-from planner.budget import AccountInvalidations, InvalidationCount, Usage, usage_from
-from planner.minimizer import covers
-from planner.origins import Served, mapper, served
+from planner import ledger
 from planner.backends import Distribution
+from planner.core.minimizer import covers
+from planner.core.origins import Served, mapper, served
+from planner.core.pacing import (
+    AccountInvalidations,
+    InvalidationCount,
+    Usage,
+    usage_from,
+)
 from planner.errors import BadTarget
-from planner.plan import (
+from planner.plan import saved
+from planner.plan.compute import (
     Journal,
     Options,
     UrlGroup,
@@ -347,7 +353,7 @@ def test_a_saved_plan_is_refused_when_the_distributions_group_differently():
 
 def test_a_plan_saved_before_groups_existed_is_refused_as_format_1():
     """A plan of format 1 (no checksum; the oldest also without "invalidations") is refused,
-    with a line saying to make it again (planner.saved says why)."""
+    with a line saying to make it again (planner.plan.saved says why)."""
     p = plan_for([group(SITE_ROOT, "EB")])
     doc = json.loads(saved.dumps(p, Options(distribution_ids=("EB",))))
     del doc["plan"]["invalidations"], doc["checksum"]
@@ -386,7 +392,7 @@ def test_free_paths_go_where_they_save_the_most_misses():
 
 def _in_order_cost(groups, p, options):
     """What splitting the allowance in the order given alone would cost."""
-    from planner.plan import plan_invalidation
+    from planner.plan.compute import plan_invalidation
 
     total, spent = 0.0, 0
     for g in groups:

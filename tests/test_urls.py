@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.minimizer import covers
-from planner.urls import (
+from planner.core.minimizer import covers
+from planner.core.urls import (
     MAX_PATH_CHARS,
     encode_path,
     key_urls,

@@ -16,9 +16,6 @@ from typing import Any
 
 import pytest
 import xxhash
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from e2e_helpers import (
     SITE,
     body,
@@ -33,9 +30,12 @@ from e2e_helpers import (
     site_objects,
     write_site,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from manifests import Entry, Manifest
-from planner.adopt import Head, Stored
-from planner.plan import Upload
+from planner.plan.adopt import Head, Stored
+from planner.plan.compute import Upload
 from planner.verify import DRIFT_EXIT, Drift, compare, repair_plan
 
 HTML = "text/html; charset=utf-8"
@@ -577,7 +577,7 @@ def test_verify_on_a_target_never_deployed_is_a_one_line_error(moto, site, publi
 
 
 def test_verify_repair_is_refused_while_a_pending_record_exists(moto, site, public):
-    from planner.plan import Journal
+    from planner.plan.compute import Journal
 
     deploy(moto, public, site)
     m = manifest(moto.s3, site.bucket)

@@ -1,5 +1,5 @@
 """What fencing costs a deploy's writes: PutObject with the signature in the query string,
-expiring with the lease (planner.fence), against the same calls signed in the Authorization
+expiring with the lease (planner.backends.fence), against the same calls signed in the Authorization
 header (no lock held), on one client against a moto server on 127.0.0.1.
 
 The two are run alternately, several rounds, and the medians compared: on a shared machine
@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
-from planner.fence import Fence, attach
+from planner.backends.fence import Fence, attach
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ What it does: a seeded site of ``--keys`` keys in 300 folders, ``--changed`` of 
 changed, mapped to URLs two ways: ``/KEY`` by one distribution, and ``/site/KEY`` by the other,
 either for every key (``same``) or for the first half of the folders only (``half``: its
 origin path serves part of the target). For 1,000 and 5,000 free paths
-(pace none), it times ``planner.plan.plan_invalidations`` for one group, for two groups with
+(pace none), it times ``planner.plan.compute.plan_invalidations`` for one group, for two groups with
 the allowance split in the order given only, and for two groups as the tool plans them (the
 order given, then each group with the whole allowance and with none when a later group pays
 or misses), and prints each one's total cost: what sharing the allowance costs in time, and
@@ -23,8 +23,8 @@ import gc
 import random
 import time
 
-import planner.plan as plan_module
-from planner.plan import Options, UrlGroup, plan_invalidations
+import planner.plan.compute as plan_module
+from planner.plan.compute import Options, UrlGroup, plan_invalidations
 
 
 def site(keys: int, changed: int, seed: int) -> tuple[list[str], list[str]]:

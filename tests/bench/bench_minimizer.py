@@ -8,7 +8,7 @@ Usage::
 What it does
 ------------
 1. Generates, seeded, a site of ``--urls`` URLs as a static site generator lays it out
-   (bucket keys mapped by ``planner.urls.key_urls``, so every page is two URLs,
+   (bucket keys mapped by ``planner.core.urls.key_urls``, so every page is two URLs,
    ``/sec/sub/page/`` and ``/sec/sub/page/index.html``): a home page and top-level files;
    sections of very different sizes, each with an index, subsections with indexes,
    pagination pages, and pages whose slugs share words (``how-to-...``), some with bundled
@@ -33,7 +33,7 @@ What it does
    plan`` and ``planner paths`` run it (median and min), and ``--gc-repeat`` runs with it
    on (median): this process holds the whole site, so each collection walks a large heap,
    as it would in a library caller's process. Every plan is checked
-   once, untimed, with ``planner.minimizer.evaluate``: it covers every changed URL, has at
+   once, untimed, with ``planner.core.minimizer.evaluate``: it covers every changed URL, has at
    most 15 wildcards and 3,000 other paths, and its collateral and cost are what the
    minimizer says.
 4. Times the real CLI, ``planner paths --universe U --changed C --format json`` in a
@@ -63,9 +63,9 @@ from dataclasses import dataclass
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from planner.cost import CostModel  # noqa: E402
-from planner.minimizer import WORK_BUDGET, Problem, covers, evaluate, minimize  # noqa: E402
-from planner.urls import key_urls  # noqa: E402
+from planner.core.cost import CostModel  # noqa: E402
+from planner.core.minimizer import WORK_BUDGET, Problem, covers, evaluate, minimize  # noqa: E402
+from planner.core.urls import key_urls  # noqa: E402
 
 TARGET_S = 2.0
 BUDGETS = (1000, 0, 20000)

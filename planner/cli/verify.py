@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from .cli_common import (
+from planner.cli.common import (
     clients_of,
     distribution_ids,
     make_target_backend,
@@ -17,7 +17,7 @@ from .cli_common import (
     state_option,
     with_aws_options,
 )
-from .cli_common import errors as _errors
+from planner.cli.common import errors as _errors
 
 
 def to_dict(v) -> dict[str, Any]:
@@ -124,10 +124,11 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
     Example:
       planner verify --target s3://my-bucket --repair public -d E123ABC
     """
-    from .lock import DeployLock
-    from .plan import Options, url_groups_for
-    from .targets import check_apart
-    from .verify import DRIFT_EXIT, refuse_pending, repair, verify as check_target
+    from planner.backends.targets import check_apart
+    from planner.lock import DeployLock
+    from planner.plan.compute import Options, url_groups_for
+    from planner.verify import DRIFT_EXIT, refuse_pending, repair
+    from planner.verify import verify as check_target
 
     backend = make_target_backend(target, state, clients_of(kw), acl=acl)
     if site is not None:

@@ -8,8 +8,8 @@ from typing import Any, Callable
 
 import click
 
-from . import __version__
-from .cli_common import (
+from planner import __version__
+from planner.cli.common import (
     as_list_if_multiple,
     aws_options,
     clients_of,
@@ -20,11 +20,11 @@ from .cli_common import (
     state_option,
     with_aws_options,
 )
-from .cli_common import errors as _errors
-from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
-from .errors import PlannerError
-from .headers import DEFAULT_CACHE_CONTROL
-from .lock import LEASE_SECONDS, MARGIN_SECONDS
+from planner.cli.common import errors as _errors
+from planner.core.cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
+from planner.core.headers import DEFAULT_CACHE_CONTROL
+from planner.errors import PlannerError
+from planner.lock import LEASE_SECONDS, MARGIN_SECONDS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER"}
 
@@ -93,8 +93,8 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         raise click.UsageError("Missing argument 'SITE'.")
     if not kw["target"]:
         raise click.UsageError("Missing option '--target' / '-t'.")
-    from .plan import Options
-    from .targets import check_apart
+    from planner.backends.targets import check_apart
+    from planner.plan.compute import Options
 
     backend = make_target_backend(kw["target"], kw["state"], clients_of(kw),
                                   read_only=read_only, acl=kw["acl"])
@@ -120,7 +120,7 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
 
 
 def _header_rules() -> tuple[Any, ...]:
-    from . import config
+    from planner.cli import config
 
     ctx = click.get_current_context()
     cfg = ctx.find_root().obj
@@ -148,13 +148,13 @@ def _hashing(people: bool) -> Any:
         import contextlib
 
         return contextlib.nullcontext()
-    from .progress import HashProgress
+    from planner.cli.progress import HashProgress
 
     return HashProgress()
 
 
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
-    from . import render
+    from planner.cli import render
 
     if fmt == "json":
         click.echo(render.to_json(plan, result))
@@ -175,7 +175,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     Example:
       planner plan public --target s3://my-bucket --distribution E123ABC
     """
-    from . import config
+    from planner.cli import config
 
     group = ctx.command
     assert isinstance(group, click.Group)
@@ -212,14 +212,14 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     Example:
       planner plan public --target ./site-out
     """
-    from .plan import build_plan
+    from planner.plan.compute import build_plan
 
     backend, options = _prepare(kw, read_only=True)
     _debug_log(kw["verbose"])
     with _hashing(kw["fmt"] != "json" and not kw["quiet"]) as hashed:
         the_plan = build_plan(kw["site"], backend, options, __version__, progress=hashed)
     if out:
-        from . import saved
+        from planner.plan import saved
 
         try:
             with click.open_file(out, "wb", atomic=True) as f:
@@ -261,13 +261,13 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     Example:
       planner deploy public --target s3://my-bucket --distribution E123ABC
     """
-    from . import render
-    from .apply import Waiting, deploy_site
-    from .plan import build_plan
+    from planner.apply import Waiting, deploy_site
+    from planner.cli import render
+    from planner.plan.compute import build_plan
 
     accept = None
     if plan_file:
-        from . import saved
+        from planner.plan import saved
 
         saved_plan = saved.read(plan_file)  # checked in full before anything remote is read
         saved_plan.check_given(kw["site"], kw["target"], kw["acl"])
@@ -285,7 +285,7 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     show = (lambda p: _show(p, kw["fmt"], kw["verbose"])) if people else None
     progress = None
     if people:
-        from .progress import UploadProgress
+        from planner.cli.progress import UploadProgress
 
         progress = lambda p: UploadProgress(len(p.uploads), p.upload_bytes)  # noqa: E731
     if dry_run:
@@ -326,8 +326,8 @@ def unlock(target: str, state: str | None, pending_record: bool, **aws: Any) -> 
     Example:
       planner unlock --target s3://my-bucket
     """
-    from .lock import unlock as remove_lock
-    from .plan import JOURNAL_NAME
+    from planner.lock import unlock as remove_lock
+    from planner.plan.compute import JOURNAL_NAME
 
     backend = make_target_backend(target, state, clients_of(aws))
     held = remove_lock(backend.store)
@@ -365,7 +365,7 @@ def move_state(target: str, state: str, source: str | None, **aws: Any) -> None:
     Example:
       planner move-state --target s3://www-example-com --state s3://example-ops/planner/www
     """
-    from .movestate import move_state as move
+    from planner.movestate import move_state as move
 
     clients = clients_of(aws)
     old = make_target_backend(target, source, clients)
@@ -375,9 +375,9 @@ def move_state(target: str, state: str, source: str | None, **aws: Any) -> None:
                f"to {new.store.location}; from now on, pass --state {state}")
 
 
-from .cli_paths import paths  # noqa: E402 - the commands live in their own modules
-from .cli_report import report  # noqa: E402
-from .cli_verify import verify  # noqa: E402
+from planner.cli.paths import paths  # noqa: E402 - the commands live in their own modules
+from planner.cli.report import report  # noqa: E402
+from planner.cli.verify import verify  # noqa: E402
 
 cli.add_command(paths)
 cli.add_command(report)

@@ -37,8 +37,12 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS, CostModel
-from .errors import InvalidationError
+from planner.core.cost import (
+    MAX_PATHS_IN_PROGRESS,
+    MAX_WILDCARDS_IN_PROGRESS,
+    CostModel,
+)
+from planner.errors import InvalidationError
 
 _TOP = "\x7f"  # sorts after every character of an encoded URL path
 # Frontier points the exact search may combine before it returns the best plan found (with its

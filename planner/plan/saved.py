@@ -33,19 +33,19 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
-from .errors import PlannerError
-from .headers import HeaderRule
-from .minimizer import Covered, Solution, covers
-from .plan import Alternative, Invalidation, Options, Plan
-from .urls import path_problem
+from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
+from planner.core.headers import HeaderRule
+from planner.core.minimizer import Covered, Solution, covers
+from planner.core.urls import path_problem
+from planner.errors import PlannerError
+from planner.plan.compute import Alternative, Invalidation, Options, Plan
 
 FORMAT = "invalidation-planner/plan"
 VERSION = 2  # 2: with "checksum"
 ACLS = ("private", "public-read")  # `--acl` (planner.cli); null: none, the bucket's setting
 PACES = ("even", "none")  # `--pace`
 # "A path can be a maximum of 4,000 characters" (CloudFront Developer Guide, "Invalidation
-# limits"; the 15 wildcard and 3,000 file paths in progress per distribution: planner.cost).
+# limits"; the 15 wildcard and 3,000 file paths in progress per distribution: planner.core.cost).
 
 
 class BadSavedPlan(PlannerError):
@@ -77,7 +77,7 @@ class SavedPlan:
         """The deploy's own SITE, --target and --acl (None: not given) are the plan's. An
         --acl the plan was not made with is refused rather than applied over the one a
         reviewer saw (as it was before plans were checked)."""
-        from .targets import parse_target
+        from planner.backends.targets import parse_target
 
         given = {
             "site": (site, site and os.path.abspath(site), self.site),
@@ -129,7 +129,7 @@ class SavedPlan:
 
 def uncovered(urls: frozenset[str], paths: list[str]) -> str | None:
     """The first of ``urls`` (sorted) that none of ``paths`` invalidates (as
-    :func:`planner.minimizer.covers` decides), if any."""
+    :func:`planner.core.minimizer.covers` decides), if any."""
     exact = {p for p in paths if not p.endswith("*")}
     wild = [p for p in paths if p.endswith("*")]  # 15 at most (validated)
     return next(
@@ -177,7 +177,7 @@ def checksum(doc: dict[str, Any]) -> str:
 
 
 def dumps(plan: Plan, options: Options, acl: str | None = None, state: str | None = None) -> bytes:
-    from .render import plan_dict
+    from planner.cli.render import plan_dict
 
     opts = {
         k: (list(v) if isinstance(v, tuple) else v)
@@ -443,7 +443,7 @@ def _texts(value: Any, field: str) -> tuple[str, ...]:
 
 
 def _target(value: Any) -> str:
-    from .targets import parse_target
+    from planner.backends.targets import parse_target
 
     text = _text(value, "target")
     try:

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from manifests.model import STATE_DIR
-
-from .errors import BadTarget
+from planner.errors import BadTarget
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 

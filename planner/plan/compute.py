@@ -22,19 +22,15 @@ from manifests.errors import CorruptManifest
 from manifests.etags import parts_of, proves, stored_etag
 from manifests.model import STATE_DIR
 from manifests.scan import scan_meanwhile
-
-from .adopt import Listing, Takeover, candidates, takeover
-from .backends import Backend, Distribution
-from .budget import Budget, Usage, days_left_in_month, month_of
-from .cost import (
+from planner.backends import Backend, Distribution
+from planner.core.cost import (
     FREE_PATHS_PER_MONTH,
     MAX_PATHS_IN_PROGRESS,
     MAX_WILDCARDS_IN_PROGRESS,
     PRICE_PER_PATH,
     CostModel,
 )
-from .errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
-from .headers import (
+from planner.core.headers import (
     DEFAULT_CACHE_CONTROL,
     HeaderRule,
     compress,
@@ -42,8 +38,11 @@ from .headers import (
     is_fingerprinted,
     is_page,
 )
-from .minimizer import Problem, Solution, evaluate, minimize
-from .urls import normalise_url_prefix, urls_of
+from planner.core.minimizer import Problem, Solution, evaluate, minimize
+from planner.core.pacing import Budget, Usage, days_left_in_month, month_of
+from planner.core.urls import normalise_url_prefix, urls_of
+from planner.errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
+from planner.plan.adopt import Listing, Takeover, candidates, takeover
 
 JOURNAL_NAME = "pending.json"
 
@@ -215,7 +214,7 @@ class Journal:
 def _record_draft(doc: object) -> dict | None:
     """The ledger draft of a pending record; one this version cannot read is dropped (the
     deploy is still finished, only not recorded)."""
-    from .ledger import RECORD_VERSION
+    from planner.ledger import RECORD_VERSION
 
     if (
         isinstance(doc, dict)
@@ -322,7 +321,7 @@ def compute_plan(
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
     :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
     --url-prefix). ``takeover``: with no manifest (``previous`` None), what the target holds,
-    which is then diffed against as the previous manifest (see :mod:`planner.adopt`).
+    which is then diffed against as the previous manifest (see :mod:`planner.plan.adopt`).
     ``suspects``: keys whose objects may not hold what ``previous`` says (found so after the
     lock was taken over from a deploy that lost it): written again (or deleted) and
     invalidated, as the keys an interrupted deploy touched."""
@@ -482,7 +481,7 @@ def group_distributions(
     none of whose origins is the target's bucket, or whose origin paths all lie outside the
     target's prefix, serves nothing of it: refused (a mistyped id or CI variable would
     otherwise deploy and invalidate URLs nobody is served)."""
-    from .origins import mapper, serves_prefix
+    from planner.core.origins import mapper, serves_prefix
 
     dists = options.distribution_ids
     if options.url_prefix is not None or not dists:

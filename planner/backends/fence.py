@@ -25,7 +25,7 @@ import threading
 import time
 from typing import Any, Callable
 
-from .errors import LockLost
+from planner.errors import LockLost
 
 # What changes the target: every S3 operation the tool uses to write or delete (the state
 # store's included: a late manifest, pending record or ledger record is as bad as a late page).

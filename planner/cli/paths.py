@@ -13,19 +13,18 @@ from typing import Any, BinaryIO
 import click
 
 from manifests import ManifestError
-
-from .cost import (
+from planner.cli.render import solution_fields
+from planner.core.cost import (
     FREE_PATHS_PER_MONTH,
     MAX_PATHS_IN_PROGRESS,
     MAX_WILDCARDS_IN_PROGRESS,
     PRICE_PER_PATH,
     CostModel,
 )
-from .errors import PlannerError
-from .minimizer import Solution, minimize
-from .pathlist import STDIN, list_urls, make_problem, universe_urls
-from .plan import paused_gc
-from .render import solution_fields
+from planner.core.minimizer import Solution, minimize
+from planner.errors import PlannerError
+from planner.pathlist import STDIN, list_urls, make_problem, universe_urls
+from planner.plan.compute import paused_gc
 
 
 def solve(

@@ -10,8 +10,8 @@ import datetime as dt
 import re
 from typing import Any, Iterable, Mapping
 
-from .budget import AccountInvalidations, month_of, month_start
-from .ledger import billable, parse_iso
+from planner.core.pacing import AccountInvalidations, month_of, month_start
+from planner.ledger import billable, parse_iso
 
 MONTH = re.compile(r"[1-9]\d{3}-(0[1-9]|1[0-2])")
 # At the very start of a month, one deploy would project to a huge month: the pace is taken

@@ -23,10 +23,10 @@ from manifests import LocalStore, S3Store, Store
 from manifests.etags import normal
 from manifests.model import STATE_DIR, check_key
 from manifests.stores import ANY
-
-from .adopt import Head, Listing, Stored, split_listing
-from .aws import Clients, aws_errors
-from .budget import (
+from planner.backends.aws import Clients, aws_errors
+from planner.backends.fence import Fence
+from planner.backends.targets import LocalTarget, S3Target, Target
+from planner.core.pacing import (
     CACHE_NAME,
     AccountInvalidations,
     InvalidationCount,
@@ -38,9 +38,8 @@ from .budget import (
     recorded_usage,
     usage_from,
 )
-from .errors import AwsError, BadTarget, InvalidationError
-from .fence import Fence
-from .targets import LocalTarget, S3Target, Target
+from planner.errors import AwsError, BadTarget, InvalidationError
+from planner.plan.adopt import Head, Listing, Stored, split_listing
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"
@@ -52,7 +51,7 @@ TMP_PREFIX, TMP_SUFFIX = ".planner-", ".tmp"  # a local write under way (or kill
 @dataclass(frozen=True)
 class Distribution:
     """What the plan shows of a distribution, and how it serves the target's bucket
-    (``served``: a :class:`planner.origins.Served`, None when no origin of it is the
+    (``served``: a :class:`planner.core.origins.Served`, None when no origin of it is the
     bucket)."""
 
     id: str
@@ -76,7 +75,7 @@ class Backend(Protocol):
     state: Target | None  # --state: the state's own place; None: <target>/.planner/
     state_apart: bool  # the state lives in a place of its own (--state), not in the target
     # The clock of the place the lock is in, and the lease that bounds writes; on S3 it signs
-    # every write to expire with the lease (planner.fence); a local folder can only check.
+    # every write to expire with the lease (planner.backends.fence); a local folder can only check.
     fence: Fence
 
     def put_bytes(
@@ -172,7 +171,7 @@ class LocalBackend:
     def _deleting(self) -> frozenset[str]:
         """The keys the deploy (or repair) under way deletes: its pending record's deletes,
         written before its first write. Only those may be removed early to make room."""
-        from .plan import read_journal  # (plan imports this module)
+        from planner.plan.compute import read_journal  # (plan imports this module)
 
         journal = read_journal(self)
         return frozenset(journal.deletes) if journal is not None else frozenset()
@@ -631,7 +630,9 @@ class S3Backend:
 
         if not keys:
             return {}
-        from concurrent.futures import ThreadPoolExecutor  # (and logging): only when used
+        from concurrent.futures import (
+            ThreadPoolExecutor,  # (and logging): only when used
+        )
 
         with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(keys))) as pool:
             return {k: h for k, h in pool.map(head, keys) if h is not None}
@@ -654,7 +655,7 @@ class S3Backend:
     def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]:
         """Each distribution's domain, aliases and how it serves this bucket (GetDistribution);
         NoSuchDistribution, AccessDenied... fail here, before anything is written."""
-        from .origins import served
+        from planner.core.origins import served
 
         out: dict[str, Distribution] = {}
         for dist in distribution_ids:

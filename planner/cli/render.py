@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .apply import Result
-from .plan import NO_MANIFEST_YET, Plan
+from planner.apply import Result
+from planner.plan.compute import NO_MANIFEST_YET, Plan
 
 LIST_LIMIT = 20  # rows of uploads / deletes / paths shown without --verbose
 
@@ -159,7 +159,7 @@ def _budget_dict(inv) -> dict[str, Any] | None:
 
 def coverage(sol):
     """Each chosen path with what it covers: wildcards from the solution, exact paths 1/0."""
-    from .minimizer import Covered
+    from planner.core.minimizer import Covered
 
     wild = {c.path: c for c in sol.wildcard_cover}
     return [wild.get(p) or Covered(p, 1, 0) for p in sol.paths]
@@ -192,7 +192,9 @@ def _cut(rows: list[Any], verbose: bool) -> tuple[list[Any], str]:
 
 def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     """The plan for people: ``fmt`` is 'table' (terminal) or 'markdown' (CI summaries)."""
-    from tabulate import tabulate  # only for people's formats: JSON runs skip its import cost
+    from tabulate import (
+        tabulate,  # only for people's formats: JSON runs skip its import cost
+    )
 
     md = fmt == "markdown"
     tf = "github" if md else "simple"

@@ -1,5 +1,5 @@
 """``planner report``: the month's invalidations, the tool's deploys, and where the month is
-heading. The command parses, calls :mod:`planner.report_sources` and :mod:`planner.report`,
+heading. The command parses, calls :mod:`planner.report.sources` and :mod:`planner.report.build`,
 and renders; ``planner.cli`` registers it.
 """
 
@@ -11,12 +11,12 @@ from typing import Any
 
 import click
 
-from .cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
-from .cli_common import clients_of, named_target, state_option, with_aws_options
+from planner.cli.common import clients_of, named_target, state_option, with_aws_options
+from planner.core.cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
 
 
 def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from .report import parse_month
+    from planner.report.build import parse_month
 
     if value is None:
         return None
@@ -56,11 +56,10 @@ def report(month: str | None, target: str | None, fmt: str, warn_over: float,
       planner report --target s3://my-bucket --format markdown >> "$GITHUB_STEP_SUMMARY"
     """
     from manifests import ManifestError
-
-    from .errors import PlannerError
-    from .report import FAIL_OVER_EXIT, build_report
-    from .report_render import render
-    from .report_sources import read_sources
+    from planner.errors import PlannerError
+    from planner.report.build import FAIL_OVER_EXIT, build_report
+    from planner.report.render import render
+    from planner.report.sources import read_sources
 
     now = dt.datetime.now(dt.UTC)
     month = month or f"{now:%Y-%m}"
