@@ -1,4 +1,4 @@
-"""The monthly free-path budget (``planner/budget.py``) and the backends' usage readers.
+"""The monthly free-path budget (``planner/core/pacing.py``; CloudFront's side in ``planner/backends/cloudfront.py``) and the backends' usage readers.
 
 Pure parts by case tables; ``read_usage`` against moto in process (two distributions,
 invalidations made with boto3 directly, as another tool would) and against a strict fake of
@@ -24,6 +24,7 @@ from e2e_helpers import create_distribution
 from moto import mock_aws
 
 from planner.backends import LocalBackend, S3Backend
+from planner.backends.cloudfront import read_usage
 from planner.backends.targets import LocalTarget, S3Target
 from planner.core.pacing import (
     BURST,
@@ -34,7 +35,6 @@ from planner.core.pacing import (
     days_left_in_month,
     month_of,
     pace_allowance,
-    read_usage,
     recorded_usage,
 )
 from planner.errors import AwsError

@@ -1,8 +1,6 @@
-"""The monthly free-path budget: what CloudFront says was used, and how fast to spend the rest.
-
-``pace_allowance`` and ``Budget`` are pure. ``read_usage`` talks to CloudFront through a
-client it is handed (ListDistributions, ListInvalidations, GetInvalidation) and caches the
-path counts of completed invalidations in the state store, since they never change.
+"""The monthly free-path budget: the account's usage as a value, and how fast to spend the
+rest. Pure: reading the usage from CloudFront is :mod:`planner.backends.cloudfront`'s, which
+caches the path counts of completed invalidations (they never change) with the codec here.
 """
 
 from __future__ import annotations
@@ -132,59 +130,6 @@ def usage_from(account: AccountInvalidations, targets: tuple[str, ...]) -> Usage
     return Usage(account.month, total, account.source, wild_ip, files_ip, per, in_progress=busy)
 
 
-def read_usage(
-    cloudfront: Any,
-    month: str,
-    targets: tuple[str, ...],
-    load_cache: Callable[[], dict],
-    save_cache: Callable[[dict], None],
-) -> Usage:
-    """Paths submitted in ``month`` on every distribution of the account (CloudFront's own
-    view, so other tools and people count), and paths in progress on ``targets``.
-
-    Raises botocore's ClientError (AccessDenied...) for the caller to fall back.
-    """
-    return usage_from(read_invalidations(cloudfront, month, load_cache, save_cache), targets)
-
-
-def read_invalidations(
-    cloudfront: Any,
-    month: str,
-    load_cache: Callable[[], dict],
-    save_cache: Callable[[dict], None],
-) -> AccountInvalidations:
-    """Every distribution of the account and its invalidations of ``month`` (or in progress),
-    with their path counts: GetInvalidation once per completed invalidation, then the cache."""
-    cache = dict(load_cache())
-    changed = False
-    dists: list[str] = []
-    items: list[InvalidationCount] = []
-    for dist in (item["Id"] for item in distribution_summaries(cloudfront)):
-        dists.append(dist)
-        for item, created in _invalidations(cloudfront, dist, month):
-            this_month = month_of(created) == month
-            key = f"{dist}/{item['Id']}"
-            completed = str(item.get("Status", "")).lower() == "completed"
-            if completed and not this_month:
-                continue  # another month's, done: neither spent now nor in progress
-            counts = cache.get(key)
-            if not completed or not _valid_counts(counts):
-                paths = cloudfront.get_invalidation(DistributionId=dist, Id=item["Id"])[
-                    "Invalidation"
-                ]["InvalidationBatch"]["Paths"].get("Items", [])
-                wild = sum(1 for p in paths if p.endswith("*"))
-                counts = [len(paths), wild, month_of(created)]
-                if completed:
-                    cache[key] = counts
-                    changed = True
-            items.append(
-                InvalidationCount(dist, item["Id"], created, counts[0], counts[1], completed)
-            )
-    if changed:
-        save_cache(pruned(cache, month))
-    return AccountInvalidations(month, tuple(dists), tuple(items))
-
-
 CACHE_MONTHS = 12  # months of counts kept before the month read
 
 
@@ -198,11 +143,11 @@ def pruned(cache: dict, month: str) -> dict:
     oldest = f"{index // 12:04d}-{index % 12 + 1:02d}"
     return {
         k: v for k, v in cache.items()
-        if _valid_counts(v) and len(v) >= 3 and isinstance(v[2], str) and v[2] >= oldest
+        if valid_counts(v) and len(v) >= 3 and isinstance(v[2], str) and v[2] >= oldest
     }
 
 
-def _valid_counts(counts: Any) -> bool:
+def valid_counts(counts: Any) -> bool:
     """A cache entry we wrote: [paths, wildcards, month]; anything else is read again."""
     return (
         isinstance(counts, list)
@@ -211,66 +156,15 @@ def _valid_counts(counts: Any) -> bool:
     )
 
 
-def distribution_summaries(cloudfront: Any):
-    """Every distribution of the account (ListDistributions' items: Id, DomainName,
-    Aliases...), page by page."""
-    marker = None
-    while True:
-        args = {"Marker": marker} if marker else {}
-        page = cloudfront.list_distributions(**args)["DistributionList"]
-        yield from page.get("Items", []) or []
-        if not page.get("IsTruncated"):
-            return
-        marker = page.get("NextMarker")
-
-
-# An invalidation in progress for longer than this before the month began is assumed
-# completed, so listing may stop there (they complete within minutes).
-_IN_PROGRESS_MARGIN = dt.timedelta(days=1)
-
-
 def month_start(month: str) -> dt.datetime:
     year, mon = (int(x) for x in month.split("-"))
     return dt.datetime(year, mon, 1, tzinfo=dt.timezone.utc)
 
 
-def _created(item: dict) -> dt.datetime:
-    created = item["CreateTime"]
-    if isinstance(created, str):
-        created = dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=dt.timezone.utc)
-    return created.astimezone(dt.timezone.utc)
-
-
-def _invalidations(cloudfront: Any, dist: str, month: str):
-    """(item, creation time in UTC) for the invalidations of ``dist`` that may matter for
-    ``month``. AWS lists newest first: once a whole page is older than the month (less a
-    margin for ones still in progress), the rest is too, and listing stops. moto lists oldest
-    first; a page in that order never stops the listing early, so every page is read."""
-    stop_before = month_start(month) - _IN_PROGRESS_MARGIN
-    marker = None
-    while True:
-        args: dict[str, Any] = {"DistributionId": dist, "MaxItems": "100"}
-        if marker:
-            args["Marker"] = marker
-        page = cloudfront.list_invalidations(**args)["InvalidationList"]
-        times = []
-        for item in page.get("Items", []) or []:
-            created = _created(item)
-            times.append(created)
-            yield item, created
-        if not page.get("IsTruncated"):
-            return
-        if len(times) >= 2 and times[0] > times[-1] and times[-1] < stop_before:
-            return  # newest first, and this page already reached before the month
-        marker = page.get("NextMarker")
-
-
 def recorded_usage(cache: dict, month: str) -> int:
     """Paths of ``month`` in the count cache: the tool's own record (invalidations it read
     from CloudFront before, and the ones it submitted)."""
-    return sum(v[0] for v in cache.values() if _valid_counts(v) and len(v) >= 3 and v[2] == month)
+    return sum(v[0] for v in cache.values() if valid_counts(v) and len(v) >= 3 and v[2] == month)
 
 
 def cache_codec(read: Callable[[], bytes | None], write: Callable[[bytes], None]):
@@ -302,8 +196,6 @@ __all__ = [
     "month_of",
     "month_start",
     "pace_allowance",
-    "read_invalidations",
-    "read_usage",
     "recorded_usage",
     "usage_from",
 ]

@@ -8,12 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.backends.aws import Clients, aws_errors
-from planner.core.pacing import (
-    CACHE_NAME,
-    AccountInvalidations,
-    cache_codec,
-    read_invalidations,
-)
+from planner.backends.cloudfront import read_invalidations
+from planner.core.pacing import CACHE_NAME, AccountInvalidations, cache_codec
 from planner.errors import AwsError
 
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException")

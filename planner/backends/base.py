@@ -1,0 +1,89 @@
+"""What every backend offers the deploy (the Backend protocol) and what it says of a
+distribution; constants shared by the backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol, Sequence
+
+from manifests import Store
+from planner.backends.fence import Fence
+from planner.backends.targets import Target
+from planner.core.pacing import AccountInvalidations, Usage
+from planner.plan.adopt import Head, Listing
+
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+INVALIDATION_LOG = "invalidations.jsonl"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the plan shows of a distribution, and how it serves the target's bucket
+    (``served``: a :class:`planner.core.origins.Served`, None when no origin of it is the
+    bucket)."""
+
+    id: str
+    domain: str = ""
+    aliases: tuple[str, ...] = ()
+    served: Any = None
+    # Every origin's domain and path, for messages; none: not a CloudFront distribution (the
+    # local backend's log), which serves the target as is.
+    origins: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> str:
+        """``d111.cloudfront.net, docs.example.com``, or "" when unknown."""
+        return ", ".join(n for n in (self.domain, *self.aliases) if n)
+
+
+class Backend(Protocol):
+    target: Target
+    store: Store
+    default_distributions: tuple[str, ...]
+    state: Target | None  # --state: the state's own place; None: <target>/.planner/
+    state_apart: bool  # the state lives in a place of its own (--state), not in the target
+    # The clock of the place the lock is in, and the lease that bounds writes; on S3 it signs
+    # every write to expire with the lease (planner.backends.fence); a local folder can only check.
+    fence: Fence
+
+    def put_bytes(
+        self, key: str, data: bytes, content_type: str, cache_control: str,
+        content_encoding: str = "",
+    ) -> str:
+        """Store ``data`` as is; ``content_encoding`` ("gzip", "br") says it is compressed.
+        Returns the object's ETag ("" when the store gives none)."""
+
+    def put_stream(
+        self, key: str, stream: BinaryIO, content_type: str, cache_control: str
+    ) -> str: ...
+
+    def copy_in_place(
+        self, key: str, content_type: str, cache_control: str, content_encoding: str
+    ) -> str:
+        """Set the object's headers without sending its bytes again; returns its ETag."""
+
+    def delete(self, keys: Sequence[str]) -> None: ...
+
+    def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str: ...
+
+    def check_distributions(self, distribution_ids: Sequence[str]) -> None: ...
+
+    def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage: ...
+
+    def invalidations(self, month: str) -> AccountInvalidations: ...
+
+    def list_site(self) -> Listing: ...
+
+    def heads(self, keys: Sequence[str], multipart: frozenset[str] = frozenset()) -> dict[str, Head] | None:
+        """Headers of ``keys`` (and the part size of those in ``multipart``); keys gone are
+        left out; None where objects have no headers (a local folder)."""
+
+    def enclosing_targets(self) -> list[str]: ...
+
+    def allow_writes(self) -> None: ...
+
+    def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]: ...
+
+    def resolve_distributions(self, names: Sequence[str]) -> tuple[str, ...]: ...
+
+
