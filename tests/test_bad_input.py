@@ -18,7 +18,7 @@ exception: a refused deploy may leave versions of it in the history, never a cur
 
 File names that look odd but are valid (space, ``%``, ``*``, ``?``, ``#``, non-ASCII) are not
 bad input: they must deploy under the very same S3 key and be invalidated under the
-percent-encoded path of the README's "URLs and invalidation paths".
+percent-encoded path of docs/urls.md ("URLs and invalidation paths").
 
 How the harder cases are made real:
 
@@ -796,7 +796,7 @@ def test_file_changing_during_a_managed_upload_is_refused_and_never_published(
     tmp_path, monkeypatch
 ):
     """Files of 16 MiB or more go through the managed (multipart) transfer, which reads the
-    file itself: the README's "the bytes sent are the bytes hashed (a file edited since the
+    file itself: docs/deploy.md's "the bytes sent are the bytes hashed (a file edited since the
     scan is refused)" must hold there too. There is no deterministic way to edit a file in the
     middle of a subprocess's upload, so this runs ``apply_plan`` in process, on the local
     backend, with the threshold lowered so that a small file takes that path, and a backend

@@ -45,6 +45,7 @@ from e2e_helpers import (
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "ci"
 GITLAB = EXAMPLES / "gitlab-ci.yml"
 GITHUB = EXAMPLES / "github-actions.yml"
+CI_DOC = Path(__file__).resolve().parent.parent / "docs" / "ci.md"
 
 # GitLab top-level keys that are not jobs.
 GITLAB_KEYWORDS = {
@@ -558,12 +559,20 @@ def test_a_planner_error_in_the_plan_job_still_fails_it(recipe: Recipe, fault: s
     assert "Error: " in ran.proc.stderr and "Traceback" not in ran.proc.stderr, ran.describe()
 
 
-def test_the_readme_shows_the_tested_recipes_verbatim() -> None:
-    """The recipes people copy from the README are the ones tested here."""
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.DOTALL)
-    for name in ("gitlab-ci.yml", "github-actions.yml"):
-        recipe = (Path(__file__).resolve().parent.parent / "examples" / "ci" / name).read_text(
-            encoding="utf-8"
+def test_the_docs_link_the_tested_recipes_and_quote_them_verbatim() -> None:
+    """docs/ci.md links both recipe files, and every excerpt of a recipe it shows is the
+    recipe's own text, lines whole (the usual aws-cli job it replaces aside): what people read
+    and copy is what is tested here."""
+    ci_md = CI_DOC.read_text(encoding="utf-8")
+    for recipe in (GITLAB, GITHUB):
+        assert f"](../examples/ci/{recipe.name})" in ci_md, (
+            f"docs/ci.md does not link {recipe.name}"
         )
-        assert recipe.rstrip() + "\n" in blocks, f"README does not show examples/ci/{name}"
+    recipes = {path.name: path.read_text(encoding="utf-8") for path in (GITLAB, GITHUB)}
+    blocks = re.findall(r"```yaml\n(.*?)```", ci_md, flags=re.DOTALL)
+    excerpts = [b for b in blocks if "aws s3 cp" not in b]  # the usual job, before the tool
+    assert excerpts, "docs/ci.md quotes no recipe"
+    for block in excerpts:
+        assert any("\n" + block in "\n" + text for text in recipes.values()), (
+            f"docs/ci.md shows a recipe excerpt that is not in examples/ci:\n{block}"
+        )

@@ -188,8 +188,8 @@ def check_converged(moto, site: Site, files: dict[str, str]) -> None:
 
 
 def urls_of_key(key: str) -> list[str]:
-    """The URLs a key is served at (README "URLs and invalidation paths"), for the keys of this
-    file's sites: percent-encoded, and both forms of an index page."""
+    """The URLs a key is served at (docs/urls.md, "URLs and invalidation paths"), for the keys
+    of this file's sites: percent-encoded, and both forms of an index page."""
     url = "/" + urllib.parse.quote(key, safe="/")
     if url.endswith("/index.html"):
         return [url[: -len("index.html")], url]

@@ -430,9 +430,10 @@ def test_deploy_plan_accepts_the_same_site_and_target_given_relative(env):
 
 
 def test_deploy_plan_works_with_the_site_in_the_config_file(env):
-    """The README's recipe: `site = "public"` in planner.toml, a named target, `planner plan
-    public --target prod --out plan.json ... --detailed-exitcode`, then `planner deploy --plan
-    plan.json` (the file's `site` is the plan's own site)."""
+    """The recipe of docs/saved-plans.md with docs/configuration.md's file: `site = "public"`
+    in planner.toml, a named target, `planner plan public --target prod --out plan.json ...
+    --detailed-exitcode`, then `planner deploy --plan plan.json` (the file's `site` is the
+    plan's own site)."""
     env.edit()
     cwd = env.cwd.parent  # holds public/ and out/
     (cwd / "planner.toml").write_text('site = "public"\n\n[targets.prod]\ntarget = "out"\n')
