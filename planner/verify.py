@@ -17,9 +17,9 @@ import xxhash
 from manifests import DEFAULT_EXCLUDES, Entry, Manifest, commit_manifest, load_manifest
 from manifests.scan import scan
 from planner.backends import Backend
+from planner.core.adopt import Head, Stored
 from planner.core.headers import headers_for, is_page
 from planner.errors import PlannerError
-from planner.plan.adopt import Head, Stored
 from planner.plan.compute import (
     Invalidation,
     Options,

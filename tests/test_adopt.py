@@ -1,6 +1,6 @@
 """Taking over a target that something else deployed: the listing
-(planner.plan.adopt.split_listing), sorting the target's objects against the build
-(planner.plan.adopt.takeover) and the first plan made from it (planner.plan.compute.compute_plan). Pure:
+(planner.core.adopt.split_listing), sorting the target's objects against the build
+(planner.core.adopt.takeover) and the first plan made from it (planner.plan.compute.compute_plan). Pure:
 these tests hand them listings, proofs and headers directly; test_e2e_takeover.py drives the
 CLI against a moto server."""
 
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
-from planner.plan.adopt import (
+from planner.core.adopt import (
     Head,
     Listing,
     Stored,

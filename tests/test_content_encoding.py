@@ -401,7 +401,7 @@ def test_config_misspelled_content_encoding_is_named_with_a_hint(tmp_path):
 
 
 def test_compare_ignores_the_size_of_encoded_objects_only():
-    from planner.plan.adopt import Stored
+    from planner.core.adopt import Stored
 
     m = Manifest(_encoded())
 

@@ -288,6 +288,6 @@ def test_plan_of_a_large_site_shows_a_line_per_tenth(tmp_path):
     lines = proc.stderr.splitlines()
     assert 2 <= len(lines) <= 11, lines
     assert all(x.startswith("hashed ") and "/2,500 files (" in x for x in lines), lines
-    from planner.cli.render import human_bytes
+    from planner.plan.render import human_bytes
 
     assert lines[-1] == f"hashed 2,500/2,500 files ({human_bytes(nbytes)})"

@@ -29,7 +29,7 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample-site"
         "planner.verify",
         "planner.lock",
         "planner.core.origins",
-        "planner.plan.adopt",
+        "planner.core.adopt",
     ],
 )
 def test_pure_module_imports_no_aws_or_cli(module):

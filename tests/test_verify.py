@@ -34,7 +34,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
-from planner.plan.adopt import Head, Stored
+from planner.core.adopt import Head, Stored
 from planner.plan.compute import Upload
 from planner.verify import DRIFT_EXIT, Drift, compare, repair_plan
 

@@ -9,8 +9,8 @@ from typing import Any, BinaryIO, Protocol, Sequence
 from manifests import Store
 from planner.backends.fence import Fence
 from planner.backends.targets import Target
+from planner.core.adopt import Head, Listing
 from planner.core.pacing import AccountInvalidations, Usage
-from planner.plan.adopt import Head, Listing
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"

@@ -18,6 +18,7 @@ from manifests.model import STATE_DIR, check_key
 from planner.backends.base import INVALIDATION_LOG, Distribution
 from planner.backends.fence import Fence
 from planner.backends.targets import LocalTarget
+from planner.core.adopt import Listing, Stored, split_listing
 from planner.core.pacing import (
     AccountInvalidations,
     InvalidationCount,
@@ -26,7 +27,6 @@ from planner.core.pacing import (
     usage_from,
 )
 from planner.errors import BadTarget, InvalidationError
-from planner.plan.adopt import Listing, Stored, split_listing
 
 TMP_PREFIX, TMP_SUFFIX = ".planner-", ".tmp"  # a local write under way (or killed)
 

@@ -17,6 +17,7 @@ from planner.backends.aws import Clients, aws_errors
 from planner.backends.base import MULTIPART_THRESHOLD, Distribution
 from planner.backends.fence import Fence
 from planner.backends.targets import S3Target
+from planner.core.adopt import Head, Listing, Stored, split_listing
 from planner.core.pacing import (
     CACHE_NAME,
     AccountInvalidations,
@@ -27,7 +28,6 @@ from planner.core.pacing import (
     usage_from,
 )
 from planner.errors import AwsError, BadTarget, InvalidationError
-from planner.plan.adopt import Head, Listing, Stored, split_listing
 
 HEAD_WORKERS = 32  # HeadObject requests at once (a takeover, verify --deep)
 NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # XML 1.0 cannot carry

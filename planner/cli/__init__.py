@@ -154,7 +154,7 @@ def _hashing(people: bool) -> Any:
 
 
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
-    from planner.cli import render
+    from planner.plan import render
 
     if fmt == "json":
         click.echo(render.to_json(plan, result))
@@ -262,7 +262,7 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
       planner deploy public --target s3://my-bucket --distribution E123ABC
     """
     from planner.apply import Waiting, deploy_site
-    from planner.cli import render
+    from planner.plan import render
     from planner.plan.compute import build_plan
 
     accept = None

@@ -13,7 +13,6 @@ from typing import Any, BinaryIO
 import click
 
 from manifests import ManifestError
-from planner.cli.render import solution_fields
 from planner.core.cost import (
     FREE_PATHS_PER_MONTH,
     MAX_PATHS_IN_PROGRESS,
@@ -25,6 +24,7 @@ from planner.core.minimizer import Solution, minimize
 from planner.errors import PlannerError
 from planner.pathlist import STDIN, list_urls, make_problem, universe_urls
 from planner.plan.compute import paused_gc
+from planner.plan.render import solution_fields
 
 
 def solve(

@@ -11,7 +11,7 @@ from typing import Any, Callable, TextIO
 
 import click
 
-from planner.cli.render import human_bytes
+from planner.plan.render import human_bytes
 
 LINE_EVERY_SECONDS = 10.0
 

@@ -23,6 +23,7 @@ from manifests.etags import parts_of, proves, stored_etag
 from manifests.model import STATE_DIR
 from manifests.scan import scan_meanwhile
 from planner.backends import Backend, Distribution
+from planner.core.adopt import Listing, Takeover, candidates, takeover
 from planner.core.cost import (
     FREE_PATHS_PER_MONTH,
     MAX_PATHS_IN_PROGRESS,
@@ -42,7 +43,6 @@ from planner.core.minimizer import Problem, Solution, evaluate, minimize
 from planner.core.pacing import Budget, Usage, days_left_in_month, month_of
 from planner.core.urls import normalise_url_prefix, urls_of
 from planner.errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
-from planner.plan.adopt import Listing, Takeover, candidates, takeover
 
 JOURNAL_NAME = "pending.json"
 
@@ -321,7 +321,7 @@ def compute_plan(
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
     :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
     --url-prefix). ``takeover``: with no manifest (``previous`` None), what the target holds,
-    which is then diffed against as the previous manifest (see :mod:`planner.plan.adopt`).
+    which is then diffed against as the previous manifest (see :mod:`planner.core.adopt`).
     ``suspects``: keys whose objects may not hold what ``previous`` says (found so after the
     lock was taken over from a deploy that lost it): written again (or deleted) and
     invalidated, as the keys an interrupted deploy touched."""

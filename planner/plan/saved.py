@@ -177,7 +177,7 @@ def checksum(doc: dict[str, Any]) -> str:
 
 
 def dumps(plan: Plan, options: Options, acl: str | None = None, state: str | None = None) -> bytes:
-    from planner.cli.render import plan_dict
+    from planner.plan.render import plan_dict
 
     opts = {
         k: (list(v) if isinstance(v, tuple) else v)

@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from planner.cli.render import human_bytes, money
+from planner.plan.render import human_bytes, money
 
 BAR_WIDTH = 30
 _EIGHTHS = " ▏▎▍▌▋▊▉"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from planner.apply import Result
 from planner.plan.compute import NO_MANIFEST_YET, Plan
+
+if TYPE_CHECKING:  # a type only: rendering a plan never loads the executor (or boto3)
+    from planner.apply import Result
 
 LIST_LIMIT = 20  # rows of uploads / deletes / paths shown without --verbose
 
