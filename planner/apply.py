@@ -32,6 +32,7 @@ from manifests.scan import hash_file
 from planner import ledger
 from planner.backends import MULTIPART_THRESHOLD, Backend
 from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
+from planner.core.drift import compare
 from planner.core.headers import compress, is_page
 from planner.core.urls import repair_batch, valid_path
 from planner.errors import AwsError, InvalidationError
@@ -46,7 +47,6 @@ from planner.plan.compute import (
     journal_invalidations,
     state_unchanged,
 )
-from planner.verify import compare
 
 Log = Callable[[str], None]
 debug = logging.getLogger("planner.apply").debug

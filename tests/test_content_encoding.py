@@ -33,6 +33,7 @@ from manifests import FORMAT_VERSION, CorruptManifest, Entry, Manifest, diff
 from manifests.model import _fast_entries, _new_entry
 from planner.cli import config
 from planner.cli.config import ConfigError
+from planner.core.drift import Drift, compare
 from planner.core.headers import (
     DEFAULT_CACHE_CONTROL,
     IMMUTABLE_CACHE_CONTROL,
@@ -41,7 +42,7 @@ from planner.core.headers import (
     headers_for,
 )
 from planner.plan.compute import Options, deploy_id_for
-from planner.verify import DRIFT_EXIT, Drift, compare
+from planner.verify import DRIFT_EXIT
 
 H1 = "0123456789abcdef0123456789abcdef"
 H2 = "fedcba9876543210fedcba9876543210"

@@ -35,8 +35,9 @@ from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
 from planner.core.adopt import Head, Stored
+from planner.core.drift import Drift, compare
 from planner.plan.compute import Upload
-from planner.verify import DRIFT_EXIT, Drift, compare, repair_plan
+from planner.verify import DRIFT_EXIT, repair_plan
 
 HTML = "text/html; charset=utf-8"
 CSS = "text/css; charset=utf-8"
