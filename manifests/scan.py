@@ -62,10 +62,11 @@ class FoundFile:
 
 
 def _compile(patterns: Sequence[str]) -> tuple[frozenset[str], Callable | None, Callable | None]:
-    """The rules of :func:`_matcher`, split for speed: names without wildcards go into a set
-    (an exact regex match is set membership), the other names and the paths into one regex
-    each (``None`` when there are none)."""
-    # A trailing '/' is dropped; a leading '/' (or any inner one) makes a path pattern.
+    """Exclude rules, matched once per entry by the walk: a pattern without '/' matches a name
+    at any depth; with '/', the relative path from the top (a leading '/' anchors it, a
+    trailing '/' is dropped). Names without wildcards go into a set (an exact match is set
+    membership), the other names and the paths into one regex each (``None`` when there are
+    none)."""
     cleaned = [p.rstrip("/") for p in patterns if p.strip("/")]
     names = [p for p in cleaned if "/" not in p]
     paths = [p.lstrip("/") for p in cleaned if "/" in p]
@@ -74,22 +75,6 @@ def _compile(patterns: Sequence[str]) -> tuple[frozenset[str], Callable | None, 
     name_match = re.compile("|".join(fnmatch.translate(p) for p in wild)).match if wild else None
     path_match = re.compile("|".join(fnmatch.translate(p) for p in paths)).match if paths else None
     return literal, name_match, path_match
-
-
-def _matcher(patterns: Sequence[str]) -> Callable[[str, str], bool]:
-    """Glob rules: a pattern without '/' matches a name at any depth; with '/', the
-    relative path from the top (a leading '/' anchors it, a trailing '/' is dropped).
-    All patterns are compiled into two regular expressions, matched once per entry."""
-    literal, name_match, path_match = _compile(patterns)
-
-    def excluded(rel: str, name: str) -> bool:
-        return (
-            name in literal
-            or (name_match is not None and name_match(name) is not None)
-            or (path_match is not None and path_match(rel) is not None)
-        )
-
-    return excluded
 
 
 def walk(
