@@ -335,7 +335,7 @@ def _hash_all(
     if workers == 1:
         # One batch of every file, unless progress is counted (per batch).
         hash_batches(paths, keys, out, errors, [(0, n)] if tally is None else batches(n),
-                      tally=tally)
+                     tally=tally)
     elif n >= PROCESS_MIN_FILES and can_fork():
         helpers = Helpers(workers - 1, paths, keys, out, errors, tally)
         try:
