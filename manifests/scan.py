@@ -393,101 +393,149 @@ def scan_meanwhile(
 ) -> dict[str, Entry]:
     """:func:`scan`, also calling ``meanwhile()`` once: while helper processes hash, if there
     are any, else first. Its errors come before any of the scan's, as if it ran before."""
-    workers = max(1, workers or default_workers())
-    tally = None if progress is None else Tally(progress)
-    keys: list[str] = []
-    paths: list[str] = []
-    helpers: Helpers | None = None
-    in_process = False  # decided: no helper processes for this scan
-    out: list = []
-    errors: list[tuple[int, ScanError]] = []
-
-    def progress() -> None:
-        nonlocal helpers, in_process
-        if helpers is None:
-            if in_process or len(paths) < PROCESS_MIN_FILES:
-                return
-            in_process = workers == 1 or not can_fork()
-            try:
-                helpers = (
-                    None if in_process else Helpers(workers - 1, paths, keys, out, errors, tally)
-                )
-            except OSError:  # no pipes or processes to spare: hash here after the walk
-                in_process = True
-            if helpers is None:
-                return
-        if len(paths) - helpers.queued >= BATCH:
-            helpers.add(len(paths))
-            helpers.pump()
-
-    order: list[int] | None = None
-    heads: list[tuple[str, str, str]] = []
-    made: list[Entry | None] = []
-    head_error: Exception | None = None
+    job = _Scan(max(1, workers or default_workers()), progress)
     try:
+        job.walk(root, excludes, key_prefix, meanwhile)
+        if job.tally is not None:
+            job.tally.start(len(job.paths))
+        if job.helpers is not None:
+            job.finish_with_helpers(headers, meanwhile)
+        else:
+            if meanwhile is not None:
+                meanwhile()
+            job.out = _hash_all(job.paths, job.keys, job.workers, job.tally)
+    finally:
+        job.stop_helpers()
+    if job.tally is not None:
+        job.tally.finish()
+    return job.entries(headers)
+
+
+class _Scan:
+    """One scan: the files its walk finds (``keys[i]`` at ``paths[i]``, in walk order), their
+    (hash, size) in ``out[i]`` as they come, and the helper processes, if any, which start
+    once the walk has found PROCESS_MIN_FILES files and hash batches of them as they are
+    found. With helpers, the headers are asked for and the entries made while they hash."""
+
+    def __init__(self, workers: int, progress: Progress | None) -> None:
+        self.workers = workers
+        self.tally = None if progress is None else Tally(progress)
+        self.keys: list[str] = []
+        self.paths: list[str] = []
+        self.out: list = []
+        self.errors: list[tuple[int, ScanError]] = []
+        self.helpers: Helpers | None = None
+        self.in_process = False  # decided: no helper processes for this scan
+        # With helpers: the indexes in key order, the headers of the first keys, their entries
+        # (None for a file not hashed yet when its entry was due).
+        self.order: list[int] | None = None
+        self.heads: list[tuple[str, str, str]] = []
+        self.made: list[Entry | None] = []
+
+    def walk(
+        self,
+        root: str,
+        excludes: Iterable[str],
+        key_prefix: str,
+        meanwhile: Callable[[], object] | None,
+    ) -> None:
+        """Walk ``root``, handing files to helpers as they are found. On a refusal, stop the
+        helpers, call ``meanwhile()`` and raise the refusal."""
         try:
-            _walk(root, excludes, keys, paths, progress, key_prefix)
+            _walk(root, excludes, self.keys, self.paths, self._folder_done, key_prefix)
         except ScanError as exc:
             walk_error = exc
         else:
-            walk_error = None
-        if walk_error is not None:
-            if helpers is not None:
-                helpers.abort()
-                helpers = None
-            if meanwhile is not None:
-                meanwhile()
-            raise walk_error
-        if tally is not None:
-            tally.start(len(paths))
-        if helpers is not None:
-            helpers.add(len(paths), last=True)
-            if meanwhile is not None:
-                helpers.call_meanwhile(meanwhile)
-            # While the helpers hash, this process sorts, asks for the headers (in key order,
-            # stopping at the first error, as below), makes the entries of the files already
-            # hashed, then joins in the hashing.
-            helpers.pump()
-            order = sorted(range(len(keys)), key=keys.__getitem__)
-            new = _new_entry
-            for n, i in enumerate(order):
-                if not n % 256:
-                    helpers.pump()
-                try:
-                    ctype, cc, enc = headers(keys[i])
-                except Exception as exc:
-                    head_error = exc
-                    break
-                heads.append((ctype, cc, enc))
-                done = out[i]
-                made.append(None if done is None else new(done[0], done[1], ctype, cc, enc))
-            helpers.finish()
-            helpers = None
-            if errors:
-                raise first_error(errors, keys)
-            if head_error is not None:
-                raise head_error
-        else:
-            if meanwhile is not None:
-                meanwhile()
-            out = _hash_all(paths, keys, workers, tally)
-    finally:
-        if helpers is not None:
-            helpers.abort()
-    if tally is not None:
-        tally.finish()
-    new = _new_entry
-    if order is None:
-        entries: dict[str, Entry] = {}
-        for i in sorted(range(len(keys)), key=keys.__getitem__):
-            key = keys[i]
-            digest, size = out[i]
-            ctype, cc, enc = headers(key)
-            entries[key] = new(digest, size, ctype, cc, enc)
-        return entries
-    for n, entry in enumerate(made):
-        if entry is None:
-            digest, size = out[order[n]]
-            ctype, cc, enc = heads[n]
-            made[n] = new(digest, size, ctype, cc, enc)
-    return dict(zip([keys[i] for i in order], made))
+            return
+        self.stop_helpers()
+        if meanwhile is not None:
+            meanwhile()
+        raise walk_error
+
+    def _folder_done(self) -> None:
+        """The walk's callback after each folder: start the helpers once there are files
+        enough, and hand them the batches filled since."""
+        if self.helpers is None:
+            if self.in_process or len(self.paths) < PROCESS_MIN_FILES:
+                return
+            self.helpers = self._start_helpers()
+            if self.helpers is None:
+                return
+        if len(self.paths) - self.helpers.queued >= BATCH:
+            self.helpers.add(len(self.paths))
+            self.helpers.pump()
+
+    def _start_helpers(self) -> Helpers | None:
+        """Helpers for this scan, or None: then the hashing stays in this process."""
+        self.in_process = self.workers == 1 or not can_fork()
+        if self.in_process:
+            return None
+        try:
+            return Helpers(self.workers - 1, self.paths, self.keys, self.out, self.errors,
+                           self.tally)
+        except OSError:  # no pipes or processes to spare: hash here after the walk
+            self.in_process = True
+            return None
+
+    def finish_with_helpers(
+        self, headers: HeadersFor, meanwhile: Callable[[], object] | None
+    ) -> None:
+        """Hand the helpers the rest, call ``meanwhile()`` while they hash, make what entries
+        can be made, join in the hashing, and raise the first error: of a file (in key order),
+        else of ``headers``."""
+        helpers = self.helpers
+        assert helpers is not None
+        helpers.add(len(self.paths), last=True)
+        if meanwhile is not None:
+            helpers.call_meanwhile(meanwhile)
+        helpers.pump()
+        head_error = self._entries_so_far(headers, helpers)
+        helpers.finish()
+        self.helpers = None
+        if self.errors:
+            raise first_error(self.errors, self.keys)
+        if head_error is not None:
+            raise head_error
+
+    def _entries_so_far(self, headers: HeadersFor, helpers: Helpers) -> Exception | None:
+        """While the helpers hash: sort, ask for the headers in key order, and make the
+        entries of the files already hashed. Stops at the error of ``headers``, returned."""
+        keys, out, new = self.keys, self.out, _new_entry
+        self.order = sorted(range(len(keys)), key=keys.__getitem__)
+        for n, i in enumerate(self.order):
+            if not n % 256:
+                helpers.pump()
+            try:
+                ctype, cc, enc = headers(keys[i])
+            except Exception as exc:
+                return exc
+            self.heads.append((ctype, cc, enc))
+            done = out[i]
+            self.made.append(None if done is None else new(done[0], done[1], ctype, cc, enc))
+        return None
+
+    def stop_helpers(self) -> None:
+        """Stop the helpers at once, if any are left (an error, Ctrl-C)."""
+        if self.helpers is not None:
+            self.helpers.abort()
+            self.helpers = None
+
+    def entries(self, headers: HeadersFor) -> dict[str, Entry]:
+        """Every entry, in key order, once every file is hashed: the ones made while the
+        helpers hashed, the others now."""
+        keys, out, new = self.keys, self.out, _new_entry
+        if self.order is None:
+            entries: dict[str, Entry] = {}
+            for i in sorted(range(len(keys)), key=keys.__getitem__):
+                key = keys[i]
+                digest, size = out[i]
+                ctype, cc, enc = headers(key)
+                entries[key] = new(digest, size, ctype, cc, enc)
+            return entries
+        order, heads, made = self.order, self.heads, self.made
+        for n, entry in enumerate(made):
+            if entry is None:
+                digest, size = out[order[n]]
+                ctype, cc, enc = heads[n]
+                made[n] = new(digest, size, ctype, cc, enc)
+        return dict(zip([keys[i] for i in order], made))
