@@ -90,6 +90,7 @@ class ExecutorPool:
         self.helpers = [None] * count  # for callers that count the processes
         self.queued = 0
         self.futures: dict = {}  # future -> (start, stop), in submission order
+        self.done: list = []  # futures done, not yet taken (appended by the executor's thread)
         self.redo: list[tuple[int, int]] = []
         self.buf: bytearray | None = None
 
@@ -99,15 +100,18 @@ class ExecutorPool:
             stop = min(self.queued + chunk, count)
             future = self.executor.submit(_hash_chunk, self.paths[self.queued : stop])
             self.futures[future] = (self.queued, stop)
+            future.add_done_callback(self.done.append)
             self.queued = stop
         if len(self.out) < self.queued:
             self.out.extend([None] * (self.queued - len(self.out)))
 
     def pump(self) -> None:
-        for future in [f for f in self.futures if f.done()]:
-            self._take(future)
+        while self.done:
+            self._take(self.done.pop())
 
     def _take(self, future) -> None:
+        if future not in self.futures:  # taken already, or cancelled and hashed here
+            return
         start, stop = self.futures.pop(future)
         try:
             results = future.result()
