@@ -1,7 +1,7 @@
 """Scan a build folder into manifest entries: walk, filter, hash (xxh3-128), stream.
 
 The walk and its refusals (names, links, special files) are here; hashing a file is in
-:mod:`.hashing`. On Linux, files are hashed by forked helper processes (:mod:`.pool`, one per
+:mod:`.hashing`. On Linux, files are hashed by forked worker processes (:mod:`.pool`, one per
 extra core) while the walk goes on, free of this process's GIL, which serialises the many
 small reads of a site. Elsewhere, or when this process runs other threads, hashing uses
 threads.
@@ -487,7 +487,7 @@ class _Scan:
         assert helpers is not None
         helpers.add(len(self.paths), last=True)
         if meanwhile is not None:
-            helpers.call_meanwhile(meanwhile)
+            meanwhile()  # the workers go on meanwhile: the executor hands out every chunk
         helpers.pump()
         head_error = self._entries_so_far(headers, helpers)
         helpers.finish()

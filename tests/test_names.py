@@ -369,7 +369,7 @@ started = []
 class Counted(scan_mod.Helpers):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        started.append(len(self.helpers))
+        started.append(self.workers)
 scan_mod.Helpers = Counted
 scan_mod.PROCESS_MIN_FILES = 10
 try:

@@ -1,6 +1,5 @@
-"""Benchmark: the hashing pool of the scan, the hand-written one (forked helpers, pipes, a
-binary protocol) against ``concurrent.futures.ProcessPoolExecutor`` (fork context, chunked),
-with ``xxh128sum`` as the anchor.
+"""Benchmark: the scan's hashing pool (``ProcessPoolExecutor``, fork context, chunked) at a
+few chunk sizes, with ``xxh128sum`` as the anchor.
 
 Usage::
 
@@ -15,12 +14,8 @@ the default number of workers, and reports the scan's own time. Commands, in a r
 order each round (a slow spell of a shared machine hits every one), after one untimed warm-up
 run of each (warm page cache):
 
-(a) ``hand``: the scan as shipped, its pool :class:`manifests.pool.Helpers`.
-(b) ``exec-N``: the same scan with :class:`ExecutorPool` (below) in place of the pool:
-    ``ProcessPoolExecutor(mp_context=fork)`` with one worker per extra core, chunks of N
-    paths submitted while the walk goes on; at the end this process, like the hand-written
-    pool, takes chunks no worker has started (``Future.cancel``) and hashes them itself.
-(c) the anchor: ``find . -type f -print0 | xargs -0 xxh128sum > /dev/null`` run by ``sh``
+(a) ``pool-N``: the scan as shipped, with ``manifests.pool.CHUNK_FILES`` set to N.
+(b) the anchor: ``find . -type f -print0 | xargs -0 xxh128sum > /dev/null`` run by ``sh``
     in the site.
 
 Each command runs under GNU ``/usr/bin/time -f %M``: peak RSS is that of the largest single
@@ -28,7 +23,10 @@ process of the run (the parent, a worker, or ``xxh128sum``), not their sum. Repo
 command: median and min wall clock of the whole process, median scan time inside it (the
 pool's part, without interpreter start-up and imports), median CPU (user + system of the
 process and its children), and the peak RSS; then one JSON line. Every run's entries are
-checked against the first ``hand`` run (same keys, hashes and sizes).
+checked against the first run (same keys, hashes and sizes).
+
+The comparison with the hand-written pool this one replaced (docs/hashing-pool.md) was run
+by this script as of commit 566c14c, which times both (``hand`` and ``exec-N``).
 
 Needs ``xxh128sum`` (apt-get install xxhash) and GNU time (apt-get install time).
 """
@@ -38,7 +36,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import multiprocessing
 import os
 import resource
 import shutil
@@ -47,120 +44,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_plan import REPO, _cpu_model, _fail, bench_site, site_stats  # noqa: E402
 
 sys.path.insert(0, REPO)
-from manifests.hashing import CHUNK, Tally, hash_batches, hash_list  # noqa: E402
 
 ANCHOR = 'cd "$1" && find . -type f -print0 | xargs -0 xxh128sum > /dev/null'
 
 
-# --- the candidate pool ----------------------------------------------------------------------
-
-_buf: bytearray | None = None  # per worker process
-
-
-def _hash_chunk(paths: list[str]) -> list[tuple[str, int]]:
-    global _buf
-    if _buf is None:
-        _buf = bytearray(CHUNK)
-    return hash_list(paths, _buf)
-
-
-class ExecutorPool:
-    """The interface of :class:`manifests.pool.Helpers` on ``ProcessPoolExecutor``."""
-
-    chunk = 64
-
-    def __init__(
-        self,
-        count: int,
-        paths: Sequence[str],
-        keys: Sequence[str],
-        out: list,
-        errors: list,
-        tally: Tally | None = None,
-    ) -> None:
-        self.paths, self.keys, self.out, self.errors, self.tally = paths, keys, out, errors, tally
-        self.executor = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
-        self.helpers = [None] * count  # for callers that count the processes
-        self.queued = 0
-        self.futures: dict = {}  # future -> (start, stop), in submission order
-        self.done: list = []  # futures done, not yet taken (appended by the executor's thread)
-        self.redo: list[tuple[int, int]] = []
-        self.buf: bytearray | None = None
-
-    def add(self, count: int, last: bool = False) -> None:
-        chunk = self.chunk
-        while count - self.queued >= chunk or (last and count > self.queued):
-            stop = min(self.queued + chunk, count)
-            future = self.executor.submit(_hash_chunk, self.paths[self.queued : stop])
-            self.futures[future] = (self.queued, stop)
-            future.add_done_callback(self.done.append)
-            self.queued = stop
-        if len(self.out) < self.queued:
-            self.out.extend([None] * (self.queued - len(self.out)))
-
-    def pump(self) -> None:
-        while self.done:
-            self._take(self.done.pop())
-
-    def _take(self, future) -> None:
-        if future not in self.futures:  # taken already, or cancelled and hashed here
-            return
-        start, stop = self.futures.pop(future)
-        try:
-            results = future.result()
-        except Exception:
-            self.redo.append((start, stop))
-            return
-        self.out[start:stop] = results
-        if self.tally is not None:
-            self.tally.add(stop - start, sum([size for _, size in results]))
-
-    def call_meanwhile(self, meanwhile: Callable[[], object]) -> None:
-        meanwhile()  # the executor's queue already holds every chunk
-
-    def finish(self) -> None:
-        self.add(len(self.paths), last=True)
-        while self.futures:
-            self.pump()
-            if not self.futures:
-                break
-            last = next(reversed(self.futures))
-            if last.cancel():  # no worker has started it: hash it here
-                self._here(self.futures.pop(last))
-                continue
-            for future in list(self.futures):  # every chunk started: wait for them
-                future.exception()
-                self._take(future)
-        self.executor.shutdown(wait=True)
-        for batch in self.redo:
-            self._here(batch)
-        self.redo = []
-
-    def abort(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
-
-    def _here(self, batch: tuple[int, int]) -> None:
-        if self.buf is None:
-            self.buf = bytearray(CHUNK)
-        hash_batches(self.paths, self.keys, self.out, self.errors, (batch,), self.buf,
-                     self.tally)
-
-
 def run_one(pool: str, site: str) -> None:
-    """In a fresh interpreter: scan ``site`` with ``pool``, print the time and a digest."""
+    """In a fresh interpreter: scan ``site`` with chunks of ``pool`` files (``pool-N``),
+    print the time and a digest of the entries."""
+    import manifests.pool
     import manifests.scan  # noqa: F401 - loads the module, which the package hides
 
+    manifests.pool.CHUNK_FILES = int(pool.split("-")[1])
     scan_mod = sys.modules["manifests.scan"]  # the package exports a function of that name
-    if pool.startswith("exec-"):
-        ExecutorPool.chunk = int(pool[5:])
-        scan_mod.Helpers = ExecutorPool
     t0 = time.perf_counter()
     entries = scan_mod.scan(site, lambda key: ("t", "c", ""))
     seconds = time.perf_counter() - t0
@@ -204,7 +104,7 @@ def main() -> None:
     ap.add_argument("--total-mb", type=int, default=1024)
     ap.add_argument("--dir", default=os.path.join(REPO, ".bench"))
     ap.add_argument("--repeat", type=int, default=7)
-    ap.add_argument("--chunks", default="64,256", help="chunk sizes of the executor runs")
+    ap.add_argument("--chunks", default="64,256", help="files per task of the pool's runs")
     ap.add_argument("--one", nargs=2, metavar=("POOL", "SITE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -216,18 +116,18 @@ def main() -> None:
 
     site, _ = bench_site(args.dir, args.files, args.total_mb, "unused")
     n_files, n_bytes, n_dirs = site_stats(site)
-    commands = ["hand", *[f"exec-{int(c)}" for c in args.chunks.split(",")], "anchor"]
-    first = run("hand", site)  # warm-up, and the entries every other run must give
+    commands = [*[f"pool-{int(c)}" for c in args.chunks.split(",")], "anchor"]
+    first = run(commands[0], site)  # warm-up, and the entries every other run must give
     for which in commands[1:]:
         got = run(which, site)
         if which != "anchor" and (got["files"], got["digest"]) != (n_files, first["digest"]):
-            _fail(f"{which} scanned other entries than hand: {got} against {first}")
+            _fail(f"{which} scanned other entries than {commands[0]}: {got} against {first}")
     runs: dict[str, list[dict]] = {c: [] for c in commands}
     for i in range(args.repeat):
         for which in commands[i % len(commands):] + commands[: i % len(commands)]:
             got = run(which, site)
             if which != "anchor" and got["digest"] != first["digest"]:
-                _fail(f"{which} scanned other entries than hand in round {i}")
+                _fail(f"{which} scanned other entries than {commands[0]} in round {i}")
             runs[which].append(got)
             time.sleep(0.2)
 
