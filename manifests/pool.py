@@ -8,16 +8,16 @@ hand-written pool it replaces (pipes, a binary protocol), it was as fast on 20,0
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import sys
 import threading
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import ScanError
 from .hashing import CHUNK, Tally, hash_batches, hash_list
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 # Files per task: large enough that handing out work costs little (each task is pickled to
 # a worker and back), small enough that the workers finish together. See
@@ -72,6 +72,11 @@ class Helpers:
         self.workers = workers
         self.paths, self.keys, self.out, self.errors = paths, keys, out, errors
         self.tally = tally
+        # Imported here: concurrent.futures and multiprocessing add about 10 ms to the start of
+        # every command that imports the scan, most of which never hash (paths, report...).
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
         # No collection in a worker: a finaliser of this process's garbage must not run twice.
         self.executor = ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("fork"), initializer=gc.disable
@@ -92,7 +97,7 @@ class Helpers:
                 self.out.extend([None] * (stop - len(self.out)))
             try:
                 future = self.executor.submit(_hash_chunk, self.paths[start:stop])
-            except (BrokenProcessPool, RuntimeError, OSError):  # no worker: hash it here
+            except (RuntimeError, OSError):  # BrokenProcessPool, or no fork: hash it here
                 self.redo.append(chunk)
                 continue
             self.futures[future] = chunk
