@@ -23,3 +23,8 @@ class ConflictError(ManifestError):
 
 class StoreError(ManifestError):
     """The state store could not be read or written."""
+
+
+def show(text: str) -> str:
+    """``text`` (a path, maybe with bytes that are not UTF-8) fit for a message."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

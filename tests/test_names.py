@@ -366,11 +366,11 @@ HELPER_SCAN = """
 import json, os, sys
 scan_mod = __import__("manifests.scan", fromlist=["scan"])
 started = []
-class Counted(scan_mod._Helpers):
+class Counted(scan_mod.Helpers):
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        started.append(len(self.helpers))
-scan_mod._Helpers = Counted
+        started.append(self.workers)
+scan_mod.Helpers = Counted
 scan_mod.PROCESS_MIN_FILES = 10
 try:
     scan_mod.scan(sys.argv[1], lambda k: ("t", "c", ""), workers=2)
