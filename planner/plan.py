@@ -598,11 +598,13 @@ def _share_free_paths(
                 mine.append(other)
         choices.append(mine)
 
+    # Paths and misses are counted over every distribution already: one "distribution" here.
+    model = CostModel(free_paths=allowance, price=options.price, miss_cost=options.miss_cost)
+
     def total(combo: tuple[Invalidation, ...]) -> float:
         paths = sum(len(c.paths) * len(c.distribution_ids) for c in combo)
         misses = sum(c.solution.collateral_urls * max(1, len(c.distribution_ids)) for c in combo)
-        miss = options.price / 1000 if options.miss_cost is None else options.miss_cost
-        return options.price * max(0, paths - allowance) + miss * misses
+        return model.cost(paths, misses)
 
     best = min(itertools.product(*choices), key=total)  # the first of equals: in-order first
     out, spent = [], 0
