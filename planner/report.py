@@ -241,7 +241,9 @@ def _projection(
     basis: str, so_far: int, period: _Period, free_per_month: int, price: float
 ) -> dict[str, Any]:
     """The month's paths and cost at the pace so far (the month's own once it is over)."""
-    projected = so_far if not period.running else round(so_far / period.elapsed * period.days_in_month)
+    projected = so_far
+    if period.running:
+        projected = round(so_far / period.elapsed * period.days_in_month)
     paid = billable(0, projected, free_per_month)
     return {
         "basis": basis,
