@@ -297,21 +297,30 @@ def deploy_id_for(previous_deploy_id: str | None, target: str, manifest: Manifes
     return h.hexdigest()[:20]
 
 
+@dataclass(frozen=True)
+class TargetState:
+    """What was read from the target to plan a deploy: the committed manifest and the
+    pending record, each with the store version read (a deploy goes ahead only while both are
+    unchanged, see :func:`state_unchanged`), and with no manifest what the target holds."""
+
+    previous: Manifest | None = None
+    previous_version: str | None = None
+    journal: Journal | None = None
+    journal_version: str | None = None
+    takeover: Takeover | None = None  # see planner.adopt
+
+
 def compute_plan(
     *,
     site: str,
     target: str,
-    previous: Manifest | None,
-    previous_version: str | None,
+    state: TargetState,
     entries: dict[str, Entry],
-    journal: Journal | None,
     options: Options,
     tool_version: str,
     default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
-    journal_version: str | None = None,
     url_groups: tuple["UrlGroup", ...] | None = None,
-    takeover: Takeover | None = None,
     distributions_seen: tuple[Distribution, ...] = (),
     warnings: tuple[str, ...] = (),
     suspects: frozenset[str] = frozenset(),
@@ -321,14 +330,16 @@ def compute_plan(
 
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
     :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
-    --url-prefix). ``takeover``: with no manifest (``previous`` None), what the target holds,
-    which is then diffed against as the previous manifest (see :mod:`planner.adopt`).
-    ``suspects``: keys whose objects may not hold what ``previous`` says (found so after the
-    lock was taken over from a deploy that lost it): written again (or deleted) and
-    invalidated, as the keys an interrupted deploy touched."""
+    --url-prefix). ``state.takeover``: with no manifest (``state.previous`` None), what the
+    target holds, which is then diffed against as the previous manifest (see
+    :mod:`planner.adopt`). ``suspects``: keys whose objects may not hold what
+    ``state.previous`` says (found so after the lock was taken over from a deploy that lost
+    it): written again (or deleted) and invalidated, as the keys an interrupted deploy
+    touched."""
     _refuse_empty(site, entries)
+    previous, takeover = state.previous, state.takeover
     previous_id = previous.deploy_id if previous else None
-    resume, dirty = _resume_or_dirty(previous, journal, suspects)
+    resume, dirty = _resume_or_dirty(previous, state.journal, suspects)
     new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
     old = previous if previous is not None or takeover is None else takeover.remote
     d = diff(old, new)
@@ -355,7 +366,7 @@ def compute_plan(
         target=target,
         manifest=new,
         previous_deploy_id=previous_id,
-        previous_version=previous_version,
+        previous_version=state.previous_version,
         diff=d,
         uploads=tuple(uploads),
         deletes=tuple(deletes),
@@ -363,7 +374,7 @@ def compute_plan(
         invalidations=invalidations,
         resume=resume,
         sizes=_sizes(d, entries, old_entries),
-        journal_version=journal_version,
+        journal_version=state.journal_version,
         fingerprinted_new=len(fingerprinted_new),
         takeover=takeover,
         known_etags=old.etags if old else {},
@@ -876,20 +887,18 @@ def _build_plan(
     return compute_plan(
         site=os.path.abspath(site),
         target=target,
-        previous=previous,
-        previous_version=version,
+        state=TargetState(
+            previous, version, journal, state["journal_version"], adopted  # type: ignore[arg-type]
+        ),
         entries=entries,
-        journal=journal,
         options=options,
         tool_version=tool_version,
         default_distributions=backend.default_distributions,
-        journal_version=state["journal_version"],  # type: ignore[arg-type]
         url_groups=url_groups,
         usage=lambda: backend.usage(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,
         ),
-        takeover=adopted,
         distributions_seen=tuple(seen.values()),
         warnings=tuple(warnings),
         suspects=suspects,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from manifests import Entry, Manifest
 from planner.adopt import Head, Listing, Stored, candidates, split_listing, takeover
-from planner.plan import Options, compute_plan
+from planner.plan import Options, TargetState, compute_plan
 
 HTML = "text/html; charset=utf-8"
 CSS = "text/css; charset=utf-8"
@@ -123,9 +123,8 @@ def test_an_object_too_large_to_copy_gets_its_headers_by_a_new_upload():
 
 def plan_of(t, build=BUILD, **opts):
     return compute_plan(
-        site="/site", target=TARGET, previous=None, previous_version=None,
-        entries=dict(build), journal=None, options=Options(**opts), tool_version="test",
-        takeover=t,
+        site="/site", target=TARGET, state=TargetState(takeover=t),
+        entries=dict(build), options=Options(**opts), tool_version="test",
     )
 
 
