@@ -435,7 +435,9 @@ class _Frontiers:
         return self.pareto(levels)
 
     def merge(self, A, B, rest, others):
-        W, keep, budget = self.W, self.keep, self.budget
+        """Every point of ``A`` combined with every point of ``B`` (at most W wildcards in
+        all) that ``keep`` keeps, then the dominated ones dropped."""
+        W, keep, budget, work = self.W, self.keep, self.budget, self.work
         res: list[list[tuple]] = [[] for _ in range(min(W + 1, len(A) + len(B) - 1))]
         for wa, la in enumerate(A):
             if not la:
@@ -445,8 +447,8 @@ class _Frontiers:
                     break
                 if not lb:
                     continue
-                self.work += len(la) * len(lb)
-                if self.work > budget:
+                work += len(la) * len(lb)
+                if work > budget:
                     raise _Budget
                 bucket = res[wa + wb]
                 for ga, ua, ra in la:
@@ -454,6 +456,7 @@ class _Frontiers:
                         g, u = ga + gb, ua + ub
                         if keep(g, u, rest, others):
                             bucket.append((g, u, (ra, rb)))
+        self.work = work
         return self.pareto(res)
 
     def pareto(self, levels):
