@@ -360,6 +360,20 @@ def apply_plan(
     return result
 
 
+def plan_deploy(
+    site: str,
+    backend: Backend,
+    options: Options,
+    tool_version: str,
+    accept: Callable[[Plan], Plan] | None = None,
+    hash_progress: Callable[[int, int, int], None] | None = None,
+) -> Plan:
+    """The plan ``deploy_site`` would apply now (``deploy --dry-run``), writing nothing:
+    ``accept`` checks it, as there (a saved plan that no longer applies is refused)."""
+    plan = build_plan(site, backend, options, tool_version, hash_progress)
+    return accept(plan) if accept else plan
+
+
 def deploy_site(
     site: str,
     backend: Backend,
@@ -390,7 +404,7 @@ def deploy_site(
     (see :func:`manifests.scan.scan`). ``lease`` and ``margin``: the lock's (see
     :mod:`planner.lock`)."""
     accept = accept or (lambda p: p)
-    plan = accept(build_plan(site, backend, options, tool_version, hash_progress))
+    plan = plan_deploy(site, backend, options, tool_version, accept, hash_progress)
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)

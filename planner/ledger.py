@@ -20,6 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Mapping
 
 from manifests.errors import ConflictError
+from planner.core.cost import (
+    billable as billable,  # re-exported: callers and tests know it here
+)
+from planner.core.cost import dollars
 
 if TYPE_CHECKING:
     from manifests import Store
@@ -41,12 +45,6 @@ def parse_iso(text: str) -> dt.datetime:
     if not isinstance(text, str) or not _TIME_TEXT.fullmatch(text):
         raise ValueError(f"not a UTC time YYYY-MM-DDTHH:MM:SSZ: {text!r}")
     return dt.datetime.strptime(text, _TIME).replace(tzinfo=dt.UTC)
-
-
-def billable(paths_before: int, paths: int, free_per_month: int) -> int:
-    """Paths of ``paths`` beyond the account's free allowance, when ``paths_before`` were
-    already submitted this month."""
-    return max(0, paths_before + paths - free_per_month) - max(0, paths_before - free_per_month)
 
 
 def draft(plan: "Plan", started: dt.datetime) -> dict[str, Any]:
@@ -167,7 +165,7 @@ def complete(
             k: sum(per[d][name][k] for d in dists) for k in ("paths", "wildcards", "needless_misses")
         }
         paid = billable(before, sums["paths"], free)
-        return sums | {"paid_paths": paid, "dollars": round(paid * price, 6)}
+        return sums | {"paid_paths": paid, "dollars": dollars(paid, price)}
 
     out.update(totals("chosen", [d for d in per if d in invalidation_ids]))
     # The alternatives would have gone to every distribution the deploy names.

@@ -22,7 +22,7 @@ from planner.core.adopt import (
     split_listing,
     takeover,
 )
-from planner.plan.compute import Options, compute_plan
+from planner.plan.compute import Options, TargetState, compute_plan
 
 HTML = "text/html; charset=utf-8"
 CSS = "text/css; charset=utf-8"
@@ -130,9 +130,8 @@ def test_an_object_too_large_to_copy_gets_its_headers_by_a_new_upload():
 
 def plan_of(t, build=BUILD, **opts):
     return compute_plan(
-        site="/site", target=TARGET, previous=None, previous_version=None,
-        entries=dict(build), journal=None, options=Options(**opts), tool_version="test",
-        takeover=t,
+        site="/site", target=TARGET, state=TargetState(takeover=t),
+        entries=dict(build), options=Options(**opts), tool_version="test",
     )
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from manifests import Entry, LocalStore, Manifest, S3Store
 from planner import ledger
-from planner.plan.compute import Journal, Options, compute_plan
+from planner.plan.compute import Journal, Options, TargetState, compute_plan
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 5, 12, 0, 0, tzinfo=UTC)
@@ -81,10 +81,8 @@ def plan_of(old, new, journal=None, **opts):
     return compute_plan(
         site="/site",
         target=TARGET,
-        previous=previous,
-        previous_version="etag" if old is not None else None,
+        state=TargetState(previous, "etag" if old is not None else None, journal),
         entries=dict(new),
-        journal=journal,
         options=Options(**opts),
         tool_version="test-1.2",
         default_distributions=(),

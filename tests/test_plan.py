@@ -4,7 +4,13 @@ import pytest
 
 from manifests import Entry, Manifest
 from planner.errors import BadSite, TooManyDeletes
-from planner.plan.compute import Journal, Options, compute_plan, deploy_id_for
+from planner.plan.compute import (
+    Journal,
+    Options,
+    TargetState,
+    compute_plan,
+    deploy_id_for,
+)
 
 TARGET = "s3://bucket"
 
@@ -29,10 +35,8 @@ def plan_for(old, new, journal=None, **opts):
     return compute_plan(
         site="/site",
         target=TARGET,
-        previous=previous,
-        previous_version="etag" if old is not None else None,
+        state=TargetState(previous, "etag" if old is not None else None, journal),
         entries=dict(new),
-        journal=journal,
         options=Options(**opts),
         tool_version="test",
         default_distributions=(),

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from manifests import Entry, Manifest
 from planner import ledger
 from planner.core.pacing import AccountInvalidations, InvalidationCount
-from planner.plan.compute import Options, compute_plan
+from planner.plan.compute import Options, TargetState, compute_plan
 from planner.report.build import FAIL_OVER_EXIT, build_report, days_in, parse_month
 from planner.report.render import bar, render, to_csv, to_json, to_text
 
@@ -225,8 +225,8 @@ def test_records_drafted_from_a_real_plan_are_summed():
     new = dict(old, **{"about/index.html": Entry("9".ljust(32, "0"), 12,
                                                  "text/html; charset=utf-8", "cc")})
     plan = compute_plan(
-        site="/site", target=TARGET, previous=Manifest(old, target=TARGET, deploy_id="prev"),
-        previous_version="etag", entries=new, journal=None,
+        site="/site", target=TARGET,
+        state=TargetState(Manifest(old, target=TARGET, deploy_id="prev"), "etag"), entries=new,
         options=Options(distribution_ids=("E1", "E2"), paths_used=0, now=at(4)),
         tool_version="test",
     )

@@ -30,6 +30,7 @@ from planner.plan import saved
 from planner.plan.compute import (
     Journal,
     Options,
+    TargetState,
     UrlGroup,
     compute_plan,
     journal_invalidations,
@@ -67,10 +68,12 @@ def plan_for(groups, old=SITE, new=CHANGED, usage=None, journal=None, **opts):
     return compute_plan(
         site="/site",
         target=TARGET,
-        previous=Manifest(dict(old), target=TARGET, deploy_id="prev") if old else None,
-        previous_version="etag" if old else None,
+        state=TargetState(
+            Manifest(dict(old), target=TARGET, deploy_id="prev") if old else None,
+            "etag" if old else None,
+            journal,
+        ),
         entries=dict(new),
-        journal=journal,
         options=Options(**opts),
         tool_version="test",
         usage=usage,

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import click
 
 from planner import __version__
+from planner.apply import Waiting, deploy_site, plan_deploy
 from planner.cli.common import (
     as_list_if_multiple,
     aws_options,
@@ -21,10 +22,12 @@ from planner.cli.common import (
     with_aws_options,
 )
 from planner.cli.common import errors as _errors
+from planner.cli.progress import UploadProgress
 from planner.core.cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
 from planner.core.headers import DEFAULT_CACHE_CONTROL
 from planner.errors import PlannerError
 from planner.lock import LEASE_SECONDS, MARGIN_SECONDS
+from planner.plan import render, saved
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER"}
 
@@ -154,8 +157,6 @@ def _hashing(people: bool) -> Any:
 
 
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
-    from planner.plan import render
-
     if fmt == "json":
         click.echo(render.to_json(plan, result))
     elif result is None:
@@ -219,8 +220,6 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     with _hashing(kw["fmt"] != "json" and not kw["quiet"]) as hashed:
         the_plan = build_plan(kw["site"], backend, options, __version__, progress=hashed)
     if out:
-        from planner.plan import saved
-
         try:
             with click.open_file(out, "wb", atomic=True) as f:
                 f.write(saved.dumps(the_plan, options, acl=kw["acl"], state=kw["state"]))
@@ -261,52 +260,54 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     Example:
       planner deploy public --target s3://my-bucket --distribution E123ABC
     """
-    from planner.apply import Waiting, deploy_site
-    from planner.plan import render
-    from planner.plan.compute import build_plan
-
-    accept = None
-    if plan_file:
-        from planner.plan import saved
-
-        saved_plan = saved.read(plan_file)  # checked in full before anything remote is read
-        saved_plan.check_given(kw["site"], kw["target"], kw["acl"])
-        kw["site"], accept, options = saved_plan.site, saved_plan.accept, saved_plan.options
-        backend = make_target_backend(
-            saved_plan.target, saved_plan.state, clients_of(kw), read_only=True,
-            acl=saved_plan.acl,
-        )
-    else:
-        # Planning writes nothing (not even the count cache) until the deploy is under way.
-        backend, options = _prepare(kw, read_only=True)
+    site, backend, options, accept = _deploy_inputs(kw, plan_file)
     _debug_log(kw["verbose"])
     people = kw["fmt"] != "json" and not kw["quiet"]
-    log = (lambda msg: click.echo(msg, err=True)) if people else (lambda _: None)
-    show = (lambda p: _show(p, kw["fmt"], kw["verbose"])) if people else None
-    progress = None
-    if people:
-        from planner.cli.progress import UploadProgress
-
-        progress = lambda p: UploadProgress(len(p.uploads), p.upload_bytes)  # noqa: E731
     if dry_run:
         with _hashing(people) as hashed:
-            dry = build_plan(kw["site"], backend, options, __version__, progress=hashed)
-        dry = accept(dry) if accept else dry  # a saved plan that no longer applies is refused
+            dry = plan_deploy(site, backend, options, __version__, accept, hashed)
         if not kw["quiet"] or kw["fmt"] == "json":
             _show(dry, kw["fmt"], kw["verbose"])
         return
     with _hashing(people) as hashed:
         the_plan, result = deploy_site(
-            kw["site"], backend, options, __version__, lock_timeout=lock_timeout,
-            workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), log=log, show=show,
-            accept=accept, progress=progress, hash_progress=hashed, lease=lock_lease,
-            margin=lock_margin,
+            site, backend, options, __version__, lock_timeout=lock_timeout,
+            workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), accept=accept,
+            hash_progress=hashed, lease=lock_lease, margin=lock_margin,
+            **_deploy_feedback(kw["fmt"], kw["verbose"], people),
         )
     if kw["fmt"] == "json":
         _show(the_plan, "json", kw["verbose"], result)
     else:
         click.echo(("\n" if kw["fmt"] == "table" else "\n**") + render.summary_line(the_plan, result)
                    + ("" if kw["fmt"] == "table" else "**"))
+
+
+def _deploy_inputs(kw: dict[str, Any], plan_file: str | None):
+    """(site, read-only backend, options, saved-plan check or None) of a deploy: from the
+    command line, or with --plan FILE from the saved plan (checked in full, and against the
+    SITE, --target and --acl given, before anything remote is read)."""
+    if not plan_file:
+        # Planning writes nothing (not even the count cache) until the deploy is under way.
+        backend, options = _prepare(kw, read_only=True)
+        return kw["site"], backend, options, None
+    saved_plan = saved.read_for(plan_file, kw["site"], kw["target"], kw["acl"])
+    backend = make_target_backend(
+        saved_plan.target, saved_plan.state, clients_of(kw), read_only=True, acl=saved_plan.acl,
+    )
+    return saved_plan.site, backend, saved_plan.options, saved_plan.accept
+
+
+def _deploy_feedback(fmt: str, verbose: bool, people: bool) -> dict[str, Any]:
+    """``deploy_site``'s log, plan display and upload progress: on stderr for people, none
+    for --format json or --quiet."""
+    if not people:
+        return {}
+    return {
+        "log": lambda msg: click.echo(msg, err=True),
+        "show": lambda p: _show(p, fmt, verbose),
+        "progress": lambda p: UploadProgress(len(p.uploads), p.upload_bytes),
+    }
 
 
 @cli.command()

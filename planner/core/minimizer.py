@@ -335,120 +335,46 @@ class _Search:
         the incumbent: cost >= alpha + sum over S of (miss_k*u - slope*g) (the Lagrangian
         bound), with the part outside the node bounded by the best antichain there, ignoring
         the wildcard limit. Returns the chosen nodes, or None if no plan is valid."""
-        W, miss_k, m = self.W, self.miss_k, self.m
-        limit = incumbent + 1e-9
-        work = 0
-        # f: best reduced value of an antichain inside each subtree (no wildcard limit).
+        inside = self._best_inside(slope)
+        outside = self._best_outside(inside)
+        fronts = _Frontiers(self, incumbent + 1e-9, budget, slope, alpha)
+        frontier: dict[int, list[list[tuple]]] = {}
+        for node in self.order:
+            acc = fronts.merge_siblings(node.children, frontier, inside, outside[id(node)])
+            if node.prefix and self.W >= 1:
+                acc = fronts.with_wildcard(acc, node, outside[id(node)])
+            if len(acc) > 1:
+                frontier[id(node)] = acc
+        return self._cheapest(fronts.merge_siblings(self.roots, frontier, inside, 0.0))
+
+    def _best_inside(self, slope: float) -> dict[int, float]:
+        """Per node: the best reduced value of an antichain inside its subtree (no wildcard
+        limit), at most 0 (the empty one)."""
+        miss_k = self.miss_k
         f: dict[int, float] = {}
         for node in self.order:
             inside = sum(f[id(c)] for c in node.children)
             if node.prefix:
                 inside = min(inside, miss_k * node.collateral - slope * node.saving)
             f[id(node)] = min(0.0, inside)
-        # out: best reduced value outside each subtree, its ancestors excluded.
+        return f
+
+    def _best_outside(self, inside: dict[int, float]) -> dict[int, float]:
+        """Per node: the best reduced value of an antichain outside its subtree, its
+        ancestors excluded."""
         out: dict[int, float] = {}
-        total_roots = sum(f[id(r)] for r in self.roots)
-        stack = [(r, total_roots - f[id(r)]) for r in self.roots]
+        total_roots = sum(inside[id(r)] for r in self.roots)
+        stack = [(r, total_roots - inside[id(r)]) for r in self.roots]
         while stack:
             node, outside = stack.pop()
             out[id(node)] = outside
-            kids_total = sum(f[id(c)] for c in node.children)
-            stack.extend((c, outside + kids_total - f[id(c)]) for c in node.children)
+            kids_total = sum(inside[id(c)] for c in node.children)
+            stack.extend((c, outside + kids_total - inside[id(c)]) for c in node.children)
+        return out
 
-        def keep(g: int, u: int, rest: float, others: int) -> bool:
-            if alpha + miss_k * u - slope * g + rest > limit:
-                return False
-            return self.cost(max(0, m - g - others), u) <= limit
-
-        cross = m <= self.M  # see pareto()
-
-        def merge(A, B, rest, others):
-            nonlocal work
-            res: list[list[tuple]] = [[] for _ in range(min(W + 1, len(A) + len(B) - 1))]
-            for wa, la in enumerate(A):
-                if not la:
-                    continue
-                for wb, lb in enumerate(B):
-                    if wa + wb > W:
-                        break
-                    if not lb:
-                        continue
-                    work += len(la) * len(lb)
-                    if work > budget:
-                        raise _Budget
-                    bucket = res[wa + wb]
-                    for ga, ua, ra in la:
-                        for gb, ub, rb in lb:
-                            g, u = ga + gb, ua + ub
-                            if keep(g, u, rest, others):
-                                bucket.append((g, u, (ra, rb)))
-            return pareto(res)
-
-        def pareto(levels):
-            """Drop dominated points: same or fewer wildcards, at least the savings, at most
-            the collateral. Across wildcard counts only when the exact-path limit cannot
-            bind (fewer wildcards may need more exact paths)."""
-            kept_levels: list[list[tuple]] = []
-            stair_u: list[int] = []
-            stair_g: list[int] = []
-            for level in levels:
-                level.sort(key=lambda p: (p[1], -p[0]))
-                kept = []
-                for point in level:
-                    g, u = point[0], point[1]
-                    if kept and kept[-1][0] >= g:
-                        continue
-                    if stair_u:
-                        pos = bisect.bisect_right(stair_u, u) - 1
-                        if pos >= 0 and stair_g[pos] >= g:
-                            continue
-                    kept.append(point)
-                kept_levels.append(kept)
-                if kept and cross:
-                    merged = sorted(list(zip(stair_u, stair_g)) + [(p[1], p[0]) for p in kept])
-                    stair_u, stair_g = [], []
-                    for u, g in merged:
-                        if stair_g and g <= stair_g[-1]:
-                            continue
-                        if stair_u and stair_u[-1] == u:
-                            stair_g[-1] = g
-                            continue
-                        stair_u.append(u)
-                        stair_g.append(g)
-            while kept_levels and not kept_levels[-1]:
-                kept_levels.pop()
-            return kept_levels
-
-        empty = [[(0, 0, None)]]
-        frontier: dict[int, list[list[tuple]]] = {}
-        for node in self.order:
-            acc = empty
-            kids = node.children
-            rest_kids = sum(f[id(c)] for c in kids)
-            merged = 0
-            for child in kids:
-                rest_kids -= f[id(child)]
-                fc = frontier.pop(id(child), None)
-                if fc is None or len(fc) == 1:
-                    continue
-                merged += child.changed
-                acc = merge(acc, fc, out[id(node)] + rest_kids, m - merged)
-            if node.prefix and W >= 1:
-                levels = [list(x) for x in acc] + [[] for _ in range(W + 1 - len(acc))]
-                if keep(node.saving, node.collateral, out[id(node)], m - node.changed):
-                    levels[1].append((node.saving, node.collateral, node))
-                acc = pareto(levels)
-            if len(acc) > 1:
-                frontier[id(node)] = acc
-        acc = empty
-        rest_roots = sum(f[id(r)] for r in self.roots)
-        merged = 0
-        for root in self.roots:
-            rest_roots -= f[id(root)]
-            fr = frontier.pop(id(root), None)
-            if fr is not None and len(fr) > 1:
-                merged += root.changed
-                acc = merge(acc, fr, rest_roots, m - merged)
+    def _cheapest(self, acc: list[list[tuple]]) -> list[_Node] | None:
+        """The valid plan of least cost key among the points of ``acc`` (per wildcard count),
+        or None."""
         best = None
         for w, level in enumerate(acc):
             for g, u, ref in level:
@@ -460,6 +386,118 @@ class _Search:
         if best is None:
             return None
         return _collect(best[1])
+
+
+class _Frontiers:
+    """The exact search's frontiers: per wildcard count, a list of points (g, u, ref), ref
+    naming the chosen nodes (a node, a pair of refs, or None). Merging two counts the work
+    done, and raises _Budget past ``budget``; a point that cannot beat ``limit`` is dropped
+    (``keep``)."""
+
+    def __init__(self, search: _Search, limit: float, budget: int, slope: float,
+                 alpha: float) -> None:
+        self.W, self.m = search.W, search.m
+        self.work, self.budget = 0, budget
+        # Across wildcard counts only when the exact-path limit cannot bind (see pareto()).
+        self.cross = search.m <= search.M
+        miss_k, m, cost = search.miss_k, search.m, search.cost
+
+        # A closure, not a method: it runs for every point combined (the inner loop).
+        def keep(g: int, u: int, rest: float, others: int) -> bool:
+            """Whether a partial point of savings g and collateral u may still beat the
+            limit: ``rest`` bounds the reduced value outside, ``others`` changed URLs are
+            left to cover by exact paths at most."""
+            if alpha + miss_k * u - slope * g + rest > limit:
+                return False
+            return cost(max(0, m - g - others), u) <= limit
+
+        self.keep = keep
+
+    def merge_siblings(self, kids: list[_Node], frontier: dict[int, list[list[tuple]]],
+                       inside: dict[int, float], outside: float) -> list[list[tuple]]:
+        """The frontier of ``kids`` (taken out of ``frontier``) combined, under a parent
+        whose outside is bounded by ``outside``."""
+        acc: list[list[tuple]] = [[(0, 0, None)]]
+        rest = sum(inside[id(c)] for c in kids)
+        merged = 0
+        for child in kids:
+            rest -= inside[id(child)]
+            fc = frontier.pop(id(child), None)
+            if fc is None or len(fc) == 1:
+                continue
+            merged += child.changed
+            acc = self.merge(acc, fc, outside + rest, self.m - merged)
+        return acc
+
+    def with_wildcard(self, acc: list[list[tuple]], node: _Node,
+                      outside: float) -> list[list[tuple]]:
+        """``acc`` (the node's children's) with the node's own wildcard as a one-wildcard
+        point."""
+        levels = [list(x) for x in acc] + [[] for _ in range(self.W + 1 - len(acc))]
+        if self.keep(node.saving, node.collateral, outside, self.m - node.changed):
+            levels[1].append((node.saving, node.collateral, node))
+        return self.pareto(levels)
+
+    def merge(self, A, B, rest, others):
+        """Every point of ``A`` combined with every point of ``B`` (at most W wildcards in
+        all) that ``keep`` keeps, then the dominated ones dropped."""
+        W, keep, budget, work = self.W, self.keep, self.budget, self.work
+        res: list[list[tuple]] = [[] for _ in range(min(W + 1, len(A) + len(B) - 1))]
+        for wa, la in enumerate(A):
+            if not la:
+                continue
+            for wb, lb in enumerate(B):
+                if wa + wb > W:
+                    break
+                if not lb:
+                    continue
+                work += len(la) * len(lb)
+                if work > budget:
+                    raise _Budget
+                bucket = res[wa + wb]
+                for ga, ua, ra in la:
+                    for gb, ub, rb in lb:
+                        g, u = ga + gb, ua + ub
+                        if keep(g, u, rest, others):
+                            bucket.append((g, u, (ra, rb)))
+        self.work = work
+        return self.pareto(res)
+
+    def pareto(self, levels):
+        """Drop dominated points: same or fewer wildcards, at least the savings, at most
+        the collateral. Across wildcard counts only when the exact-path limit cannot
+        bind (fewer wildcards may need more exact paths)."""
+        cross = self.cross
+        kept_levels: list[list[tuple]] = []
+        stair_u: list[int] = []
+        stair_g: list[int] = []
+        for level in levels:
+            level.sort(key=lambda p: (p[1], -p[0]))
+            kept = []
+            for point in level:
+                g, u = point[0], point[1]
+                if kept and kept[-1][0] >= g:
+                    continue
+                if stair_u:
+                    pos = bisect.bisect_right(stair_u, u) - 1
+                    if pos >= 0 and stair_g[pos] >= g:
+                        continue
+                kept.append(point)
+            kept_levels.append(kept)
+            if kept and cross:
+                merged = sorted(list(zip(stair_u, stair_g)) + [(p[1], p[0]) for p in kept])
+                stair_u, stair_g = [], []
+                for u, g in merged:
+                    if stair_g and g <= stair_g[-1]:
+                        continue
+                    if stair_u and stair_u[-1] == u:
+                        stair_g[-1] = g
+                        continue
+                    stair_u.append(u)
+                    stair_g.append(g)
+        while kept_levels and not kept_levels[-1]:
+            kept_levels.pop()
+        return kept_levels
 
 
 def _collect(ref) -> list[_Node]:

@@ -296,21 +296,30 @@ def deploy_id_for(previous_deploy_id: str | None, target: str, manifest: Manifes
     return h.hexdigest()[:20]
 
 
+@dataclass(frozen=True)
+class TargetState:
+    """What was read from the target to plan a deploy: the committed manifest and the
+    pending record, each with the store version read (a deploy goes ahead only while both are
+    unchanged, see :func:`state_unchanged`), and with no manifest what the target holds."""
+
+    previous: Manifest | None = None
+    previous_version: str | None = None
+    journal: Journal | None = None
+    journal_version: str | None = None
+    takeover: Takeover | None = None  # see planner.core.adopt
+
+
 def compute_plan(
     *,
     site: str,
     target: str,
-    previous: Manifest | None,
-    previous_version: str | None,
+    state: TargetState,
     entries: dict[str, Entry],
-    journal: Journal | None,
     options: Options,
     tool_version: str,
     default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
-    journal_version: str | None = None,
     url_groups: tuple["UrlGroup", ...] | None = None,
-    takeover: Takeover | None = None,
     distributions_seen: tuple[Distribution, ...] = (),
     warnings: tuple[str, ...] = (),
     suspects: frozenset[str] = frozenset(),
@@ -320,11 +329,60 @@ def compute_plan(
 
     ``url_groups``: the distributions, grouped by how they serve the target's keys (see
     :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
-    --url-prefix). ``takeover``: with no manifest (``previous`` None), what the target holds,
-    which is then diffed against as the previous manifest (see :mod:`planner.core.adopt`).
-    ``suspects``: keys whose objects may not hold what ``previous`` says (found so after the
-    lock was taken over from a deploy that lost it): written again (or deleted) and
-    invalidated, as the keys an interrupted deploy touched."""
+    --url-prefix). ``state.takeover``: with no manifest (``state.previous`` None), what the
+    target holds, which is then diffed against as the previous manifest (see
+    :mod:`planner.core.adopt`). ``suspects``: keys whose objects may not hold what
+    ``state.previous`` says (found so after the lock was taken over from a deploy that lost
+    it): written again (or deleted) and invalidated, as the keys an interrupted deploy
+    touched."""
+    _refuse_empty(site, entries)
+    previous, takeover = state.previous, state.takeover
+    previous_id = previous.deploy_id if previous else None
+    resume, dirty = _resume_or_dirty(previous, state.journal, suspects)
+    new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
+    old = previous if previous is not None or takeover is None else takeover.remote
+    d = diff(old, new)
+    old_entries = old.entries if old else {}
+    new, deletes, kept, orphans = _deletes_and_kept(d, new, old_entries, dirty, options)
+    uploads = _uploads(d, entries, dirty, frozenset(takeover.in_place) if takeover else frozenset())
+    has_work = bool(uploads or deletes)
+    deploy_id = deploy_id_for(previous_id, target, new) if has_work else (previous_id or "")
+    new = new.replace(deploy_id=deploy_id)
+    must, fingerprinted_new = _keys_to_invalidate(uploads, dirty, options)
+    # Every URL that may be cached matters for what a wildcard would also hit (and for the
+    # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
+    invalidations = plan_invalidations(
+        _groups_given(url_groups, options, default_distributions),
+        must + deletes,
+        lambda: set(old_entries) | set(new.entries) | set(orphans),
+        options,
+        usage,
+        f"planner-{deploy_id}",
+        always_universe=has_work,
+    )
+    return Plan(
+        site=site,
+        target=target,
+        manifest=new,
+        previous_deploy_id=previous_id,
+        previous_version=state.previous_version,
+        diff=d,
+        uploads=tuple(uploads),
+        deletes=tuple(deletes),
+        kept=kept,
+        invalidations=invalidations,
+        resume=resume,
+        sizes=_sizes(d, entries, old_entries),
+        journal_version=state.journal_version,
+        fingerprinted_new=len(fingerprinted_new),
+        takeover=takeover,
+        known_etags=old.etags if old else {},
+        distributions=distributions_seen,
+        warnings=warnings,
+    )
+
+
+def _refuse_empty(site: str, entries: dict[str, Entry]) -> None:
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -333,31 +391,37 @@ def compute_plan(
     # Keys longer than S3 allows with the target's prefix are refused by the scan, with
     # every other rule on names (manifests.scan): one place, before the target is touched.
 
-    previous_id = previous.deploy_id if previous else None
+
+def _resume_or_dirty(
+    previous: Manifest | None, journal: Journal | None, suspects: frozenset[str]
+) -> tuple[Journal | None, set[str]]:
+    """(the pending record of a committed deploy, to finish; the keys whose objects may not
+    match the manifest: an uncommitted deploy's touched ones, and ``suspects``)."""
     resume: Journal | None = None
     dirty: set[str] = set()
     if journal is not None:
-        if previous is not None and journal.deploy_id == previous_id:
+        if previous is not None and journal.deploy_id == previous.deploy_id:
             resume = journal  # committed: only its invalidation and deletes are left
         else:
             dirty = set(journal.touched)  # never committed: objects may not match the manifest
-    dirty |= suspects
+    return resume, dirty | suspects
 
-    new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
-    old = previous if previous is not None or takeover is None else takeover.remote
-    d = diff(old, new)
-    old_entries = old.entries if old else {}
-    in_place = frozenset(takeover.in_place) if takeover else frozenset()
 
+def _deletes_and_kept(
+    d: Diff, new: Manifest, old_entries: Mapping[str, Entry], dirty: set[str], options: Options
+) -> tuple[Manifest, list[str], tuple[str, ...], list[str]]:
+    """(the manifest to commit, keys to delete, keys kept by --no-delete, orphans): removed
+    keys are deleted, or kept in the manifest with --no-delete; objects an uncommitted deploy
+    wrote that neither build nor manifest has (orphans) are deleted. Refused beyond
+    --max-deletes."""
     kept: tuple[str, ...] = ()
     deletes = list(d.deleted)
     if not options.delete and deletes:
         kept = tuple(deletes)
         deletes = []
-        merged = dict(entries)
+        merged = dict(new.entries)
         merged.update({k: old_entries[k] for k in kept})
         new = new.replace(entries=merged)
-    # Objects written by an uncommitted deploy that neither build nor manifest has: orphans.
     orphans = sorted(k for k in dirty if k not in new.entries and k not in old_entries)
     deletes = sorted(set(deletes) | set(orphans))
     if len(deletes) > options.max_deletes:
@@ -365,7 +429,14 @@ def compute_plan(
             f"the deploy would delete {len(deletes)} objects, more than --max-deletes "
             f"{options.max_deletes}; nothing was changed (raise --max-deletes or use --no-delete)"
         )
+    return new, deletes, kept, orphans
 
+
+def _uploads(
+    d: Diff, entries: dict[str, Entry], dirty: set[str], in_place: frozenset[str]
+) -> list[Upload]:
+    """Each key to write, with its reason, in upload order (assets, then pages); headers of
+    proven objects (``in_place``, a takeover) are set without sending bytes."""
     reasons: dict[str, str] = {k: "new" for k in d.added}
     reasons.update({k: ("headers" if k in d.header_only else "changed") for k in d.modified})
     if dirty:
@@ -377,64 +448,51 @@ def compute_plan(
         for e in (entries[k],)
     ]
     uploads.sort(key=lambda u: (is_page(u.content_type), u.key))
+    return uploads
 
-    has_work = bool(uploads or deletes)
-    deploy_id = deploy_id_for(previous_id, target, new) if has_work else (previous_id or "")
-    new = new.replace(deploy_id=deploy_id)
 
-    # Invalidate what may be cached with old content: modified, deleted, re-uploaded after an
-    # interrupted deploy; new files too with --invalidate-added.
+def _keys_to_invalidate(
+    uploads: list[Upload], dirty: set[str], options: Options
+) -> tuple[list[str], list[str]]:
+    """(the written keys that may be cached with old content, the new fingerprinted ones)."""
+    # Invalidate what may be cached with old content: modified, re-uploaded after an
+    # interrupted deploy (and deleted, added by the caller); new files too with
+    # --invalidate-added.
     must = [u.key for u in uploads if u.reason != "new" or u.key in dirty]
     # A new fingerprinted file was never requested under its name: never invalidated.
     fingerprinted_new = [u.key for u in uploads if u.reason == "new" and is_fingerprinted(u.key)]
     if options.invalidate_added:
         fresh = set(fingerprinted_new)
         must += [u.key for u in uploads if u.reason == "new" and u.key not in fresh]
+    return must, fingerprinted_new
+
+
+def _groups_given(
+    url_groups: tuple["UrlGroup", ...] | None,
+    options: Options,
+    default_distributions: tuple[str, ...],
+) -> tuple["UrlGroup", ...]:
+    """The URL groups to invalidate: by default one, of every distribution (--distribution,
+    else the target's default ones); a group read without ids gets those."""
     distributions = tuple(options.distribution_ids or default_distributions)
     if url_groups is None:
-        url_groups = (UrlGroup(distributions),)
-    elif not options.distribution_ids:
-        url_groups = tuple(UrlGroup(g.distribution_ids or distributions, g.url_map) for g in url_groups)
-    # Every URL that may be cached matters for what a wildcard would also hit (and for the
-    # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
-    invalidations = plan_invalidations(
-        url_groups,
-        must + deletes,
-        lambda: set(old_entries) | set(new.entries) | set(orphans),
-        options,
-        usage,
-        f"planner-{deploy_id}",
-        always_universe=has_work,
-    )
+        return (UrlGroup(distributions),)
+    if not options.distribution_ids:
+        return tuple(UrlGroup(g.distribution_ids or distributions, g.url_map) for g in url_groups)
+    return url_groups
+
+
+def _sizes(d: Diff, entries: dict[str, Entry], old_entries: Mapping[str, Entry]) -> dict[str, int]:
+    """Bytes per diff group."""
     added_bytes = sum(entries[k].size for k in d.added)
     modified_bytes = sum(entries[k].size for k in d.modified)
-    sizes = {
+    return {
         "added": added_bytes,
         "modified": modified_bytes,
         "deleted": sum(old_entries[k].size for k in d.deleted),
         # Every key of the build is added, modified or unchanged.
         "unchanged": sum(e.size for e in entries.values()) - added_bytes - modified_bytes,
     }
-    return Plan(
-        site=site,
-        target=target,
-        manifest=new,
-        previous_deploy_id=previous_id,
-        previous_version=previous_version,
-        diff=d,
-        uploads=tuple(uploads),
-        deletes=tuple(deletes),
-        kept=kept,
-        invalidations=invalidations,
-        resume=resume,
-        sizes=sizes,
-        journal_version=journal_version,
-        fingerprinted_new=len(fingerprinted_new),
-        takeover=takeover,
-        known_etags=old.etags if old else {},
-        distributions=distributions_seen,
-        warnings=warnings,
-    )
 
 
 def _url_function(
@@ -597,11 +655,13 @@ def _share_free_paths(
                 mine.append(other)
         choices.append(mine)
 
+    # Paths and misses are counted over every distribution already: one "distribution" here.
+    model = CostModel(free_paths=allowance, price=options.price, miss_cost=options.miss_cost)
+
     def total(combo: tuple[Invalidation, ...]) -> float:
         paths = sum(len(c.paths) * len(c.distribution_ids) for c in combo)
         misses = sum(c.solution.collateral_urls * max(1, len(c.distribution_ids)) for c in combo)
-        miss = options.price / 1000 if options.miss_cost is None else options.miss_cost
-        return options.price * max(0, paths - allowance) + miss * misses
+        return model.cost(paths, misses)
 
     best = min(itertools.product(*choices), key=total)  # the first of equals: in-order first
     out, spent = [], 0
@@ -826,20 +886,18 @@ def _build_plan(
     return compute_plan(
         site=os.path.abspath(site),
         target=target,
-        previous=previous,
-        previous_version=version,
+        state=TargetState(
+            previous, version, journal, state["journal_version"], adopted  # type: ignore[arg-type]
+        ),
         entries=entries,
-        journal=journal,
         options=options,
         tool_version=tool_version,
         default_distributions=backend.default_distributions,
-        journal_version=state["journal_version"],  # type: ignore[arg-type]
         url_groups=url_groups,
         usage=lambda: backend.usage(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,
         ),
-        takeover=adopted,
         distributions_seen=tuple(seen.values()),
         warnings=tuple(warnings),
         suspects=suspects,

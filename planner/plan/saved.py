@@ -216,6 +216,15 @@ def read(path: str) -> SavedPlan:
     return load(data, path)
 
 
+def read_for(path: str, site: str | None, target: str | None, acl: str | None) -> SavedPlan:
+    """The saved plan in file ``path`` for ``deploy --plan``: checked in full (see :func:`load`),
+    then against the deploy's own SITE, --target and --acl (None: not given; see
+    :meth:`SavedPlan.check_given`), all before anything remote is read."""
+    saved_plan = read(path)
+    saved_plan.check_given(site, target, acl)
+    return saved_plan
+
+
 def load(data: bytes, where: str) -> SavedPlan:
     """The saved plan in ``data`` (the file ``where``, named in messages), checked in the
     order of the module docstring. Raises BadSavedPlan, naming the field and the problem."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from planner.core.cost import billable, dollars
 from planner.core.pacing import AccountInvalidations, month_of, month_start
-from planner.ledger import billable, parse_iso
+from planner.ledger import parse_iso
 
 MONTH = re.compile(r"[1-9]\d{3}-(0[1-9]|1[0-2])")
 # At the very start of a month, one deploy would project to a huge month: the pace is taken
@@ -65,17 +67,59 @@ def build_report(
     """The report of ``month`` as of ``now`` (UTC). ``account`` is None when CloudFront could
     not be read; ``target`` None leaves out the tool view (no ledger to read)."""
     records = list(records)
-    n_days = days_in(month)
-    start = month_start(month)
-    running = month == month_of(now)
-    if running:
-        elapsed = max(MIN_ELAPSED_DAYS, (now - start).total_seconds() / 86400)
-        shown_days = now.day
-    else:
-        elapsed = float(n_days)
-        shown_days = n_days
-    dates = [(start + dt.timedelta(days=i)).date().isoformat() for i in range(shown_days)]
-    days = {
+    period = _Period.of(month, now)
+    days = _empty_days(period.dates)
+    doc = _empty_report(month, now, period, free_per_month, price)
+    warnings: list[str] = list(notes)
+    if account is not None:
+        doc["account"] = _account_view(account, month, days, free_per_month, price)
+        _bill_days(days, period.dates, free_per_month, price)
+    if target is not None:
+        unreadable = list(unreadable)
+        doc["tool"] = _tool_view(target, records, days, unreadable, pending)
+        warnings += _tool_warnings(unreadable, pending)
+    # Where the month is heading: the account's paths (or, unread, the tool's) at the pace so
+    # far.
+    basis = "account" if doc["account"] is not None else "tool"
+    if doc[basis] is not None:
+        proj = doc["projection"] = _projection(basis, doc[basis]["paths"], period,
+                                               free_per_month, price)
+        limit = warn_over if fail_over is None else min(warn_over, fail_over)
+        if proj["dollars"] > limit:
+            warnings.append(_over_warning(month, proj, limit))
+        doc["over_fail_amount"] = fail_over is not None and proj["dollars"] > fail_over
+    doc["warnings"] = warnings
+    doc["days"] = [days[d] for d in period.dates]
+    return doc
+
+
+@dataclass(frozen=True)
+class _Period:
+    """The days a report covers: the whole month, or up to ``now`` while it runs."""
+
+    days_in_month: int
+    start: dt.datetime
+    running: bool  # the month of ``now``: not over yet
+    elapsed: float  # days, for the pace (at least MIN_ELAPSED_DAYS)
+    dates: tuple[str, ...]  # ISO dates shown: the month's first day to today (or its last)
+
+    @classmethod
+    def of(cls, month: str, now: dt.datetime) -> "_Period":
+        n_days = days_in(month)
+        start = month_start(month)
+        running = month == month_of(now)
+        if running:
+            elapsed = max(MIN_ELAPSED_DAYS, (now - start).total_seconds() / 86400)
+            shown_days = now.day
+        else:
+            elapsed = float(n_days)
+            shown_days = n_days
+        dates = tuple((start + dt.timedelta(days=i)).date().isoformat() for i in range(shown_days))
+        return cls(n_days, start, running, elapsed, dates)
+
+
+def _empty_days(dates: Iterable[str]) -> dict[str, dict[str, Any]]:
+    return {
         d: {
             "date": d,
             "invalidations": 0,
@@ -90,12 +134,17 @@ def build_report(
         for d in dates
     }
 
-    doc: dict[str, Any] = {
+
+def _empty_report(
+    month: str, now: dt.datetime, period: _Period, free_per_month: int, price: float
+) -> dict[str, Any]:
+    """The document's fields in their documented order, the views not filled in yet."""
+    return {
         "month": month,
         "generated_at": now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "complete": not running,
-        "days_in_month": n_days,
-        "days_elapsed": round(elapsed, 2),
+        "complete": not period.running,
+        "days_in_month": period.days_in_month,
+        "days_elapsed": round(period.elapsed, 2),
         "free_paths_per_month": free_per_month,
         "price_per_path": price,
         "account": None,
@@ -105,90 +154,112 @@ def build_report(
         "warnings": [],
         "days": [],
     }
-    warnings: list[str] = list(notes)
 
-    if account is not None:
-        per = {d: {"id": d, "invalidations": 0, "paths": 0, "wildcards": 0, "in_progress": 0}
-               for d in account.distributions}
-        for inv in account.items:
-            row = per.setdefault(
-                inv.distribution_id,
-                {"id": inv.distribution_id, "invalidations": 0, "paths": 0, "wildcards": 0,
-                 "in_progress": 0},
-            )
-            if not inv.completed:
-                row["in_progress"] += 1
-            if month_of(inv.created) != month:
-                continue
-            row["invalidations"] += 1
-            row["paths"] += inv.paths
-            row["wildcards"] += inv.wildcards
-            day = days.get(inv.created.date().isoformat())
-            if day is not None:
-                day["invalidations"] += 1
-                day["paths"] += inv.paths
-                day["wildcards"] += inv.wildcards
-        rows = sorted(per.values(), key=lambda r: (-r["paths"], r["id"]))
-        paths = sum(r["paths"] for r in rows)
-        paid = max(0, paths - free_per_month)
-        doc["account"] = {
-            "source": account.source,
-            "distributions": rows,
-            "invalidations": sum(r["invalidations"] for r in rows),
-            "paths": paths,
-            "wildcards": sum(r["wildcards"] for r in rows),
-            "free_paths_left": max(0, free_per_month - paths),
-            "paid_paths": paid,
-            "dollars": round(paid * price, 6),
-        }
-        running_total = 0
-        for d in dates:
-            day = days[d]
-            day["paid_paths"] = billable(running_total, day["paths"], free_per_month)
-            day["dollars"] = round(day["paid_paths"] * price, 6)
-            running_total += day["paths"]
-            day["cumulative_paths"] = running_total
 
-    if target is not None:
-        doc["tool"] = _tool_view(target, records, days, unreadable, pending)
-        bad = list(unreadable)
-        if bad:
-            warnings.append(
-                f"{len(bad)} ledger record(s) could not be read and are left out: {bad[0]}"
-                + (" ..." if len(bad) > 1 else "")
-            )
-        if pending:
-            warnings.append(
-                f"deploy {pending['deploy_id']} is not finished (its invalidation of "
-                f"{pending['paths']} paths is pending); the next deploy finishes it"
-            )
+def _account_view(
+    account: AccountInvalidations,
+    month: str,
+    days: dict[str, dict[str, Any]],
+    free_per_month: int,
+    price: float,
+) -> dict[str, Any]:
+    """What the account's invalidations of ``month`` cost, per distribution and in all;
+    ``days`` gets each invalidation's counts."""
+    rows = _distribution_rows(account, month, days)
+    paths = sum(r["paths"] for r in rows)
+    paid = billable(0, paths, free_per_month)
+    return {
+        "source": account.source,
+        "distributions": rows,
+        "invalidations": sum(r["invalidations"] for r in rows),
+        "paths": paths,
+        "wildcards": sum(r["wildcards"] for r in rows),
+        "free_paths_left": max(0, free_per_month - paths),
+        "paid_paths": paid,
+        "dollars": dollars(paid, price),
+    }
 
-    # Where the month is heading: the account's paths (or, unread, the tool's) at the pace so
-    # far.
-    basis_view = doc["account"] if doc["account"] is not None else doc["tool"]
-    if basis_view is not None:
-        so_far = basis_view["paths"]
-        projected = so_far if not running else round(so_far / elapsed * n_days)
-        paid = max(0, projected - free_per_month)
-        dollars = round(paid * price, 6)
-        doc["projection"] = {
-            "basis": "account" if doc["account"] is not None else "tool",
-            "paths": projected,
-            "paid_paths": paid,
-            "dollars": dollars,
-            "final": not running,
-        }
-        limit = warn_over if fail_over is None else min(warn_over, fail_over)
-        if dollars > limit:
-            what = "spent" if not running else "projected"
-            warnings.append(
-                f"{month} {what}: {projected:,} paths, {paid:,} paid, ${dollars:,.2f}, over "
-                f"${limit:,.2f}"
-            )
-        doc["over_fail_amount"] = fail_over is not None and dollars > fail_over
-    doc["warnings"] = warnings
-    doc["days"] = [days[d] for d in dates]
-    return doc
+
+def _distribution_rows(
+    account: AccountInvalidations, month: str, days: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per distribution (most paths first): its invalidations of ``month``, and those
+    in progress whenever made. Each invalidation of the month is also counted on its day."""
+    per = {d: _distribution_row(d) for d in account.distributions}
+    for inv in account.items:
+        row = per.setdefault(inv.distribution_id, _distribution_row(inv.distribution_id))
+        if not inv.completed:
+            row["in_progress"] += 1
+        if month_of(inv.created) != month:
+            continue
+        row["invalidations"] += 1
+        row["paths"] += inv.paths
+        row["wildcards"] += inv.wildcards
+        day = days.get(inv.created.date().isoformat())
+        if day is not None:
+            day["invalidations"] += 1
+            day["paths"] += inv.paths
+            day["wildcards"] += inv.wildcards
+    return sorted(per.values(), key=lambda r: (-r["paths"], r["id"]))
+
+
+def _distribution_row(distribution_id: str) -> dict[str, Any]:
+    return {"id": distribution_id, "invalidations": 0, "paths": 0, "wildcards": 0,
+            "in_progress": 0}
+
+
+def _bill_days(
+    days: dict[str, dict[str, Any]], dates: Iterable[str], free_per_month: int, price: float
+) -> None:
+    """Each day's paid paths and dollars, the free allowance spent by the days before it."""
+    running_total = 0
+    for d in dates:
+        day = days[d]
+        day["paid_paths"] = billable(running_total, day["paths"], free_per_month)
+        day["dollars"] = dollars(day["paid_paths"], price)
+        running_total += day["paths"]
+        day["cumulative_paths"] = running_total
+
+
+def _tool_warnings(unreadable: list[str], pending: Mapping[str, Any] | None) -> list[str]:
+    """Ledger records left out, and a deploy not finished yet."""
+    out = []
+    if unreadable:
+        out.append(
+            f"{len(unreadable)} ledger record(s) could not be read and are left out: "
+            f"{unreadable[0]}" + (" ..." if len(unreadable) > 1 else "")
+        )
+    if pending:
+        out.append(
+            f"deploy {pending['deploy_id']} is not finished (its invalidation of "
+            f"{pending['paths']} paths is pending); the next deploy finishes it"
+        )
+    return out
+
+
+def _projection(
+    basis: str, so_far: int, period: _Period, free_per_month: int, price: float
+) -> dict[str, Any]:
+    """The month's paths and cost at the pace so far (the month's own once it is over)."""
+    projected = so_far
+    if period.running:
+        projected = round(so_far / period.elapsed * period.days_in_month)
+    paid = billable(0, projected, free_per_month)
+    return {
+        "basis": basis,
+        "paths": projected,
+        "paid_paths": paid,
+        "dollars": dollars(paid, price),
+        "final": not period.running,
+    }
+
+
+def _over_warning(month: str, projection: Mapping[str, Any], limit: float) -> str:
+    what = "spent" if projection["final"] else "projected"
+    return (
+        f"{month} {what}: {projection['paths']:,} paths, {projection['paid_paths']:,} paid, "
+        f"${projection['dollars']:,.2f}, over ${limit:,.2f}"
+    )
 
 
 def _tool_view(
