@@ -37,16 +37,9 @@ from planner.core.headers import compress, is_page
 from planner.core.urls import repair_batch, valid_path
 from planner.errors import AwsError, InvalidationError
 from planner.lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
-from planner.plan.compute import (
-    JOURNAL_NAME,
-    Journal,
-    Options,
-    Plan,
-    Upload,
-    build_plan,
-    journal_invalidations,
-    state_unchanged,
-)
+from planner.plan.build import build_plan, state_unchanged
+from planner.plan.compute import Options, Plan, Upload, journal_invalidations
+from planner.plan.journal import JOURNAL_NAME, Journal
 
 Log = Callable[[str], None]
 debug = logging.getLogger("planner.apply").debug

@@ -20,7 +20,7 @@ from planner.core.pacing import CACHE_NAME
 from planner.errors import PlannerError
 from planner.ledger import LEDGER_DIR
 from planner.lock import LOCK_NAME, DeployLock
-from planner.plan.compute import JOURNAL_NAME
+from planner.plan.journal import JOURNAL_NAME
 
 
 def state_names(store: Store) -> list[str]:

@@ -20,6 +20,7 @@ from planner.backends import Backend
 from planner.core.drift import Drift, compare
 from planner.core.headers import headers_for, is_page
 from planner.errors import PlannerError
+from planner.plan.build import url_groups_for
 from planner.plan.compute import (
     Invalidation,
     Options,
@@ -27,7 +28,6 @@ from planner.plan.compute import (
     UrlGroup,
     journal_invalidations,
     plan_invalidations,
-    url_groups_for,
 )
 
 DRIFT_EXIT = 5
@@ -107,7 +107,7 @@ def verify(backend: Backend, deep: bool = False) -> tuple[Manifest, Verification
 
 
 def refuse_pending(backend: Backend) -> None:
-    from planner.plan.compute import read_journal
+    from planner.plan.build import read_journal
 
     if read_journal(backend) is not None:
         raise PlannerError(
@@ -133,7 +133,7 @@ def repair(
     (invalidation, deletes, ledger record, pending record removed)."""
     from planner import ledger
     from planner.apply import Result, Waiting, finish, put_bytes
-    from planner.plan.compute import JOURNAL_NAME, Journal
+    from planner.plan.journal import JOURNAL_NAME, Journal
 
     refuse_pending(backend)
     wanted = {d.key for d in found.drift if d.problem != "extra"}

@@ -16,7 +16,9 @@ from manifests import Manifest
 from planner.apply import apply_plan
 from planner.backends import LocalBackend
 from planner.backends.targets import LocalTarget
-from planner.plan.compute import JOURNAL_NAME, Options, build_plan
+from planner.plan.build import build_plan
+from planner.plan.compute import Options
+from planner.plan.journal import JOURNAL_NAME
 
 
 class Crash(Exception):
@@ -231,7 +233,7 @@ def test_crash_twice_then_converge(tmp_path):
 def test_resume_skips_a_distribution_deleted_since(tmp_path):
     from planner.apply import Result, finish
     from planner.errors import AwsError
-    from planner.plan.compute import Journal
+    from planner.plan.journal import Journal
 
     class Gone(LocalBackend):
         def invalidate(self, dist, paths, reference):
@@ -252,7 +254,7 @@ def test_resume_skips_a_distribution_deleted_since(tmp_path):
 def test_other_invalidation_errors_keep_the_pending_record(tmp_path):
     from planner.apply import Result, finish
     from planner.errors import AwsError
-    from planner.plan.compute import Journal
+    from planner.plan.journal import Journal
 
     class Denied(LocalBackend):
         def invalidate(self, dist, paths, reference):
@@ -298,7 +300,7 @@ class Busy(LocalBackend):
 
 def test_too_many_in_progress_waits_with_backoff_then_submits(tmp_path):
     from planner.apply import Result, Waiting, finish
-    from planner.plan.compute import Journal
+    from planner.plan.journal import Journal
 
     backend = Busy(LocalTarget(str(tmp_path)))
     backend.busy = 3
@@ -316,7 +318,7 @@ def test_too_many_in_progress_waits_with_backoff_then_submits(tmp_path):
 def test_still_busy_after_the_timeout_fails_and_keeps_the_invalidation_pending(tmp_path):
     from planner.apply import Result, Waiting, finish
     from planner.errors import InvalidationError
-    from planner.plan.compute import Journal
+    from planner.plan.journal import Journal
 
     backend = Busy(LocalTarget(str(tmp_path)))
     backend.busy = 1000

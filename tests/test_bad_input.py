@@ -113,7 +113,8 @@ def good_deploy(moto, root: Path, target: str, distribution: str):
     from planner.apply import apply_plan
     from planner.backends import make_backend
     from planner.backends.targets import parse_target
-    from planner.plan.compute import Options, build_plan
+    from planner.plan.build import build_plan
+    from planner.plan.compute import Options
 
     clients = SimpleNamespace(s3=moto.s3, cloudfront=moto.cloudfront)
     backend = make_backend(parse_target(target), clients)
@@ -806,7 +807,8 @@ def test_file_changing_during_a_managed_upload_is_refused_and_never_published(
     from planner import __version__
     from planner.backends import LocalBackend
     from planner.backends.targets import LocalTarget
-    from planner.plan.compute import Options, build_plan
+    from planner.plan.build import build_plan
+    from planner.plan.compute import Options
 
     public = write_site(tmp_path / "public")
     out = tmp_path / "out"

@@ -656,7 +656,7 @@ def test_an_encoded_file_above_the_multipart_threshold_is_sent_whole(tmp_path, m
     from planner import apply as apply_mod
     from planner.backends import LocalBackend
     from planner.backends.targets import parse_target
-    from planner.plan.compute import build_plan
+    from planner.plan.build import build_plan
 
     monkeypatch.setattr(apply_mod, "MULTIPART_THRESHOLD", 10)
     public = write_site(tmp_path / "public", {"big.css": BIG_CSS, "big.txt": BIG_CSS})

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from manifests import Entry, LocalStore, Manifest, S3Store
 from planner import ledger
-from planner.plan.compute import Journal, Options, TargetState, compute_plan
+from planner.plan.compute import Options, TargetState, compute_plan
+from planner.plan.journal import Journal
 
 UTC = dt.UTC
 START = dt.datetime(2026, 11, 5, 12, 0, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ from e2e_helpers import (
 )
 from fault_proxy import Error, FaultProxy, Rule
 
-from planner.plan.compute import Journal
+from planner.plan.journal import Journal
 
 PENDING = ".planner/pending.json"
 INVALIDATION = r"^/20\d\d-\d\d-\d\d/distribution/[^/]+/invalidation$"

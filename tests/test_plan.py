@@ -4,13 +4,8 @@ import pytest
 
 from manifests import Entry, Manifest
 from planner.errors import BadSite, TooManyDeletes
-from planner.plan.compute import (
-    Journal,
-    Options,
-    TargetState,
-    compute_plan,
-    deploy_id_for,
-)
+from planner.plan.compute import Options, TargetState, compute_plan, deploy_id_for
+from planner.plan.journal import Journal
 
 TARGET = "s3://bucket"
 

@@ -146,7 +146,7 @@ def env(deployed: Path) -> Env:
 
 
 def pending_record(deploy_id: str, base_deploy_id: str | None, touched: tuple[str, ...]) -> bytes:
-    from planner.plan.compute import Journal
+    from planner.plan.journal import Journal
 
     return Journal(
         deploy_id=deploy_id,
@@ -758,7 +758,8 @@ def test_every_plan_the_tool_writes_passes_its_checks_and_round_trips(
     from planner.backends import LocalBackend
     from planner.backends.targets import LocalTarget
     from planner.plan import saved
-    from planner.plan.compute import Options, build_plan
+    from planner.plan.build import build_plan
+    from planner.plan.compute import Options
 
     with tempfile.TemporaryDirectory() as tmp:
         keys = [f"d/f{n}.html" for n in names]

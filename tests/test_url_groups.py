@@ -27,15 +27,15 @@ from planner.core.pacing import (
 )
 from planner.errors import BadTarget
 from planner.plan import saved
+from planner.plan.build import url_groups_for
 from planner.plan.compute import (
-    Journal,
     Options,
     TargetState,
     UrlGroup,
     compute_plan,
     journal_invalidations,
-    url_groups_for,
 )
+from planner.plan.journal import Journal
 
 TARGET = "s3://bucket/site"
 HTML = "text/html; charset=utf-8"

@@ -578,7 +578,7 @@ def test_verify_on_a_target_never_deployed_is_a_one_line_error(moto, site, publi
 
 
 def test_verify_repair_is_refused_while_a_pending_record_exists(moto, site, public):
-    from planner.plan.compute import Journal
+    from planner.plan.journal import Journal
 
     deploy(moto, public, site)
     m = manifest(moto.s3, site.bucket)

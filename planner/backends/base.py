@@ -3,37 +3,17 @@ distribution; constants shared by the backends."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, BinaryIO, Protocol, Sequence
+from typing import BinaryIO, Protocol, Sequence
 
 from manifests import Store
 from planner.backends.fence import Fence
 from planner.backends.targets import Target
 from planner.core.adopt import Head, Listing
+from planner.core.origins import Distribution
 from planner.core.pacing import AccountInvalidations, Usage
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"
-
-
-@dataclass(frozen=True)
-class Distribution:
-    """What the plan shows of a distribution, and how it serves the target's bucket
-    (``served``: a :class:`planner.core.origins.Served`, None when no origin of it is the
-    bucket)."""
-
-    id: str
-    domain: str = ""
-    aliases: tuple[str, ...] = ()
-    served: Any = None
-    # Every origin's domain and path, for messages; none: not a CloudFront distribution (the
-    # local backend's log), which serves the target as is.
-    origins: tuple[str, ...] = ()
-
-    @property
-    def names(self) -> str:
-        """``d111.cloudfront.net, docs.example.com``, or "" when unknown."""
-        return ", ".join(n for n in (self.domain, *self.aliases) if n)
 
 
 class Backend(Protocol):

@@ -27,6 +27,7 @@ from planner.core.pacing import (
     usage_from,
 )
 from planner.errors import BadTarget, InvalidationError
+from planner.plan.journal import JOURNAL_NAME, Journal
 
 TMP_PREFIX, TMP_SUFFIX = ".planner-", ".tmp"  # a local write under way (or killed)
 
@@ -84,10 +85,8 @@ class LocalBackend:
     def _deleting(self) -> frozenset[str]:
         """The keys the deploy (or repair) under way deletes: its pending record's deletes,
         written before its first write. Only those may be removed early to make room."""
-        from planner.plan.compute import read_journal  # (plan imports this module)
-
-        journal = read_journal(self)
-        return frozenset(journal.deletes) if journal is not None else frozenset()
+        data, _ = self.store.read(JOURNAL_NAME)
+        return frozenset(Journal.loads(data).deletes) if data is not None else frozenset()
 
     def _folder_for(self, key: str) -> str:
         """Make the folders above ``key``'s file, each a real folder: a file or a link in

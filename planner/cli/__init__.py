@@ -213,7 +213,7 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     Example:
       planner plan public --target ./site-out
     """
-    from planner.plan.compute import build_plan
+    from planner.plan.build import build_plan
 
     backend, options = _prepare(kw, read_only=True)
     _debug_log(kw["verbose"])
@@ -328,7 +328,7 @@ def unlock(target: str, state: str | None, pending_record: bool, **aws: Any) -> 
       planner unlock --target s3://my-bucket
     """
     from planner.lock import unlock as remove_lock
-    from planner.plan.compute import JOURNAL_NAME
+    from planner.plan.journal import JOURNAL_NAME
 
     backend = make_target_backend(target, state, clients_of(aws))
     held = remove_lock(backend.store)

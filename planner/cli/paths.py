@@ -23,7 +23,7 @@ from planner.core.cost import (
 from planner.core.minimizer import Solution, minimize
 from planner.errors import PlannerError
 from planner.pathlist import STDIN, list_urls, make_problem, universe_urls
-from planner.plan.compute import paused_gc
+from planner.plan.build import paused_gc
 from planner.plan.render import solution_fields
 
 

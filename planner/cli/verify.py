@@ -126,7 +126,8 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
     """
     from planner.backends.targets import check_apart
     from planner.lock import DeployLock
-    from planner.plan.compute import Options, url_groups_for
+    from planner.plan.build import url_groups_for
+    from planner.plan.compute import Options
     from planner.verify import DRIFT_EXIT, refuse_pending, repair
     from planner.verify import verify as check_target
 

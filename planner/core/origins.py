@@ -113,3 +113,23 @@ def _pattern(pattern: str) -> re.Pattern[str]:
         regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in text)
         compiled = _PATTERNS[pattern] = re.compile(regex, re.DOTALL)
     return compiled
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """What the plan shows of a distribution, and how it serves the target's bucket
+    (``served``: a :class:`Served`, None when no origin of it is the
+    bucket)."""
+
+    id: str
+    domain: str = ""
+    aliases: tuple[str, ...] = ()
+    served: Any = None
+    # Every origin's domain and path, for messages; none: not a CloudFront distribution (the
+    # local backend's log), which serves the target as is.
+    origins: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> str:
+        """``d111.cloudfront.net, docs.example.com``, or "" when unknown."""
+        return ", ".join(n for n in (self.domain, *self.aliases) if n)

@@ -1,29 +1,22 @@
-"""A deploy plan is a value: ``compute_plan`` (pure) decides it, ``build_plan`` gathers its
-inputs (stored manifest, pending journal, scan of the build), ``apply.apply_plan`` acts on it.
+"""A deploy plan is a value: ``compute_plan`` decides it, purely, from what
+:mod:`planner.plan.build` gathered (stored manifest, pending journal, scan of the build), and
+:func:`planner.apply.apply_plan` acts on it.
 ``planner plan`` and ``deploy --dry-run`` print the very value a deploy applies.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as _dt
-import gc
 import itertools
-import json
-import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Mapping
 
 import xxhash
 
-from manifests import DEFAULT_EXCLUDES, Diff, Entry, Manifest, diff, load_manifest
-from manifests.errors import CorruptManifest
-from manifests.etags import parts_of, proves, stored_etag
+from manifests import Diff, Entry, Manifest, diff
 from manifests.model import STATE_DIR
-from manifests.scan import scan_meanwhile
-from planner.backends import Backend, Distribution
-from planner.core.adopt import Listing, Takeover, candidates, takeover
+from planner.core.adopt import Takeover
 from planner.core.cost import (
     FREE_PATHS_PER_MONTH,
     MAX_PATHS_IN_PROGRESS,
@@ -34,17 +27,15 @@ from planner.core.cost import (
 from planner.core.headers import (
     DEFAULT_CACHE_CONTROL,
     HeaderRule,
-    compress,
-    headers_for,
     is_fingerprinted,
     is_page,
 )
 from planner.core.minimizer import Problem, Solution, evaluate, minimize
-from planner.core.pacing import Budget, Usage, days_left_in_month, month_of
+from planner.core.origins import Distribution
+from planner.core.pacing import Budget, Usage, days_left_in_month
 from planner.core.urls import normalise_url_prefix, urls_of
 from planner.errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
-
-JOURNAL_NAME = "pending.json"
+from planner.plan.journal import Journal
 
 
 @dataclass(frozen=True)
@@ -102,127 +93,6 @@ class Invalidation:
     site_urls: int = 0  # URLs the site serves (what "/*" would invalidate)
     price: float = PRICE_PER_PATH
     changed: frozenset[str] = frozenset()  # the URLs that must be invalidated
-
-
-@dataclass(frozen=True)
-class Journal:
-    """The pending record: written before a deploy's first write, removed when it is done.
-
-    ``touched`` are keys whose objects may no longer match the committed manifest. If the
-    manifest named ``deploy_id`` was committed, what is left to do is the invalidation and the
-    deletes; if not, the next plan re-uploads (or deletes) every touched key.
-    """
-
-    deploy_id: str
-    base_deploy_id: str | None
-    touched: tuple[str, ...]
-    deletes: tuple[str, ...]
-    paths: tuple[str, ...]
-    distribution_ids: tuple[str, ...]
-    caller_reference: str
-    record: dict | None = None  # the ledger record's draft (planner.ledger)
-    # (distribution, its paths) when the distributions serve the target under different URLs;
-    # empty: ``paths`` on each of ``distribution_ids``.
-    per_distribution: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    # Distributions whose batch CloudFront refused for good and that were given a valid one
-    # instead (see :func:`planner.apply.finish`): their CallerReference tells the new batch.
-    replaced: tuple[str, ...] = ()
-
-    def reference_for(self, distribution_id: str, paths: tuple[str, ...]) -> str:
-        """The CallerReference of the batch ``paths`` for ``distribution_id``: the deploy's,
-        or for a replaced batch the deploy's with a digest of the new paths (the same on a
-        retry; never the refused batch's)."""
-        if distribution_id not in self.replaced:
-            return self.caller_reference
-        return f"{self.caller_reference}-{xxhash.xxh3_64_hexdigest(chr(10).join(paths).encode())[:10]}"
-
-    def replace(self, distribution_id: str, paths: tuple[str, ...]) -> Journal:
-        """This record with ``paths`` as the batch of ``distribution_id``."""
-        per = self.submissions()
-        return dataclasses.replace(
-            self,
-            per_distribution=tuple((d, paths if d == distribution_id else p) for d, p in per),
-            replaced=tuple(sorted({*self.replaced, distribution_id})),
-        )
-
-    def submissions(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
-        """(distribution, paths) of each invalidation to make, in order."""
-        if self.per_distribution:
-            return tuple((d, p) for d, p in self.per_distribution if p)
-        return tuple((d, self.paths) for d in self.distribution_ids) if self.paths else ()
-
-    @property
-    def path_count(self) -> int:
-        """Paths over every distribution (what the account is billed for)."""
-        return sum(len(p) for _, p in self.submissions())
-
-    def dumps(self) -> bytes:
-        doc = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-        del doc["per_distribution"]
-        if not self.replaced:
-            del doc["replaced"]
-        if self.per_distribution:
-            # No "paths": a version of the tool that knows only one path list refuses this
-            # record as malformed rather than finish it without the other distributions'.
-            del doc["paths"]
-            doc["per_distribution"] = [[d, list(p)] for d, p in self.per_distribution]
-        return json.dumps(doc, ensure_ascii=False, indent=1).encode()
-
-    @classmethod
-    def loads(cls, data: bytes, where: str = JOURNAL_NAME, target: str = "TARGET") -> "Journal":
-        """The record read from ``where``, of ``target`` (both named in the error when it is
-        malformed)."""
-        def strs(value: object, name: str) -> tuple[str, ...]:
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise TypeError(f"{name} is not a list of strings")
-            return tuple(value)
-
-        def text(value: object, name: str) -> str:
-            if not isinstance(value, str) or not value:
-                raise TypeError(f"{name} is not a string")
-            return value
-
-        try:
-            doc = json.loads(data)
-            if not isinstance(doc, dict):
-                raise TypeError("not a JSON object")
-            per = tuple(
-                (text(d, "per_distribution"), strs(paths, "per_distribution"))
-                for d, paths in doc.get("per_distribution") or ()
-            )
-            base = doc["base_deploy_id"]
-            return cls(
-                deploy_id=text(doc["deploy_id"], "deploy_id"),
-                base_deploy_id=None if base is None else text(base, "base_deploy_id"),
-                touched=strs(doc["touched"], "touched"),
-                deletes=strs(doc["deletes"], "deletes"),
-                paths=() if per else strs(doc["paths"], "paths"),
-                distribution_ids=strs(doc["distribution_ids"], "distribution_ids"),
-                caller_reference=text(doc["caller_reference"], "caller_reference"),
-                record=_record_draft(doc.get("record")),
-                per_distribution=per,
-                replaced=strs(doc.get("replaced", []), "replaced"),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise CorruptManifest(
-                f"the pending record {where} is malformed ({type(exc).__name__}: {exc}); if no "
-                f"deploy is running, remove it with `planner unlock --target {target} "
-                f"--pending-record`, then run `planner verify --target {target} --repair BUILD`"
-            ) from None
-
-
-def _record_draft(doc: object) -> dict | None:
-    """The ledger draft of a pending record; one this version cannot read is dropped (the
-    deploy is still finished, only not recorded)."""
-    from planner.ledger import RECORD_VERSION
-
-    if (
-        isinstance(doc, dict)
-        and doc.get("version") == RECORD_VERSION
-        and (isinstance(doc.get("each"), dict) or isinstance(doc.get("per_distribution"), dict))
-    ):
-        return doc
-    return None
 
 
 @dataclass(frozen=True)
@@ -515,23 +385,6 @@ class UrlGroup:
     url_map: Callable[[str], tuple[str, ...]] | None = None
 
 
-def url_groups_for(
-    backend: Backend, options: Options, seen: dict[str, Distribution] | None = None
-) -> tuple[UrlGroup, ...]:
-    """The distributions, grouped by how they serve the target's keys, read from their
-    configs (origins and origin paths, behaviors, default root object), in the order given;
-    one group when --url-prefix is given (it overrides every mapping) or no distribution is.
-    A distribution that serves no key of the target is refused (:func:`group_distributions`).
-    ``seen``: what :meth:`Backend.distributions` gave, if read already."""
-    dists = options.distribution_ids
-    if not dists:
-        return (UrlGroup(dists),)
-    if seen is None:
-        seen = backend.distributions(dists)
-    return group_distributions(seen, options, getattr(backend.target, "prefix", ""),
-                               backend.target.uri)
-
-
 def group_distributions(
     seen: dict[str, Distribution], options: Options, prefix: str, target: str
 ) -> tuple[UrlGroup, ...]:
@@ -783,192 +636,3 @@ def plan_invalidation(
     )
 
 
-def read_journal(backend: Backend) -> Journal | None:
-    return _read_journal(backend)[0]
-
-
-def _read_journal(backend: Backend) -> tuple[Journal | None, str | None]:
-    data, version = backend.store.read(JOURNAL_NAME)
-    if data is None:
-        return None, None
-    where = getattr(backend.store, "location", "") + JOURNAL_NAME
-    return Journal.loads(data, where, backend.target.uri), version
-
-
-def state_unchanged(backend: Backend, plan: Plan) -> bool:
-    """The manifest and the pending record are still those ``plan`` was made against (read
-    again once the deploy lock is held: another deploy may have finished meanwhile)."""
-    from manifests.stores import MANIFEST_NAME
-
-    return (
-        backend.store.read(MANIFEST_NAME)[1] == plan.previous_version
-        and backend.store.read(JOURNAL_NAME)[1] == plan.journal_version
-    )
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """No cyclic garbage collection inside: building a plan (or a path list) makes tens of
-    thousands of new objects, which would set off collections that walk the whole heap again
-    and again (about a third more time on 100,000 URLs)."""
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collecting:
-            gc.enable()
-
-
-def build_plan(
-    site: str,
-    backend: Backend,
-    options: Options,
-    tool_version: str,
-    progress: Callable[[int, int, int], None] | None = None,
-    suspects: frozenset[str] = frozenset(),
-) -> Plan:
-    """Read the target's state, scan the build, and compute the plan. Writes nothing.
-    ``progress(files_hashed, bytes_hashed, files_in_all)`` follows the hashing of the build
-    (see :func:`manifests.scan.scan`); ``suspects``: see :func:`compute_plan`."""
-    with paused_gc():
-        return _build_plan(site, backend, options, tool_version, progress, suspects)
-
-
-def _build_plan(
-    site: str,
-    backend: Backend,
-    options: Options,
-    tool_version: str,
-    progress: Callable[[int, int, int], None] | None = None,
-    suspects: frozenset[str] = frozenset(),
-) -> Plan:
-    target = backend.target.uri
-    state: dict[str, object] = {}
-
-    def read_state() -> None:
-        state["previous"], state["version"] = load_manifest(backend.store, target)
-        state["journal"], state["journal_version"] = _read_journal(backend)
-        state["outer"] = backend.enclosing_targets()
-        if state["previous"] is None and not state["outer"]:
-            # No manifest: what the target holds is the previous deploy (a takeover).
-            state["listing"] = backend.list_site()
-            state["recorded"] = len(backend.store.list("ledger/"))
-
-    prefix = getattr(backend.target, "prefix", "")
-    # The stored state is read while helper processes hash the build (same result, same
-    # errors first, as reading it before the scan).
-    entries = scan_meanwhile(
-        site,
-        headers_for(options.cache_control, options.header_rules),
-        excludes=DEFAULT_EXCLUDES + tuple(options.excludes),
-        workers=options.hash_workers,
-        meanwhile=read_state,
-        progress=progress,
-        key_prefix=prefix,
-    )
-    previous, version, journal = state["previous"], state["version"], state["journal"]
-    check_alone(target, state["outer"], state.get("listing"))  # type: ignore[arg-type]
-    seen = backend.distributions(options.distribution_ids)
-    url_groups = url_groups_for(backend, options, seen)
-    warnings = []
-    exposed = None if backend.state_apart or options.url_prefix else exposed_state(seen, prefix)
-    if exposed:
-        warnings.append(
-            f"{exposed} serves this target's manifest (every key, hash and header of the site), "
-            "whatever the objects' ACL: keep the state apart with `planner move-state --target "
-            f"{target} --state s3://ANOTHER-BUCKET/PREFIX` (see \"The state's own place\")"
-        )
-    adopted = None
-    if previous is None and entries:
-        adopted = survey(backend, site, entries, state["listing"],  # type: ignore[arg-type]
-                         takeover_reason(state["recorded"], journal), target)  # type: ignore[arg-type]
-    return compute_plan(
-        site=os.path.abspath(site),
-        target=target,
-        state=TargetState(
-            previous, version, journal, state["journal_version"], adopted  # type: ignore[arg-type]
-        ),
-        entries=entries,
-        options=options,
-        tool_version=tool_version,
-        default_distributions=backend.default_distributions,
-        url_groups=url_groups,
-        usage=lambda: backend.usage(
-            month_of(options.now or _dt.datetime.now(_dt.UTC)),
-            options.distribution_ids or backend.default_distributions,
-        ),
-        distributions_seen=tuple(seen.values()),
-        warnings=tuple(warnings),
-        suspects=suspects,
-    )
-
-
-def check_alone(target: str, outer: list[str], listing: Listing | None) -> None:
-    """A target may neither lie inside another target nor hold one: the outer one's deploys
-    treat every key under its prefix as its own (they would adopt, overwrite or delete the
-    inner one's site, and its state as site objects). Pure."""
-    if outer:
-        raise BadTarget(
-            f"{target} lies inside the target {outer[-1]} (its state is in {outer[-1]}/"
-            f"{STATE_DIR}/), whose deploys own every key under it; deploy to a place outside it"
-        )
-    if listing is not None and listing.nested:
-        raise BadTarget(
-            f"{target} holds another target at {listing.nested[0]} (its state is in "
-            f"{listing.nested[0]}{STATE_DIR}/); a target may not contain another one: deploy the "
-            "two to places apart (sibling prefixes, served by origin paths or behaviors)"
-        )
-
-
-def takeover_reason(recorded: int, journal: Journal | None) -> str:
-    """Why the target is taken over: no manifest yet, or a lost one. Pure."""
-    if recorded:
-        return (f"the manifest is missing although the ledger records {recorded} earlier "
-                "deploys: taking over what the target holds")
-    if journal is not None:
-        return (f"the manifest is missing although deploy {journal.deploy_id} left a pending "
-                "record: taking over what the target holds")
-    return NO_MANIFEST_YET
-
-
-NO_MANIFEST_YET = "no manifest yet: taking over what the target holds"
-
-
-PROOF_WORKERS = 4  # build files read and hashed (MD5) at once for a takeover
-
-
-def survey(
-    backend: Backend,
-    site: str,
-    entries: dict[str, Entry],
-    listing: Listing,
-    reason: str,
-    target: str,
-) -> Takeover:
-    """Which objects of the target already hold the build's bytes, and their headers: each
-    candidate's ETag recomputed from the build file (read again, checked against the scan),
-    single-part ETags first; then HeadObject for the proven ones (headers) and the multipart
-    ones (headers and part size), whose ETags are recomputed with that part size last."""
-    found = candidates(entries, listing.objects)
-    multipart = frozenset(k for k in found if parts_of(listing.objects[k].etag) != 1)
-
-    def proof(key: str, part_size: int | None = None) -> str | None:
-        entry = entries[key]
-        encoding = entry.content_encoding
-        mine = stored_etag(
-            os.path.join(site, *key.split("/")), key, (entry.hash, entry.size),
-            (lambda data: compress(data, encoding)) if encoding else None, part_size,
-        )
-        return key if proves(listing.objects[key].etag, mine) else None
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=PROOF_WORKERS) as pool:
-        proven = {k for k in pool.map(proof, [k for k in found if k not in multipart]) if k}
-        heads = backend.heads(sorted(proven | multipart), multipart)
-        if heads is not None:
-            parts = [(k, heads[k].part_size) for k in sorted(multipart)
-                     if k in heads and heads[k].part_size]
-            proven |= {k for k in pool.map(lambda kp: proof(*kp), parts) if k}
-    return takeover(entries, listing, proven, heads, reason, target)

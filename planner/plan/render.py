@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from planner.plan.compute import NO_MANIFEST_YET, Plan
+from planner.plan.build import NO_MANIFEST_YET
+from planner.plan.compute import Plan
 
 if TYPE_CHECKING:  # a type only: rendering a plan never loads the executor (or boto3)
     from planner.apply import Result

@@ -57,7 +57,7 @@ def read_sources(
 ) -> Sources:
     """Everything ``build_report`` needs for ``month``; writes only the count cache."""
     from planner import ledger
-    from planner.plan.compute import read_journal
+    from planner.plan.build import read_journal
 
     if target_text is None:
         load, save = _file_cache(user_cache_path())
