@@ -1,6 +1,9 @@
 """Shared fixtures. The moto server fixtures serve the end-to-end tests (``test_e2e_s3.py``),
 which run ``python -m planner`` in a subprocess against a moto server on 127.0.0.1; nothing
 here is autouse, so other test files pay nothing for it.
+
+Tests that use a server fixture below (``moto_endpoint``, hence ``moto_clients``, ``moto``,
+``site`` and any fixture built on them) are marked ``e2e`` by ``pytest_collection_modifyitems``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,17 @@ import pytest
 from e2e_helpers import create_distribution
 
 REGION = "us-east-1"
+
+# A test whose fixtures include one of these starts (or shares) the session's moto server.
+SERVER_FIXTURES = frozenset({"moto_endpoint"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``e2e`` every test that needs the moto server, directly or through a fixture
+    (``fixturenames`` is the closure of the fixtures a test uses)."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 @dataclass
