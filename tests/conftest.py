@@ -2,8 +2,18 @@
 which run ``python -m planner`` in a subprocess against a moto server on 127.0.0.1; nothing
 here is autouse, so other test files pay nothing for it.
 
-Tests that use a server fixture below (``moto_endpoint``, hence ``moto_clients``, ``moto``,
-``site`` and any fixture built on them) are marked ``e2e`` by ``pytest_collection_modifyitems``.
+Fast inner loop (unit tests only: no server, no CLI in a subprocess, no real waiting):
+
+    .venv/bin/python -m pytest -m "not e2e" -q
+
+The whole suite (CI, ``.ci/run``) runs the end-to-end tests too: ``.venv/bin/python -m pytest -q``.
+
+Which tests are ``e2e``: those that use a server fixture below (``moto_endpoint``, hence
+``moto_clients``, ``moto``, ``site`` and any fixture built on them) are marked by
+``pytest_collection_modifyitems``; files that are end to end throughout say
+``pytestmark = pytest.mark.e2e``; any other test that runs the CLI in a subprocess, sleeps for
+real or uses a fault proxy carries ``@pytest.mark.e2e`` itself. Helper processes that are not
+the CLI (a fresh interpreter checking imports, a child that only lends a dead pid) stay unit.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ import pytest
 
 from e2e_helpers import create_distribution, inv_paths, invalidations, one_line_error, run, write_site
 
+pytestmark = pytest.mark.e2e
+
 DEPLOYED_CACHE = "max-age=120"
 BASE = {
     "index.html": "<h1>home</h1>\n",

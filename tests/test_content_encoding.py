@@ -509,6 +509,7 @@ def _assert_stored_compressed(held: dict[str, bytes], encodings: dict[str, str])
         assert (held[key] == text.encode()) is (enc == ""), key
 
 
+@pytest.mark.e2e
 def test_local_deploy_stores_compressed_files_and_the_manifest_records_the_encoding(local):
     local.configure(RULES)
     doc = local.deploy()
@@ -537,6 +538,7 @@ def test_local_deploy_stores_compressed_files_and_the_manifest_records_the_encod
     assert plan["uploads"] == [] and plan["invalidation"]["paths"] == []
 
 
+@pytest.mark.e2e
 def test_local_rule_change_reuploads_only_the_affected_files(local):
     local.configure(RULES)
     local.deploy()
@@ -572,6 +574,7 @@ def test_local_rule_change_reuploads_only_the_affected_files(local):
     assert all(e.content_encoding == "" for e in local.manifest().entries.values())
 
 
+@pytest.mark.e2e
 def test_a_content_change_of_an_encoded_file_is_uploaded_compressed(local):
     local.configure(RULES)
     local.deploy()
@@ -581,6 +584,7 @@ def test_a_content_change_of_an_encoded_file_is_uploaded_compressed(local):
     assert gzip.decompress(local.held()["css/site.css"]) == (BIG_CSS + ".new { x: y }\n").encode()
 
 
+@pytest.mark.e2e
 def test_local_verify_checks_presence_and_repair_restores_compressed(local):
     local.configure(RULES)
     local.deploy()
@@ -605,6 +609,7 @@ def test_local_verify_checks_presence_and_repair_restores_compressed(local):
     assert again.returncode == 0, again.stdout
 
 
+@pytest.mark.e2e
 def test_bad_encoding_in_the_config_is_a_one_line_error_and_writes_nothing(local):
     local.configure('[[headers]]\npattern = "*.css"\ncontent-encoding = "deflate"\n')
     proc = local.run("deploy", str(local.public), "--target", str(local.out))
@@ -614,6 +619,7 @@ def test_bad_encoding_in_the_config_is_a_one_line_error_and_writes_nothing(local
     assert not local.out.exists()
 
 
+@pytest.mark.e2e
 def test_saved_plan_round_trips_the_encoding_rules(local):
     local.configure(RULES)
     out_file = local.cwd / "plan.json"

@@ -23,6 +23,8 @@ import pytest
 from e2e_helpers import create_distribution, inv_paths, invalidations, run, run_json, write_site
 from planner.budget import days_left_in_month, pace_allowance
 
+pytestmark = pytest.mark.e2e
+
 PRICE = 0.005
 MISS = PRICE / 1000  # the default --miss-cost
 SECTION = 40  # pages under /section/
