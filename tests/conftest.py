@@ -1,11 +1,26 @@
 """Shared fixtures. The moto server fixtures serve the end-to-end tests (``test_e2e_s3.py``),
 which run ``python -m planner`` in a subprocess against a moto server on 127.0.0.1; nothing
-here is autouse, so other test files pay nothing for it.
+here is autouse but a guard of a few microseconds, so other test files pay nothing for it.
+
+Fast inner loop (unit tests only: no server, no CLI in a subprocess, no real waiting):
+
+    .venv/bin/python -m pytest -m "not e2e" -q
+
+The whole suite (CI, ``.ci/run``) runs the end-to-end tests too: ``.venv/bin/python -m pytest -q``.
+
+Which tests are ``e2e``: those that use a server fixture below (``moto_endpoint``, hence
+``moto_clients``, ``moto``, ``site`` and any fixture built on them) are marked by
+``pytest_collection_modifyitems``; files that are end to end throughout say
+``pytestmark = pytest.mark.e2e``; any other test that runs the CLI in a subprocess, sleeps for
+real or uses a fault proxy carries ``@pytest.mark.e2e`` itself. Helper processes that are not
+the CLI (a fresh interpreter checking imports, a child that only lends a dead pid) stay unit.
+A test not marked ``e2e`` that starts the CLI fails and says so (``_cli_subprocess_needs_e2e``).
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import urllib.request
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -14,6 +29,48 @@ import pytest
 from e2e_helpers import create_distribution
 
 REGION = "us-east-1"
+
+# A test whose fixtures include one of these starts (or shares) the session's moto server.
+SERVER_FIXTURES = frozenset({"moto_endpoint"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``e2e`` every test that needs the moto server, directly or through a fixture
+    (``fixturenames`` is the closure of the fixtures a test uses)."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _runs_the_cli(args: Any) -> bool:
+    """Whether a Popen argument list is ``python -m planner ...`` or the ``planner`` script."""
+    if isinstance(args, (str, bytes, os.PathLike)):
+        args = [args]
+    words = [os.fsdecode(a) for a in args]
+    return (
+        any(a == "-m" and b == "planner" for a, b in zip(words, words[1:]))
+        or bool(words) and os.path.basename(words[0]) == "planner"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _cli_subprocess_needs_e2e(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Keep ``-m "not e2e"`` honest: a test not marked ``e2e`` may not run the CLI in a
+    subprocess (helper processes such as a fresh interpreter checking imports are allowed)."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    popen_init = subprocess.Popen.__init__
+
+    def guarded(self, args, *rest, **kwargs):
+        if _runs_the_cli(args):
+            pytest.fail(
+                f"{request.node.nodeid} runs the CLI in a subprocess: mark it "
+                "@pytest.mark.e2e (see tests/conftest.py)",
+                pytrace=False,
+            )
+        popen_init(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", guarded)
 
 
 @dataclass

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from e2e_helpers import without_progress
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "examples" / "sample-site"
 

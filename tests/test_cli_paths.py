@@ -378,6 +378,7 @@ def run_cli(*args: str, input: str | None = None) -> subprocess.CompletedProcess
                           capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.e2e
 def test_printed_paths_cover_every_changed_url_and_a_changed_section_collapses(tmp_path):
     # 40 news posts under slugs, a shop of 3,000 items; every post changed (the news index
     # did not), two items and a deleted page
@@ -421,6 +422,7 @@ def test_the_command_loads_no_aws_library(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == "False False"
 
 
+@pytest.mark.e2e
 def test_registered_in_the_planner_command():
     from planner.cli import cli
 

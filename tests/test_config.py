@@ -32,6 +32,8 @@ from e2e_helpers import (
     write_site,
 )
 
+pytestmark = pytest.mark.e2e
+
 DEPLOYED_CACHE = "max-age=120"
 BASE = {
     "index.html": "<h1>home</h1>\n",

@@ -510,6 +510,7 @@ def _assert_stored_compressed(held: dict[str, bytes], encodings: dict[str, str])
         assert (held[key] == text.encode()) is (enc == ""), key
 
 
+@pytest.mark.e2e
 def test_local_deploy_stores_compressed_files_and_the_manifest_records_the_encoding(local):
     local.configure(RULES)
     doc = local.deploy()
@@ -538,6 +539,7 @@ def test_local_deploy_stores_compressed_files_and_the_manifest_records_the_encod
     assert plan["uploads"] == [] and plan["invalidation"]["paths"] == []
 
 
+@pytest.mark.e2e
 def test_local_rule_change_reuploads_only_the_affected_files(local):
     local.configure(RULES)
     local.deploy()
@@ -573,6 +575,7 @@ def test_local_rule_change_reuploads_only_the_affected_files(local):
     assert all(e.content_encoding == "" for e in local.manifest().entries.values())
 
 
+@pytest.mark.e2e
 def test_a_content_change_of_an_encoded_file_is_uploaded_compressed(local):
     local.configure(RULES)
     local.deploy()
@@ -582,6 +585,7 @@ def test_a_content_change_of_an_encoded_file_is_uploaded_compressed(local):
     assert gzip.decompress(local.held()["css/site.css"]) == (BIG_CSS + ".new { x: y }\n").encode()
 
 
+@pytest.mark.e2e
 def test_local_verify_checks_presence_and_repair_restores_compressed(local):
     local.configure(RULES)
     local.deploy()
@@ -606,6 +610,7 @@ def test_local_verify_checks_presence_and_repair_restores_compressed(local):
     assert again.returncode == 0, again.stdout
 
 
+@pytest.mark.e2e
 def test_bad_encoding_in_the_config_is_a_one_line_error_and_writes_nothing(local):
     local.configure('[[headers]]\npattern = "*.css"\ncontent-encoding = "deflate"\n')
     proc = local.run("deploy", str(local.public), "--target", str(local.out))
@@ -615,6 +620,7 @@ def test_bad_encoding_in_the_config_is_a_one_line_error_and_writes_nothing(local
     assert not local.out.exists()
 
 
+@pytest.mark.e2e
 def test_saved_plan_round_trips_the_encoding_rules(local):
     local.configure(RULES)
     out_file = local.cwd / "plan.json"

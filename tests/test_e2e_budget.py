@@ -30,6 +30,8 @@ from e2e_helpers import (
 
 from planner.core.pacing import days_left_in_month, pace_allowance
 
+pytestmark = pytest.mark.e2e
+
 PRICE = 0.005
 MISS = PRICE / 1000  # the default --miss-cost
 SECTION = 40  # pages under /section/

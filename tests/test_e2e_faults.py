@@ -64,6 +64,8 @@ from fault_proxy import (
     kill_run,
 )
 
+pytestmark = pytest.mark.e2e
+
 PENDING = ".planner/pending.json"
 LOCK = ".planner/lock.json"
 CAFE = "docs/café menu.html"

@@ -41,6 +41,8 @@ from e2e_helpers import (
     write_site,
 )
 
+pytestmark = pytest.mark.e2e
+
 UTC = dt.timezone.utc
 CACHE_KEY = ".planner/invalidation-counts.json"
 LEDGER = ".planner/ledger/"

@@ -37,6 +37,8 @@ from e2e_helpers import (
     write_site,
 )
 
+pytestmark = pytest.mark.e2e
+
 DEFAULT_CACHE_CONTROL = "public, max-age=60, s-maxage=86400"
 CAFE = "docs/café menu.html"
 CAFE_URL = "/docs/caf%C3%A9%20menu.html"

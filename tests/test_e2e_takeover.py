@@ -40,6 +40,8 @@ from fault_proxy import FaultProxy
 
 from planner.core.headers import headers_for
 
+pytestmark = pytest.mark.e2e
+
 HEADERS = headers_for()  # key -> (Content-Type, Cache-Control, Content-Encoding) by default
 
 # The site as another tool deployed it, and the build that takes it over: one page edited

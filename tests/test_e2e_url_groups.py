@@ -37,6 +37,8 @@ from e2e_helpers import (
 )
 from fault_proxy import FaultProxy, kill_run
 
+pytestmark = pytest.mark.e2e
+
 PREFIX = "site/"
 # js/app.js and img/logo.svg, as each layout serves them
 ROOT_PATHS = ["/site/img/logo.svg", "/site/js/app.js"]

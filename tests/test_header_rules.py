@@ -480,6 +480,7 @@ def local(tmp_path) -> Local:
     return Local(tmp_path)
 
 
+@pytest.mark.e2e
 def test_cli_deploy_applies_the_rules(local):
     local.configure(RULES)
     doc = local.json("deploy", str(local.public), "--target", str(local.out))
@@ -490,6 +491,7 @@ def test_cli_deploy_applies_the_rules(local):
     assert doc["invalidation"]["paths"] == []
 
 
+@pytest.mark.e2e
 def test_cli_a_rule_change_reuploads_and_invalidates_only_files_whose_headers_change(local):
     local.configure(RULES)
     local.ok("deploy", str(local.public), "--target", str(local.out))
@@ -530,6 +532,7 @@ def test_cli_a_rule_change_reuploads_and_invalidates_only_files_whose_headers_ch
     assert again["uploads"] == [] and again["invalidation"]["paths"] == []
 
 
+@pytest.mark.e2e
 def test_cli_removing_the_rules_restores_the_defaults(local):
     local.configure(RULES)
     local.ok("deploy", str(local.public), "--target", str(local.out))
@@ -542,6 +545,7 @@ def test_cli_removing_the_rules_restores_the_defaults(local):
     assert local.headers() == {k: headers_for()(k)[:2] for k in SITE}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("flag", [(), ("--invalidate-added",)])
 def test_cli_new_fingerprinted_file_is_immutable_and_never_invalidated(local, flag):
     local.configure(RULES)
@@ -576,6 +580,7 @@ def test_cli_new_fingerprinted_file_is_immutable_and_never_invalidated(local, fl
         assert log == []
 
 
+@pytest.mark.e2e
 def test_cli_only_fingerprinted_new_files_with_invalidate_added_invalidate_nothing(local):
     local.ok("deploy", str(local.public), "--target", str(local.out))
     write_site(local.public, {"js/chunk-9f8e7d6c5b.js": "c;\n", "img/hero.0a1b2c3d.png": "p"})
@@ -594,6 +599,7 @@ def test_cli_only_fingerprinted_new_files_with_invalidate_added_invalidate_nothi
     assert "new fingerprinted" not in again
 
 
+@pytest.mark.e2e
 def test_cli_named_target_rules_replace_the_top_level(local, tmp_path):
     stage = tmp_path / "stage"
     local.configure(
@@ -609,6 +615,7 @@ def test_cli_named_target_rules_replace_the_top_level(local, tmp_path):
     assert local.headers() == {k: (content_type(k), "no-store") for k in SITE}
 
 
+@pytest.mark.e2e
 def test_cli_saved_plan_keeps_its_rules(local, tmp_path):
     local.configure(RULES)
     saved = tmp_path / "plan.json"
@@ -618,6 +625,7 @@ def test_cli_saved_plan_keeps_its_rules(local, tmp_path):
     assert local.headers() == EXPECTED
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "command, rules, message",
     [

@@ -26,6 +26,8 @@ from manifests import Manifest
 from planner.backends import LocalBackend
 from planner.backends.targets import LocalTarget
 
+pytestmark = pytest.mark.e2e
+
 # (build 1, build 2): a path that is a file in one and a folder in the other.
 FILE_TO_FOLDER = (
     {"index.html": "home", "docs": "docs, a file", "docs.css": "p{}"},

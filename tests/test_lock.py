@@ -499,6 +499,7 @@ def test_renew_extends_the_lease_and_keeps_start_and_token(store):
         lock.check()
 
 
+@pytest.mark.e2e
 def test_keep_alive_renews_in_the_background_under_the_deploys_name_until_release(store):
     t = FakeTime()
     lock = DeployLock(store, lease=0.2, clock=t.clock, sleep=no_sleep)  # renews every 0.05 s
@@ -686,6 +687,7 @@ def test_the_conditional_writes_the_lock_relies_on_hold_on_this_store(store):
 # --- zombies ---------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_the_lock_of_a_killed_process_not_yet_reaped_is_taken_over(tmp_path):
     """A deploy killed (SIGKILL) whose parent has not waited for it yet is a zombie: it no
     longer runs, though its pid still answers kill(pid, 0)."""
@@ -1031,6 +1033,7 @@ def tree(folder: Path) -> dict[str, tuple[bytes, int, int]]:
     return out
 
 
+@pytest.mark.e2e
 def test_local_target_locked_deploy_writes_nothing_until_unlocked(tmp_path):
     target = tmp_path / "out"
     build(tmp_path / "site", "v1")

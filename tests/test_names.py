@@ -512,6 +512,7 @@ def _local_json(*args: str) -> dict[str, Any]:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.e2e
 def test_local_target_with_a_backslash_key_deploys_again_and_logs_its_invalidation(
     tmp_path: Path,
 ) -> None:
@@ -540,6 +541,7 @@ def _instead_of_a_page(build: Path, make: Callable[[Path], None]) -> None:
     make(page)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [

@@ -6,6 +6,8 @@ import io
 import shutil
 from pathlib import Path
 
+import pytest
+
 from e2e_helpers import run
 
 from planner.cli.progress import UploadProgress
@@ -63,6 +65,7 @@ def _deployed(tmp_path: Path) -> tuple[Path, Path]:
     return site, target
 
 
+@pytest.mark.e2e
 def test_quiet_prints_only_the_summary_line(tmp_path):
     site, target = _deployed(tmp_path)
     proc = run(["deploy", str(site), "--target", str(target), "--quiet"], {**_env()})
@@ -76,6 +79,7 @@ def test_quiet_prints_only_the_summary_line(tmp_path):
     assert (plan.returncode, plan.stdout, plan.stderr) == (2, "", "")
 
 
+@pytest.mark.e2e
 def test_verbose_logs_each_step_and_the_progress(tmp_path):
     site, target = _deployed(tmp_path)
     run(["deploy", str(site), "--target", str(target), "-q"], _env())
@@ -253,6 +257,7 @@ def test_an_unfinished_bar_ends_its_line_on_exit():
     assert out.getvalue().endswith("\n")
 
 
+@pytest.mark.e2e
 def test_plan_shows_hashing_lines_on_stderr_but_not_when_quiet_or_json(tmp_path):
     site, target = _deployed(tmp_path)
     proc = run(["plan", str(site), "--target", str(target)], _env())
@@ -264,6 +269,7 @@ def test_plan_shows_hashing_lines_on_stderr_but_not_when_quiet_or_json(tmp_path)
         assert (proc.returncode, proc.stderr) == (0, ""), quiet
 
 
+@pytest.mark.e2e
 def test_deploy_shows_hashing_lines_before_the_uploads(tmp_path):
     site, target = _deployed(tmp_path)
     proc = run(["deploy", str(site), "--target", str(target)], _env())
@@ -279,6 +285,7 @@ def test_deploy_shows_hashing_lines_before_the_uploads(tmp_path):
     assert (quiet.returncode, quiet.stderr) == (0, "")
 
 
+@pytest.mark.e2e
 def test_plan_of_a_large_site_shows_a_line_per_tenth(tmp_path):
     # 2,500 files: the CLI in its own process forks hashing helpers.
     site = tmp_path / "public"

@@ -598,6 +598,7 @@ def report_json(target: Path, *extra: str) -> dict:
     return json.loads(r.stdout)
 
 
+@pytest.mark.e2e
 def test_report_json_matches_the_invalidation_log_and_the_ledger(deployed):
     doc = report_json(deployed)
     log = [json.loads(ln) for ln in
@@ -629,6 +630,7 @@ def test_report_json_matches_the_invalidation_log_and_the_ledger(deployed):
     assert doc["projection"]["basis"] == "account" and doc["over_fail_amount"] is False
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "fmt, check",
     [
@@ -651,6 +653,7 @@ def test_report_formats(deployed, fmt, check):
     assert r.stderr == ""
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fmt", ["table", "json", "csv", "markdown"])
 def test_fail_over_exits_3_and_says_why(deployed, fmt):
     # with no free paths, every path of the log is paid: over $0
@@ -666,12 +669,14 @@ def test_fail_over_exits_3_and_says_why(deployed, fmt):
         assert doc["over_fail_amount"] is True and doc["account"]["paid_paths"] > 0
 
 
+@pytest.mark.e2e
 def test_fail_over_above_the_cost_exits_0(deployed):
     r = run("report", "--target", str(deployed), "--fail-over", "1000",
             "--free-paths-per-month", "0")
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "month, message",
     [
@@ -689,6 +694,7 @@ def test_bad_month_is_a_usage_error(deployed, month, message):
     assert "Traceback" not in r.stderr and r.stdout == ""
 
 
+@pytest.mark.e2e
 def test_past_month_without_activity_is_all_zeros(deployed):
     month = shift_month(this_month(), -1)
     doc = report_json(deployed, "--month", month)
@@ -703,6 +709,7 @@ def test_past_month_without_activity_is_all_zeros(deployed):
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 + days_in(month)
 
 
+@pytest.mark.e2e
 def test_unreadable_ledger_record_is_a_warning(deployed, tmp_path):
     target = tmp_path / "out"
     shutil.copytree(deployed, target)

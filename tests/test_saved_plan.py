@@ -175,6 +175,7 @@ def other_tool_used_the_free_paths(target: Path) -> None:
 # --- plan --detailed-exitcode ----------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fmt", ["table", "json"])
 def test_detailed_exitcode_0_nothing_2_something_1_error(env, fmt):
     proc = env.plan("--detailed-exitcode", "--format", fmt)
@@ -200,6 +201,7 @@ def test_detailed_exitcode_0_nothing_2_something_1_error(env, fmt):
     assert tree(env.target) == before and not (env.cwd / "new").exists()
 
 
+@pytest.mark.e2e
 def test_detailed_exitcode_counts_an_unfinished_invalidation_as_a_change(env):
     current = env.current_deploy_id()
     # a committed deploy whose invalidation was never made: the next run finishes it
@@ -215,6 +217,7 @@ def test_detailed_exitcode_counts_an_unfinished_invalidation_as_a_change(env):
 # --- plan --out / deploy --plan --------------------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_plan_out_saves_the_plan_shown_and_writes_nothing_to_the_target(env):
     env.edit()
     before = tree(env.target)
@@ -234,6 +237,7 @@ def test_plan_out_saves_the_plan_shown_and_writes_nothing_to_the_target(env):
     assert tree(env.target) == before
 
 
+@pytest.mark.e2e
 def test_deploy_plan_applies_exactly_the_saved_plan(env):
     env.edit()
     saved = env.save()
@@ -249,6 +253,7 @@ def test_deploy_plan_applies_exactly_the_saved_plan(env):
     assert env.plan("--detailed-exitcode").returncode == 0
 
 
+@pytest.mark.e2e
 def test_deploy_plan_of_a_first_deploy(env, tmp_path):
     fresh = tmp_path / "fresh"
     env.ok("plan", str(env.public), "--target", str(fresh), "--out", "first.json")
@@ -257,6 +262,7 @@ def test_deploy_plan_of_a_first_deploy(env, tmp_path):
     assert site_files(fresh) == site_files(env.public)
 
 
+@pytest.mark.e2e
 def test_saved_wildcard_is_used_even_when_the_deploy_flags_say_otherwise(env):
     env.edit()
     saved = env.save("--free-paths-per-month", "0")
@@ -270,6 +276,7 @@ def test_saved_wildcard_is_used_even_when_the_deploy_flags_say_otherwise(env):
     assert record["paths"] == WILDCARD
 
 
+@pytest.mark.e2e
 def test_saved_exact_paths_are_used_after_the_months_budget_ran_out(env):
     env.edit()
     saved = env.save()
@@ -314,6 +321,7 @@ def _pending_record(env: Env) -> None:
     )
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "meanwhile, message",
     [
@@ -371,6 +379,7 @@ def _missing_fields(env: Env) -> bytes:
     return json.dumps({**doc, "checksum": checksum(doc)}).encode()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -401,6 +410,7 @@ def test_unreadable_saved_plan_is_a_one_line_error(env, make, message):
     assert tree(env.target) == before
 
 
+@pytest.mark.e2e
 def test_deploy_plan_with_another_site_or_target_is_a_usage_error(env, tmp_path):
     env.edit()
     env.save()
@@ -418,6 +428,7 @@ def test_deploy_plan_with_another_site_or_target_is_a_usage_error(env, tmp_path)
     assert inv_log(env.target)[-1]["paths"] == EXACT
 
 
+@pytest.mark.e2e
 def test_deploy_plan_accepts_the_same_site_and_target_given_relative(env):
     """`planner plan public --target out --out plan.json` then the same words with --plan."""
     env.edit()
@@ -429,6 +440,7 @@ def test_deploy_plan_accepts_the_same_site_and_target_given_relative(env):
     assert inv_log(env.target)[-1]["paths"] == EXACT
 
 
+@pytest.mark.e2e
 def test_deploy_plan_works_with_the_site_in_the_config_file(env):
     """The recipe of docs/saved-plans.md with docs/configuration.md's file: `site = "public"`
     in planner.toml, a named target, `planner plan public --target prod --out plan.json ...
@@ -445,6 +457,7 @@ def test_deploy_plan_works_with_the_site_in_the_config_file(env):
     assert inv_log(env.target)[-1]["paths"] == EXACT
 
 
+@pytest.mark.e2e
 def test_deploy_plan_dry_run_shows_the_saved_paths_and_writes_nothing(env):
     env.edit()
     env.save("--free-paths-per-month", "0")
@@ -459,6 +472,7 @@ def test_deploy_plan_dry_run_shows_the_saved_paths_and_writes_nothing(env):
     assert tree(env.target) == before
 
 
+@pytest.mark.e2e
 def test_quiet_dry_run_of_a_saved_plan_still_refuses(env):
     """`deploy --plan FILE --dry-run --quiet` as a CI check: a plan that deploy would refuse
     is an error, even when nothing is shown."""
@@ -470,6 +484,7 @@ def test_quiet_dry_run_of_a_saved_plan_still_refuses(env):
     assert "is not the one the plan was made from" in one_line_error(proc)
 
 
+@pytest.mark.e2e
 def test_deploy_plan_json_is_consistent_about_the_chosen_paths(env):
     """After the budget changed, the shown "chosen" alternative is the saved invalidation,
     not the one a new plan would choose."""
@@ -484,6 +499,7 @@ def test_deploy_plan_json_is_consistent_about_the_chosen_paths(env):
     assert chosen["paths"] == len(inv["paths"])
 
 
+@pytest.mark.e2e
 def test_plan_out_into_a_missing_folder_is_a_one_line_error(env):
     env.edit()
     proc = env.plan("--out", "no-such-dir/plan.json")
@@ -639,6 +655,7 @@ HAND_EDIT_CASES = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("edit", "resealed", "message"), HAND_EDIT_CASES)
 def test_hand_edited_plan_is_refused_in_one_line_and_changes_nothing(env, edit, resealed, message):
     env.edit()
@@ -655,6 +672,7 @@ def test_hand_edited_plan_is_refused_in_one_line_and_changes_nothing(env, edit, 
         assert tree(env.target) == before
 
 
+@pytest.mark.e2e
 def test_truncated_plan_is_refused_in_one_line_and_changes_nothing(env):
     env.edit()
     env.save()
@@ -667,6 +685,7 @@ def test_truncated_plan_is_refused_in_one_line_and_changes_nothing(env):
     assert tree(env.target) == before
 
 
+@pytest.mark.e2e
 def test_an_acl_given_to_deploy_must_be_the_plans(env):
     """`deploy --plan` used to apply its own --acl over the plan's (none here): refused now, as
     another SITE or --target is; the plan's own ACL, given again, is fine."""

@@ -22,6 +22,8 @@ from urllib.parse import quote
 import pytest
 from e2e_helpers import history, one_line_error, run, write_site
 
+pytestmark = pytest.mark.e2e
+
 ACCESS_KEY = "AKIAEXAMPLESECRETID1"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYzSECRETKEY42"
 SESSION_TOKEN = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN//secret+token/0123456789abcdefZZ"

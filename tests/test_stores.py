@@ -122,6 +122,7 @@ def test_local_read_of_something_unreadable_is_a_store_error(tmp_path: Path) -> 
         LocalStore(str(tmp_path)).read("m")
 
 
+@pytest.mark.e2e
 def test_local_conditional_write_is_not_lost_to_a_writer_racing_between_check_and_rename(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -608,6 +608,7 @@ def _local_env() -> dict[str, str]:
     return env
 
 
+@pytest.mark.e2e
 def test_local_folder_drift_is_reported_and_repaired(tmp_path, public):
     env = _local_env()
     out = tmp_path / "out"
@@ -653,6 +654,7 @@ def test_local_folder_drift_is_reported_and_repaired(tmp_path, public):
 
 
 
+@pytest.mark.e2e
 def test_a_second_repair_of_the_same_drift_invalidates_again(tmp_path, public):
     # The drift comes back after a completed repair (someone deletes the page again, and the
     # CDN may have cached the 404 meanwhile): the second repair must make a new invalidation,
