@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Mapping
 
 from manifests.errors import ConflictError
+from manifests.stores import ABSENT
 from planner.core.cost import (
     billable as billable,  # re-exported: callers and tests know it here
 )
@@ -190,7 +191,6 @@ def record_name(record: Mapping[str, Any]) -> str:
 
 def write(store: "Store", record: Mapping[str, Any]) -> bool:
     """Create the record's object; False when a run before this one already wrote it."""
-    from manifests.stores import ABSENT
 
     data = json.dumps(record, sort_keys=True, ensure_ascii=False).encode()
     try:

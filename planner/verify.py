@@ -16,11 +16,13 @@ import xxhash
 
 from manifests import DEFAULT_EXCLUDES, Entry, Manifest, commit_manifest, load_manifest
 from manifests.scan import scan
+from planner import ledger
+from planner.apply import Result, Waiting, finish, put_bytes
 from planner.backends import Backend
 from planner.core.drift import Drift, compare
 from planner.core.headers import headers_for, is_page
 from planner.errors import PlannerError
-from planner.plan.build import url_groups_for
+from planner.plan.build import read_journal, url_groups_for
 from planner.plan.compute import (
     Invalidation,
     Options,
@@ -29,6 +31,7 @@ from planner.plan.compute import (
     journal_invalidations,
     plan_invalidations,
 )
+from planner.plan.journal import JOURNAL_NAME, Journal
 
 DRIFT_EXIT = 5
 
@@ -107,7 +110,6 @@ def verify(backend: Backend, deep: bool = False) -> tuple[Manifest, Verification
 
 
 def refuse_pending(backend: Backend) -> None:
-    from planner.plan.build import read_journal
 
     if read_journal(backend) is not None:
         raise PlannerError(
@@ -131,9 +133,6 @@ def repair(
     Done like the end of a deploy: a pending record (naming the committed deploy, so a run
     that stops half-way is finished by the next deploy), the uploads, then ``finish``
     (invalidation, deletes, ledger record, pending record removed)."""
-    from planner import ledger
-    from planner.apply import Result, Waiting, finish, put_bytes
-    from planner.plan.journal import JOURNAL_NAME, Journal
 
     refuse_pending(backend)
     wanted = {d.key for d in found.drift if d.problem != "extra"}

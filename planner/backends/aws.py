@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterator
 
+from planner.backends.fence import Fence, attach
 from planner.errors import AwsError
 
 
@@ -44,13 +45,11 @@ class Clients:
     @cached_property
     def fence(self) -> Any:
         """S3's clock and the lease that bounds every write (see :mod:`planner.backends.fence`)."""
-        from planner.backends.fence import Fence
 
         return Fence()
 
     @cached_property
     def s3(self) -> Any:
-        from planner.backends.fence import attach
 
         with aws_errors("S3 client"):
             client = self.session.client("s3", config=self._config())

@@ -18,6 +18,7 @@ from planner.backends.base import MULTIPART_THRESHOLD, Distribution
 from planner.backends.fence import Fence
 from planner.backends.targets import S3Target
 from planner.core.adopt import Head, Listing, Stored, split_listing
+from planner.core.origins import served
 from planner.core.pacing import (
     CACHE_NAME,
     AccountInvalidations,
@@ -234,7 +235,6 @@ class S3Backend:
     def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]:
         """Each distribution's domain, aliases and how it serves this bucket (GetDistribution);
         NoSuchDistribution, AccessDenied... fail here, before anything is written."""
-        from planner.core.origins import served
 
         out: dict[str, Distribution] = {}
         for dist in distribution_ids:

@@ -11,6 +11,14 @@ from typing import Any, Callable
 import click
 
 from manifests import ManifestError
+from planner.backends import make_backend
+from planner.backends.aws import Clients
+from planner.backends.targets import (
+    check_distribution_names,
+    is_bare_name,
+    parse_state,
+    parse_target,
+)
 from planner.errors import PlannerError
 
 
@@ -41,8 +49,6 @@ def make_target_backend(
     acl: str | None = None,
 ):
     """The backend of ``--target`` (with ``--state``, if given)."""
-    from planner.backends import make_backend
-    from planner.backends.targets import parse_state, parse_target
 
     parsed = parse_target(target)
     place = parse_state(state, parsed) if state else None
@@ -52,7 +58,6 @@ def make_target_backend(
 def distribution_ids(backend: Any, names: tuple[str, ...]) -> tuple[str, ...]:
     """``--distribution`` values checked (nothing empty, no white space) and resolved to ids
     (a domain or alternate domain name names its distribution), in order, without repeats."""
-    from planner.backends.targets import check_distribution_names
 
     check_distribution_names(names)
     return tuple(dict.fromkeys(backend.resolve_distributions(tuple(dict.fromkeys(names)))))
@@ -66,7 +71,6 @@ def with_aws_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def clients_of(kw: dict[str, Any]):
-    from planner.backends.aws import Clients
 
     return Clients(profile=kw["profile"], region=kw["region"], max_attempts=kw["max_attempts"],
                    retry_mode=kw["retry_mode"])
@@ -122,7 +126,6 @@ def _refuse_unknown_name(cfg: Any, name: str) -> None:
     folder (a typo would deploy the site into ./prd)."""
     import difflib
 
-    from planner.backends.targets import is_bare_name
 
     if not is_bare_name(name):
         return

@@ -15,6 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from planner.core.headers import HeaderRule, compile_pattern
 from planner.errors import PlannerError
 
 CONFIG_NAME = "planner.toml"
@@ -112,7 +113,6 @@ def header_rules(config: Config, target: str | None = None) -> tuple[Any, ...]:
     """The ``[[headers]]`` rules, in order (a named target's own list replaces the top
     level's). Each: ``pattern`` (gitignore-style) and one or more of ``cache-control``,
     ``content-type`` and ``content-encoding`` ("gzip", "br", or "identity" / "": none)."""
-    from planner.core.headers import HeaderRule, compile_pattern
 
     table = config.targets.get(target or "", {})
     raw = table.get("headers", config.options.get("headers", []))

@@ -15,6 +15,7 @@ from planner.cli.common import (
 from planner.cli.planning import _debug_log, _hashing, _options, _prepare, _show
 from planner.errors import PlannerError
 from planner.plan import saved
+from planner.plan.build import build_plan
 
 
 @click.command()
@@ -32,7 +33,6 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
     Example:
       planner plan public --target ./site-out
     """
-    from planner.plan.build import build_plan
 
     backend, options = _prepare(kw, read_only=True)
     _debug_log(kw["verbose"])

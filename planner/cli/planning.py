@@ -8,6 +8,8 @@ from typing import Any, Callable
 
 import click
 
+from planner.backends.targets import check_apart
+from planner.cli import config
 from planner.cli.common import (
     aws_options,
     clients_of,
@@ -15,9 +17,11 @@ from planner.cli.common import (
     make_target_backend,
     state_option,
 )
+from planner.cli.progress import HashProgress
 from planner.core.cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
 from planner.core.headers import DEFAULT_CACHE_CONTROL
 from planner.plan import render
+from planner.plan.compute import Options
 
 
 def _options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -84,8 +88,6 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         raise click.UsageError("Missing argument 'SITE'.")
     if not kw["target"]:
         raise click.UsageError("Missing option '--target' / '-t'.")
-    from planner.backends.targets import check_apart
-    from planner.plan.compute import Options
 
     backend = make_target_backend(kw["target"], kw["state"], clients_of(kw),
                                   read_only=read_only, acl=kw["acl"])
@@ -111,7 +113,6 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
 
 
 def _header_rules() -> tuple[Any, ...]:
-    from planner.cli import config
 
     ctx = click.get_current_context()
     cfg = ctx.find_root().obj
@@ -139,7 +140,6 @@ def _hashing(people: bool) -> Any:
         import contextlib
 
         return contextlib.nullcontext()
-    from planner.cli.progress import HashProgress
 
     return HashProgress()
 

@@ -11,12 +11,16 @@ from typing import Any
 
 import click
 
+from manifests import ManifestError
 from planner.cli.common import clients_of, named_target, state_option, with_aws_options
 from planner.core.cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH
+from planner.errors import PlannerError
+from planner.report.build import FAIL_OVER_EXIT, build_report, parse_month
+from planner.report.render import render
+from planner.report.sources import read_sources
 
 
 def _month(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    from planner.report.build import parse_month
 
     if value is None:
         return None
@@ -55,11 +59,6 @@ def report(month: str | None, target: str | None, fmt: str, warn_over: float,
     Example:
       planner report --target s3://my-bucket --format markdown >> "$GITHUB_STEP_SUMMARY"
     """
-    from manifests import ManifestError
-    from planner.errors import PlannerError
-    from planner.report.build import FAIL_OVER_EXIT, build_report
-    from planner.report.render import render
-    from planner.report.sources import read_sources
 
     now = dt.datetime.now(dt.UTC)
     month = month or f"{now:%Y-%m}"

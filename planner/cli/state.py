@@ -14,6 +14,9 @@ from planner.cli.common import (
     with_aws_options,
 )
 from planner.cli.common import errors as _errors
+from planner.lock import unlock as remove_lock
+from planner.movestate import move_state as move
+from planner.plan.journal import JOURNAL_NAME
 
 
 @click.command()
@@ -33,8 +36,6 @@ def unlock(target: str, state: str | None, pending_record: bool, **aws: Any) -> 
     Example:
       planner unlock --target s3://my-bucket
     """
-    from planner.lock import unlock as remove_lock
-    from planner.plan.journal import JOURNAL_NAME
 
     backend = make_target_backend(target, state, clients_of(aws))
     held = remove_lock(backend.store)
@@ -72,7 +73,6 @@ def move_state(target: str, state: str, source: str | None, **aws: Any) -> None:
     Example:
       planner move-state --target s3://www-example-com --state s3://example-ops/planner/www
     """
-    from planner.movestate import move_state as move
 
     clients = clients_of(aws)
     old = make_target_backend(target, source, clients)

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from planner.backends.targets import check_apart
 from planner.cli.common import (
     clients_of,
     distribution_ids,
@@ -18,6 +19,11 @@ from planner.cli.common import (
     with_aws_options,
 )
 from planner.cli.common import errors as _errors
+from planner.lock import DeployLock
+from planner.plan.build import url_groups_for
+from planner.plan.compute import Options
+from planner.verify import DRIFT_EXIT, refuse_pending, repair
+from planner.verify import verify as check_target
 
 
 def to_dict(v) -> dict[str, Any]:
@@ -124,12 +130,6 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
     Example:
       planner verify --target s3://my-bucket --repair public -d E123ABC
     """
-    from planner.backends.targets import check_apart
-    from planner.lock import DeployLock
-    from planner.plan.build import url_groups_for
-    from planner.plan.compute import Options
-    from planner.verify import DRIFT_EXIT, refuse_pending, repair
-    from planner.verify import verify as check_target
 
     backend = make_target_backend(target, state, clients_of(kw), acl=acl)
     if site is not None:

@@ -31,7 +31,7 @@ from planner.core.headers import (
     is_page,
 )
 from planner.core.minimizer import Problem, Solution, evaluate, minimize
-from planner.core.origins import Distribution
+from planner.core.origins import Distribution, mapper, serves_prefix
 from planner.core.pacing import Budget, Usage, days_left_in_month
 from planner.core.urls import normalise_url_prefix, urls_of
 from planner.errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
@@ -392,7 +392,6 @@ def group_distributions(
     none of whose origins is the target's bucket, or whose origin paths all lie outside the
     target's prefix, serves nothing of it: refused (a mistyped id or CI variable would
     otherwise deploy and invalidate URLs nobody is served)."""
-    from planner.core.origins import mapper, serves_prefix
 
     dists = options.distribution_ids
     if options.url_prefix is not None or not dists:

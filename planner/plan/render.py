@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from planner.core.minimizer import Covered
 from planner.plan.build import NO_MANIFEST_YET
 from planner.plan.compute import Plan
 
@@ -162,7 +163,6 @@ def _budget_dict(inv) -> dict[str, Any] | None:
 
 def coverage(sol):
     """Each chosen path with what it covers: wildcards from the solution, exact paths 1/0."""
-    from planner.core.minimizer import Covered
 
     wild = {c.path: c for c in sol.wildcard_cover}
     return [wild.get(p) or Covered(p, 1, 0) for p in sol.paths]

@@ -33,12 +33,14 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from planner.backends.targets import parse_target
 from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
 from planner.core.headers import HeaderRule
 from planner.core.minimizer import Covered, Solution, covers
 from planner.core.urls import path_problem
 from planner.errors import PlannerError
 from planner.plan.compute import Alternative, Invalidation, Options, Plan
+from planner.plan.render import plan_dict
 
 FORMAT = "invalidation-planner/plan"
 VERSION = 2  # 2: with "checksum"
@@ -77,7 +79,6 @@ class SavedPlan:
         """The deploy's own SITE, --target and --acl (None: not given) are the plan's. An
         --acl the plan was not made with is refused rather than applied over the one a
         reviewer saw (as it was before plans were checked)."""
-        from planner.backends.targets import parse_target
 
         given = {
             "site": (site, site and os.path.abspath(site), self.site),
@@ -177,7 +178,6 @@ def checksum(doc: dict[str, Any]) -> str:
 
 
 def dumps(plan: Plan, options: Options, acl: str | None = None, state: str | None = None) -> bytes:
-    from planner.plan.render import plan_dict
 
     opts = {
         k: (list(v) if isinstance(v, tuple) else v)
@@ -452,7 +452,6 @@ def _texts(value: Any, field: str) -> tuple[str, ...]:
 
 
 def _target(value: Any) -> str:
-    from planner.backends.targets import parse_target
 
     text = _text(value, "target")
     try:

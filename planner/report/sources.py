@@ -7,10 +7,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from planner import ledger
+from planner.backends import make_backend
 from planner.backends.aws import Clients, aws_errors
 from planner.backends.cloudfront import read_invalidations
+from planner.backends.targets import parse_state, parse_target
 from planner.core.pacing import CACHE_NAME, AccountInvalidations, cache_codec
 from planner.errors import AwsError
+from planner.plan.build import read_journal
 
 ACCESS_DENIED = ("AccessDenied", "AccessDeniedException")
 
@@ -56,16 +60,12 @@ def read_sources(
     target_text: str | None, month: str, clients: Clients, state: str | None = None
 ) -> Sources:
     """Everything ``build_report`` needs for ``month``; writes only the count cache."""
-    from planner import ledger
-    from planner.plan.build import read_journal
 
     if target_text is None:
         load, save = _file_cache(user_cache_path())
         with aws_errors("reading the month's invalidations"):
             return Sources(read_invalidations(clients.cloudfront, month, load, save))
 
-    from planner.backends import make_backend
-    from planner.backends.targets import parse_state, parse_target
 
     parsed = parse_target(target_text)
     backend = make_backend(parsed, clients, state=parse_state(state, parsed) if state else None)
