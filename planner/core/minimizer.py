@@ -1,6 +1,6 @@
 """Turn changed URLs into the cheapest list of CloudFront invalidation paths. Pure.
 
-The model (README, "The cost model"): a plan P is a list of paths; a path ending in ``*`` is
+The model (docs/cost-model.md): a plan P is a list of paths; a path ending in ``*`` is
 a wildcard covering every URL that starts with the text before the ``*``; any other path
 covers the identical URL. A plan is valid when it covers every changed URL, has at most
 ``max_wildcards`` wildcards and at most ``max_paths`` other paths. Its cost is

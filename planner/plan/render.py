@@ -29,7 +29,7 @@ def money(x: float) -> str:
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
-    """The stable JSON shape (documented in the README)."""
+    """The stable JSON shape (documented in docs/json.md)."""
     invalidations = [invalidation_dict(inv) for inv in plan.invalidations]
     d = plan.diff
     return {
