@@ -146,7 +146,7 @@ def invalidated(target) -> set[str]:
 
 
 def all_covered(urls, paths) -> bool:
-    from planner.core.minimizer import covers
+    from planner.core.urls import covers
 
     return all(any(covers(p, u) for p in paths) for u in urls)
 
@@ -205,7 +205,7 @@ def test_interrupted_deploy_then_a_revert_converges_to_the_old_build(tmp_path):
         if k >= 2:  # the journal and at least one upload happened
             assert log, f"step {k}: nothing invalidated after a partial deploy"
         # and nothing beyond what the two builds touched
-        from planner.core.minimizer import covers
+        from planner.core.urls import covers
 
         others = {"/", "/index.html", "/img/logo.svg"}
         assert not any(covers(p, u) for p in log for u in others), log

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from planner.cli.paths import paths
 from planner.core.cost import CostModel
-from planner.core.minimizer import covers, evaluate, minimize
-from planner.core.urls import urls_of
+from planner.core.minimizer import evaluate, minimize
+from planner.core.urls import covers, urls_of
 from planner.errors import BadPathList
 from planner.pathlist import (
     encode_url,

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from planner.core.cost import CostModel
-from planner.core.minimizer import Problem, covers, evaluate, minimize, trim_escape
-from planner.core.urls import urls_of
+from planner.core.minimizer import Problem, evaluate, minimize
+from planner.core.urls import covers, trim_escape, urls_of
 from planner.errors import InvalidationError
 
 PAGES = ["index.html", "about/index.html", "blog/index.html"] + [

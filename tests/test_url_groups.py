@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from manifests import Entry, Manifest
 from planner import ledger
 from planner.backends import Distribution
-from planner.core.minimizer import covers
 from planner.core.origins import Served, mapper, served
 from planner.core.pacing import (
     AccountInvalidations,
@@ -25,6 +24,7 @@ from planner.core.pacing import (
     Usage,
     usage_from,
 )
+from planner.core.urls import covers
 from planner.errors import BadTarget
 from planner.plan import saved
 from planner.plan.build import url_groups_for

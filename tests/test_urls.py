@@ -2,9 +2,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.core.minimizer import covers
 from planner.core.urls import (
     MAX_PATH_CHARS,
+    covers,
     encode_path,
     key_urls,
     normalise_url_prefix,

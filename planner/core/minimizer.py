@@ -42,6 +42,7 @@ from planner.core.cost import (
     MAX_WILDCARDS_IN_PROGRESS,
     CostModel,
 )
+from planner.core.urls import covers, trim_escape  # noqa: F401 - trim_escape used here; covers: callers know it here too
 from planner.errors import InvalidationError
 
 _TOP = "\x7f"  # sorts after every character of an encoded URL path
@@ -83,20 +84,6 @@ class Solution:
     @property
     def wildcards(self) -> int:
         return sum(1 for p in self.paths if p.endswith("*"))
-
-
-def covers(path: str, url: str) -> bool:
-    """Whether invalidation ``path`` covers cached ``url`` (a trailing '*' is a prefix match)."""
-    return url.startswith(path[:-1]) if path.endswith("*") else url == path
-
-
-def trim_escape(prefix: str) -> str:
-    """Shorten ``prefix`` so it does not end inside a ``%XX`` escape."""
-    if prefix.endswith("%"):
-        return prefix[:-1]
-    if len(prefix) >= 2 and prefix[-2] == "%":
-        return prefix[:-2]
-    return prefix
 
 
 def _count_prefix(sorted_urls: list[str], prefix: str) -> int:

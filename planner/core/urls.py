@@ -97,11 +97,18 @@ def valid_path(path: str) -> bool:
     return path_problem(path) is None
 
 
-def _trim_escape(prefix: str) -> str:
-    """``prefix`` without a ``%XX`` escape cut short at its end."""
-    cut = prefix.rfind("%", max(0, len(prefix) - 2))
-    return prefix[:cut] if cut != -1 else prefix
+def covers(path: str, url: str) -> bool:
+    """Whether invalidation ``path`` covers cached ``url`` (a trailing '*' is a prefix match)."""
+    return url.startswith(path[:-1]) if path.endswith("*") else url == path
 
+
+def trim_escape(prefix: str) -> str:
+    """Shorten ``prefix`` so it does not end inside a ``%XX`` escape."""
+    if prefix.endswith("%"):
+        return prefix[:-1]
+    if len(prefix) >= 2 and prefix[-2] == "%":
+        return prefix[:-2]
+    return prefix
 
 def repair_path(path: str) -> str:
     """The nearest valid path that invalidates at least what ``path`` meant: a '/' in front,
@@ -115,7 +122,7 @@ def repair_path(path: str) -> str:
         path = path[:star]
     fixed = encode_url(path)
     if len(fixed) + wildcard > MAX_PATH_CHARS:
-        fixed, wildcard = _trim_escape(fixed[: MAX_PATH_CHARS - 1]), True
+        fixed, wildcard = trim_escape(fixed[: MAX_PATH_CHARS - 1]), True
     return fixed + ("*" if wildcard else "")
 
 
@@ -126,8 +133,8 @@ def repair_batch(
     path repaired, those a wildcard of the batch covers dropped; "/*" when that is still more
     wildcards or file paths than one distribution may have in progress."""
     fixed = sorted({repair_path(p) for p in paths})
-    prefixes = [p[:-1] for p in fixed if p.endswith("*")]
-    kept = [p for p in fixed if not any(p != w + "*" and p.startswith(w) for w in prefixes)]
+    wild = [p for p in fixed if p.endswith("*")]
+    kept = [p for p in fixed if not any(p != w and covers(w, p) for w in wild)]
     wildcards = sum(p.endswith("*") for p in kept)
     if wildcards > max_wildcards or len(kept) - wildcards > max_paths:
         return ("/*",)

@@ -36,8 +36,8 @@ from typing import Any, Callable
 from planner.backends.targets import parse_target
 from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
 from planner.core.headers import HeaderRule
-from planner.core.minimizer import Covered, Solution, covers
-from planner.core.urls import path_problem
+from planner.core.minimizer import Covered, Solution
+from planner.core.urls import covers, path_problem
 from planner.errors import PlannerError
 from planner.plan.compute import Alternative, Invalidation, Options, Plan
 from planner.plan.render import plan_dict

@@ -64,8 +64,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, REPO)
 
 from planner.core.cost import CostModel  # noqa: E402
-from planner.core.minimizer import WORK_BUDGET, Problem, covers, evaluate, minimize  # noqa: E402
-from planner.core.urls import key_urls  # noqa: E402
+from planner.core.minimizer import WORK_BUDGET, Problem, evaluate, minimize  # noqa: E402
+from planner.core.urls import covers, key_urls  # noqa: E402
 
 TARGET_S = 2.0
 BUDGETS = (1000, 0, 20000)
