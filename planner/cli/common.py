@@ -22,6 +22,23 @@ from planner.backends.targets import (
 from planner.errors import PlannerError
 
 
+class Dollars(click.FloatRange):
+    """An amount of dollars: a finite number, 0 or more ("nan" and "inf" are refused)."""
+
+    name = "dollars"
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        import math
+
+        amount = super().convert(value, param, ctx)
+        if not math.isfinite(amount):
+            self.fail(f"{value!r} is not a finite amount of dollars", param, ctx)
+        return amount
+
+
 def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
     """Options of every command that may talk to AWS."""
     return [

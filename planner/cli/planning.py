@@ -11,6 +11,7 @@ import click
 from planner.backends.targets import check_apart
 from planner.cli import config
 from planner.cli.common import (
+    Dollars,
     aws_options,
     clients_of,
     distribution_ids,
@@ -61,6 +62,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      show_default=True,
                      help="Seconds to wait while CloudFront has too many invalidations in "
                           "progress; then the invalidation stays pending for the next run."),
+        click.option("--max-cost", type=Dollars(), default=None, metavar="USD",
+                     help="Refuse (exit 6, nothing written) when AWS would charge this deploy's "
+                          "invalidation more than USD dollars; the message says what fits.  "
+                          "[default: no cap]"),
         click.option("--free-paths-per-month", type=click.IntRange(min=0),
                      default=FREE_PATHS_PER_MONTH, show_default=True),
         click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
@@ -108,6 +113,7 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         pace=kw["pace"],
         price=kw["price_per_path"],
         miss_cost=kw["miss_cost"],
+        max_cost=kw["max_cost"],
     )
     return backend, options
 
