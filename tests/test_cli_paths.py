@@ -205,12 +205,17 @@ def test_json_shape_and_values(universe, tmp_path):
         "universe_urls": len(urls_of(KEYS)),
         "collateral_urls": 0,
         "paid_paths": 2,
+        "charge_usd": 0.01,
+        "miss_cost_usd": 0.0,
+        "free_paths_used": 0,
+        "paced_paths": 0,
         "cost_usd": 0.01,
         "cost_lower_bound_usd": 0.01,
         "exact": True,
         "wildcards": 1,
         "free_paths": 0,
         "wildcard_cover": [{"path": "/blog/post-*", "changed": 24, "collateral": 0}],
+        "usage_source": None,
     }
 
 
@@ -295,8 +300,12 @@ def test_table_lists_what_each_path_covers(universe, tmp_path):
     # more paid paths
     assert lines[2].split() == ["/blog/post-*", "22", "2"]
     assert lines[3].split() == ["/js/app.js", "1", "0"]
-    assert lines[-1].startswith("2 paths (1 wildcards) for 23 changed URLs, 2 needless misses;")
-    assert "paid paths: 2" in lines[-1]
+    # the two figures apart: what AWS bills, and what the model prices the misses at
+    assert lines[-3:] == [
+        "2 paths (1 wildcard) for 23 changed URLs, 2 needless misses",
+        "AWS charge: $0.01 (2 paid paths)",
+        "miss estimate: $0.002 (cost model, --miss-cost)",
+    ]
 
 
 # --- errors -----------------------------------------------------------------------------------
