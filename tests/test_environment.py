@@ -28,7 +28,7 @@ SITE = {"index.html": "<h1>home</h1>\n", "app.js.map": "{}\n", "drafts/a.html": 
 
 
 def without_planner_variables(**extra: str) -> dict[str, str | None]:
-    """CliRunner's env: every PLANNER_* and AWS_* variable of this process unset, plus ``extra``."""
+    """CliRunner's env: this process's PLANNER_* and AWS_* variables unset, plus ``extra``."""
     env: dict[str, str | None] = {
         k: None for k in os.environ if k.upper().startswith(("PLANNER_", "AWS_"))
     }
@@ -80,7 +80,8 @@ def free_paths(*args: str, **env: str) -> int:
     "args, env, expected",
     [
         # a flag beats the variable
-        (["-t", "prod", "--free-paths-per-month", "100"], {"PLANNER_FREE_PATHS_PER_MONTH": "200"}, 100),
+        (["-t", "prod", "--free-paths-per-month", "100"],
+         {"PLANNER_FREE_PATHS_PER_MONTH": "200"}, 100),
         # the variable beats the named target's table
         (["-t", "prod"], {"PLANNER_FREE_PATHS_PER_MONTH": "200"}, 200),
         # the variable beats the file's top level
@@ -106,6 +107,12 @@ def test_the_default_applies_without_file_or_variable(cwd):
     (cwd / "planner.toml").unlink()
     assert free_paths("-t", str(cwd / "out")) == 1000
     assert free_paths("-t", str(cwd / "out"), PLANNER_FREE_PATHS_PER_MONTH="200") == 200
+
+
+def test_site_argument_from_its_variable(cwd):
+    doc = json.loads(ok(planner("plan", "-t", "staging", "--format", "json",
+                                PLANNER_SITE=str(cwd / "public"))).stdout)
+    assert doc["site"] == str(cwd / "public")
 
 
 def test_target_variable_names_a_target_of_the_file(cwd):
@@ -213,7 +220,7 @@ def test_a_shared_variable_means_the_same_option_in_every_command():
         for param in command.params:
             shared, _ = variables_of(name, param)
             if shared:
-                kind = type(param.type).__name__ + ("*" if getattr(param, "multiple", False) else "")
+                kind = type(param.type).__name__ + ("*" if getattr(param, "multiple", 0) else "")
                 if isinstance(param.type, click.Choice):
                     kind += repr(sorted(param.type.choices))
                 kinds.setdefault(shared, set()).add(kind)

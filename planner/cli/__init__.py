@@ -83,7 +83,8 @@ def main() -> None:
         code = cli.main(prog_name="planner", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(1 if _detailed(getattr(exc, "ctx", None)) and exc.exit_code == 2 else exc.exit_code)
+        detailed = _detailed(getattr(exc, "ctx", None))
+        sys.exit(1 if detailed and exc.exit_code == 2 else exc.exit_code)
     except click.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(1)
