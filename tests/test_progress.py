@@ -298,3 +298,22 @@ def test_plan_of_a_large_site_shows_a_line_per_tenth(tmp_path):
     from planner.plan.render import human_bytes
 
     assert lines[-1] == f"hashed 2,500/2,500 files ({human_bytes(nbytes)})"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("command", [
+    ["plan"],
+    ["deploy", "--dry-run"],
+    ["deploy"],
+])
+def test_quiet_json_prints_the_json_on_stdout_and_nothing_on_stderr(tmp_path, command):
+    """-q silences people's lines (plan, progress, logs); --format json is for machines and
+    is always printed."""
+    import json
+
+    site, target = _deployed(tmp_path)
+    proc = run([*command, str(site), "--target", str(target), "-q", "--format", "json"], _env())
+    assert (proc.returncode, proc.stderr) == (0, "")
+    doc = json.loads(proc.stdout)
+    assert doc["target"] == f"file://{target}" and len(doc["uploads"]) == 12
+    assert ("result" in doc) == (command == ["deploy"])
