@@ -17,6 +17,7 @@ shell-only lines (the build) are not run: the venv has the tool, the test writes
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shlex
@@ -42,9 +43,12 @@ from e2e_helpers import (
     write_site,
 )
 
+import planner
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "ci"
 GITLAB = EXAMPLES / "gitlab-ci.yml"
 GITHUB = EXAMPLES / "github-actions.yml"
+RELEASE = EXAMPLES.parent / "release" / "github-release.yml"
 CI_DOC = Path(__file__).resolve().parent.parent / "docs" / "ci.md"
 
 # GitLab top-level keys that are not jobs.
@@ -557,6 +561,72 @@ def test_a_planner_error_in_the_plan_job_still_fails_it(recipe: Recipe, fault: s
     [ran] = ci.run(recipe, "plan", bucket=bucket)
     assert ran.proc.returncode != 0, ran.describe()
     assert "Error: " in ran.proc.stderr and "Traceback" not in ran.proc.stderr, ran.describe()
+
+
+# --- the release workflow (examples/release) -------------------------------------------------
+
+
+def test_release_workflow_publishes_on_version_tags_by_trusted_publishing() -> None:
+    """On a pushed version tag only: build, twine check, then pypa/gh-action-pypi-publish in
+    the `pypi` environment with the job's OIDC token (id-token: write on that job alone) and
+    no stored password or token anywhere."""
+    doc = load(RELEASE)
+    on = github_on(doc)
+    assert set(on) == {"push"} and set(on["push"]) == {"tags"}, on  # no branch, no PR
+    assert any(fnmatch.fnmatchcase("v0.1.0", pattern) for pattern in on["push"]["tags"])
+    assert doc["permissions"] == {"contents": "read"}
+    jobs = doc["jobs"]
+    assert set(jobs) == {"build", "publish"}
+
+    build_runs = github_commands(jobs["build"])
+    at = {cmd: i for i, cmd in enumerate(build_runs)}
+    assert at["python -m build"] < at["python -m twine check --strict dist/*"], build_runs
+    [upload] = [s for s in jobs["build"]["steps"]
+                if s.get("uses", "").startswith("actions/upload-artifact@")]
+
+    publish = jobs["publish"]
+    assert publish["needs"] == "build"
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    steps = publish["steps"]
+    [download] = [s for s in steps if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert download["with"]["path"].rstrip("/") == "dist"  # the action's default packages-dir
+    [pypi] = [s for s in steps if s.get("uses", "").startswith("pypa/gh-action-pypi-publish@")]
+    assert not {"password", "user", "username", "token"} & set(pypi.get("with") or {}), pypi
+    assert all("run" not in s for s in steps), "the publish job runs nothing of its own"
+    for name, job in jobs.items():
+        if name != "publish":
+            assert "id-token" not in (job.get("permissions") or {}), name
+    text = RELEASE.read_text(encoding="utf-8")
+    assert "secrets." not in text and "TWINE_PASSWORD" not in text
+
+
+@pytest.mark.parametrize(("tag", "ok"), [
+    pytest.param(f"v{planner.__version__}", True, id="tag-names-the-version"),
+    pytest.param("v9.9.9", False, id="tag-names-another-version"),
+    pytest.param(planner.__version__, True, id="tag-without-v"),
+])
+def test_release_workflow_refuses_a_tag_that_does_not_name_the_version_built(
+    tag: str, ok: bool, tmp_path: Path
+) -> None:
+    """The build job's tag check, run as written, against a dist/ as `python -m build`
+    leaves it for this version."""
+    [step] = [s for s in load(RELEASE)["jobs"]["build"]["steps"]
+              if s.get("name") == "Check that the tag names the version built"]
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in (f"invalidation_planner-{planner.__version__}.tar.gz",
+                 f"invalidation_planner-{planner.__version__}-py3-none-any.whl"):
+        (dist / name).write_bytes(b"")
+    proc = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, capture_output=True,
+        text=True, env={"PATH": os.defpath, "GITHUB_REF_NAME": tag}, timeout=TIMEOUT,
+        check=False,
+    )
+    assert (proc.returncode == 0) == ok, (proc.returncode, proc.stdout, proc.stderr)
+    if not ok:
+        assert f"tag {tag} does not match" in proc.stdout, proc.stdout
 
 
 def test_the_docs_link_the_tested_recipes_and_quote_them_verbatim() -> None:
