@@ -120,14 +120,16 @@ def gitlab_jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def gitlab_commands(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+def gitlab_items(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    """The script items a (resolved) job runs: its before_script (or the default), then its
+    script."""
     default = doc.get("default") or {}
     before = job.get("before_script", default.get("before_script", doc.get("before_script")))
-    lines: list[str] = []
-    for part in (before, job.get("script")):
-        for item in _flatten(part):
-            lines += logical_lines(item)
-    return lines
+    return [item for part in (before, job.get("script")) for item in _flatten(part)]
+
+
+def gitlab_commands(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    return [line for item in gitlab_items(doc, job) for line in logical_lines(item)]
 
 
 def github_on(doc: dict[str, Any]) -> dict[str, Any]:
@@ -153,12 +155,7 @@ class Script:
 
 def job_scripts(doc: dict[str, Any], kind: str, job: str) -> list[Script]:
     if kind == "gitlab":
-        resolved = gitlab_jobs(doc)[job]
-        default = doc.get("default") or {}
-        before = resolved.get("before_script", default.get("before_script",
-                                                           doc.get("before_script")))
-        return [Script(item, {}) for part in (before, resolved.get("script"))
-                for item in _flatten(part)]
+        return [Script(item, {}) for item in gitlab_items(doc, gitlab_jobs(doc)[job])]
     return [Script(step["run"], step.get("env") or {})
             for step in doc["jobs"][job].get("steps", []) if "run" in step]
 
