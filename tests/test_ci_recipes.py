@@ -13,10 +13,18 @@ copy of it here), its CI variables filled in (GitLab: ``$S3_BUCKET`` and
 the test) and run with ``bash -eo pipefail -c`` in a folder holding a ``public/`` build, with
 this venv's ``planner`` console script first on ``PATH``. ``pip install``, ``uses:`` steps and
 shell-only lines (the build) are not run: the venv has the tool, the test writes the build.
+
+The plan jobs are also run whole (every script but ``pip install``), their comment upsert
+included, with a fake ``gh`` (GitHub) and a fake ``curl`` (GitLab) first on ``PATH``
+(``fake_ci_api.py``): the plan becomes one pull-request comment / merge request note per
+target, created once and edited after. The pins (``invalidation-planner==X``) follow
+``planner/__init__.py``, and the release workflow (``examples/release``) is checked too.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import os
 import re
 import shlex
@@ -42,10 +50,20 @@ from e2e_helpers import (
     write_site,
 )
 
+import fake_ci_api
+import planner
+
+ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "ci"
 GITLAB = EXAMPLES / "gitlab-ci.yml"
 GITHUB = EXAMPLES / "github-actions.yml"
-CI_DOC = Path(__file__).resolve().parent.parent / "docs" / "ci.md"
+RELEASE = EXAMPLES.parent / "release" / "github-release.yml"
+CI_DOC = ROOT / "docs" / "ci.md"
+README = ROOT / "README.md"
+# The version, as planner/__init__.py says it (and as the installed package reports it).
+VERSION = re.search(r'^__version__ = "([^"]+)"$',
+                    (ROOT / "planner" / "__init__.py").read_text(encoding="utf-8"), re.M)[1]
+PIN = ["pip", "install", f"invalidation-planner=={VERSION}"]
 
 # GitLab top-level keys that are not jobs.
 GITLAB_KEYWORDS = {
@@ -102,14 +120,16 @@ def gitlab_jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def gitlab_commands(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+def gitlab_items(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    """The script items a (resolved) job runs: its before_script (or the default), then its
+    script."""
     default = doc.get("default") or {}
     before = job.get("before_script", default.get("before_script", doc.get("before_script")))
-    lines: list[str] = []
-    for part in (before, job.get("script")):
-        for item in _flatten(part):
-            lines += logical_lines(item)
-    return lines
+    return [item for part in (before, job.get("script")) for item in _flatten(part)]
+
+
+def gitlab_commands(doc: dict[str, Any], job: dict[str, Any]) -> list[str]:
+    return [line for item in gitlab_items(doc, job) for line in logical_lines(item)]
 
 
 def github_on(doc: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +143,28 @@ def github_on(doc: dict[str, Any]) -> dict[str, Any]:
 def github_commands(job: dict[str, Any]) -> list[str]:
     steps = job.get("steps", [])
     return [line for step in steps if "run" in step for line in logical_lines(step["run"])]
+
+
+@dataclass(frozen=True)
+class Script:
+    """One shell script of a job: a GitLab script item, or a GitHub step's ``run``."""
+
+    text: str  # as written in the recipe
+    env: dict[str, str]  # GitHub: the step's env, expressions not yet filled in
+
+
+def job_scripts(doc: dict[str, Any], kind: str, job: str) -> list[Script]:
+    if kind == "gitlab":
+        return [Script(item, {}) for item in gitlab_items(doc, gitlab_jobs(doc)[job])]
+    return [Script(step["run"], step.get("env") or {})
+            for step in doc["jobs"][job].get("steps", []) if "run" in step]
+
+
+def comment_script(recipe: Recipe) -> Script:
+    """The plan job's script that posts the plan (gh api / curl): exactly one."""
+    [script] = [s for s in job_scripts(recipe.doc, recipe.kind, recipe.roles["plan"])
+                if re.search(r"\b(gh api|curl)\b", s.text)]
+    return script
 
 
 def invokes_planner(line: str) -> bool:
@@ -292,16 +334,22 @@ def test_each_recipe_runs_planner_plan_deploy_and_report_in_their_jobs(recipe: R
         by_job.setdefault(job, []).append(line)
     assert set(by_job) == set(recipe.roles.values()), by_job
     for role, job in recipe.roles.items():
-        assert [subcommand(line) for line in by_job[job]] == [role], by_job[job]
+        assert {subcommand(line) for line in by_job[job]} == {role}, by_job[job]
         commands = recipe.commands(job)
         first = next(i for i, line in enumerate(commands) if invokes_planner(line))
-        assert any(c.startswith("pip install invalidation-planner") for c in commands[:first]), (
-            f"{job}: no `pip install invalidation-planner` before {commands[first]!r}"
+        assert PIN in [shlex.split(c) for c in commands[:first]], (
+            f"{job}: no `pip install \"invalidation-planner=={VERSION}\"` before "
+            f"{commands[first]!r}"
         )
+        [markdown] = [line for line in by_job[job] if "--format markdown" in line]
         for line in by_job[job]:
-            assert "--format markdown" in line, line
             if role != "report":
                 assert line.startswith(f"planner {role} ./public "), line
+        if role == "plan":  # the markdown goes to plan.md: summary, artifact, comment
+            assert re.search(r"[^>]> plan\.md( |$)", markdown), markdown
+    # GitLab's job log does not render markdown: its plan job prints tables there too.
+    if recipe.kind == "gitlab":
+        assert len(by_job["plan"]) == 2 and "--format" not in by_job["plan"][1], by_job["plan"]
     # The usual aws-cli deploy is gone from every script (it stays in a comment).
     for job in recipe.jobs():
         for line in recipe.commands(job):
@@ -336,9 +384,12 @@ def test_gitlab_jobs_run_in_the_right_pipelines() -> None:
         assert jobs[name]["needs"] == ["build"]
     # The bucket and distribution are CI variables.
     for name in ("plan", "prod_deploy"):
-        [line] = [c for c in gitlab_commands(doc, jobs[name]) if invokes_planner(c)]
-        assert '--target "s3://$S3_BUCKET"' in line
-        assert '--distribution "$CLOUDFRONT_DISTRIBUTION_ID"' in line
+        for line in (c for c in gitlab_commands(doc, jobs[name]) if invokes_planner(c)):
+            assert '--target "s3://$S3_BUCKET"' in line
+            assert '--distribution "$CLOUDFRONT_DISTRIBUTION_ID"' in line
+    # The merge request's plan in markdown, kept as an artifact shown on the merge request.
+    assert jobs["plan"]["artifacts"]["paths"] == ["plan.md"]
+    assert jobs["plan"]["artifacts"]["expose_as"]
     [report] = [c for c in gitlab_commands(doc, jobs["invalidation_report"]) if invokes_planner(c)]
     assert '--target "s3://$S3_BUCKET"' in report and "--fail-over 5" in report
 
@@ -350,7 +401,9 @@ def test_github_workflow_triggers_oidc_permissions_and_summary() -> None:
     assert on["push"]["branches"] == ["main"]
     assert doc["permissions"] == {"id-token": "write", "contents": "read"}
     jobs = doc["jobs"]
-    assert all("permissions" not in job for job in jobs.values())
+    # pull-requests: write for the plan job alone (a job's permissions replace the workflow's).
+    assert {name for name, job in jobs.items() if "permissions" in job} == {"plan"}
+    assert jobs["plan"]["permissions"] == {**doc["permissions"], "pull-requests": "write"}
 
     repo = "owner/site"
     events = {
@@ -383,8 +436,14 @@ def test_github_workflow_triggers_oidc_permissions_and_summary() -> None:
         assert not ACCESS_KEY_INPUTS & set(inputs), f"{name}: stored keys {inputs}"
         assert any(u.startswith("actions/setup-python@") for u in uses[:planner_at]), name
         for line in (c for c in github_commands(jobs[name]) if invokes_planner(c)):
-            assert '>> "$GITHUB_STEP_SUMMARY"' in line, line
+            assert '>> "$GITHUB_STEP_SUMMARY"' in line or name == "plan", line
             assert "${{ vars.S3_BUCKET }}" in line, line
+    # The plan job's markdown goes to plan.md, then into the summary and the comment.
+    plan_runs = github_commands(jobs["plan"])
+    planned = next(i for i, c in enumerate(plan_runs) if invokes_planner(c))
+    assert 'cat plan.md >> "$GITHUB_STEP_SUMMARY"' in plan_runs[planned + 1:], plan_runs
+    comment = comment_script(GITHUB_RECIPE)
+    assert comment.env["GH_TOKEN"] == "${{ github.token }}", comment.env
     for name in ("plan", "deploy"):
         [line] = [c for c in github_commands(jobs[name]) if invokes_planner(c)]
         assert '--distribution "${{ vars.CLOUDFRONT_DISTRIBUTION_ID }}"' in line
@@ -404,6 +463,7 @@ class Ran:
     line: str  # as run, variables filled in
     proc: subprocess.CompletedProcess
     summary: str | None  # GitHub: what the step appended to $GITHUB_STEP_SUMMARY
+    plan_md: str | None = None  # plan.md, if the script writes it (`> plan.md`)
 
     def ok(self) -> Ran:
         assert self.proc.returncode == 0, self.describe()
@@ -411,7 +471,10 @@ class Ran:
 
     @property
     def markdown(self) -> str:
-        """The job's markdown: the step summary (GitHub) or the job log (GitLab)."""
+        """The job's markdown: plan.md if the script writes it, else the step summary (GitHub)
+        or the job log (GitLab)."""
+        if self.plan_md is not None:
+            return self.plan_md
         return self.proc.stdout if self.summary is None else self.summary
 
     def describe(self) -> str:
@@ -420,7 +483,8 @@ class Ran:
 
 
 class CI:
-    """Runs a recipe's planner lines against the moto site, in a folder with a ./public build."""
+    """Runs a recipe's scripts against the moto site, in a folder with a ./public build, as
+    the job would: in order, each with ``bash -eo pipefail``, stopping at the first failure."""
 
     def __init__(self, env: dict[str, str], workdir: Path, tmp: Path, bucket: str, dist: str):
         self.env, self.workdir, self.tmp = env, workdir, tmp
@@ -428,29 +492,55 @@ class CI:
         self.runs = 0
 
     def run(self, recipe: Recipe, role: str, bucket: str | None = None) -> list[Ran]:
+        """The job's planner lines."""
         job = recipe.roles[role]
         lines = [line for j, line in recipe.planner_lines() if j == job]
         assert lines, f"{recipe.path.name}: job {job} has no planner line"
+        return self._run(recipe, job, [Script(line, {}) for line in lines], bucket=bucket)
+
+    def run_job(self, recipe: Recipe, role: str, env: dict[str, str],
+                context: dict[str, str]) -> list[Ran]:
+        """Every script of the job but ``pip install`` (the venv has the tool). ``env``: more
+        variables of the job (GitLab's CI/CD and predefined variables, GitHub's default
+        environment); ``context``: GitHub expressions other than ``vars.*``."""
+        job = recipe.roles[role]
+        scripts = [s for s in job_scripts(recipe.doc, recipe.kind, job)
+                   if not all(ln.startswith("pip install ") for ln in logical_lines(s.text))]
+        return self._run(recipe, job, scripts, env=env, context=context)
+
+    def _run(self, recipe: Recipe, job: str, scripts: list[Script], bucket: str | None = None,
+             env: dict[str, str] | None = None,
+             context: dict[str, str] | None = None) -> list[Ran]:
         values = {"S3_BUCKET": bucket or self.bucket, "CLOUDFRONT_DISTRIBUTION_ID": self.dist}
+        plan_md = self.workdir / "plan.md"
+        plan_md.unlink(missing_ok=True)
         out = []
-        for line in lines:
-            env = dict(self.env)
+        for script in scripts:
+            text = script.text
+            run_env = {**self.env, **(env or {})}
             summary = None
             if recipe.kind == "gitlab":
-                env.update(_gitlab_variables(recipe.doc, job))
-                env.update(values)  # CI/CD variables: environment variables of the job
+                run_env.update(_gitlab_variables(recipe.doc, job))
+                run_env.update(values)  # CI/CD variables: environment variables of the job
             else:
-                line = _github_expand(line, {f"vars.{k}": v for k, v in values.items()})
+                expressions = {**{f"vars.{k}": v for k, v in values.items()}, **(context or {})}
+                text = _github_expand(text, expressions)
+                run_env.update({k: _github_expand(str(v), expressions)
+                                for k, v in script.env.items()})
                 self.runs += 1
                 summary = self.tmp / f"step-summary-{self.runs}.md"
                 summary.write_text("")
-                env["GITHUB_STEP_SUMMARY"] = str(summary)
+                run_env["GITHUB_STEP_SUMMARY"] = str(summary)
             proc = subprocess.run(
-                ["bash", "-eo", "pipefail", "-c", line], cwd=self.workdir, env=env,
+                ["bash", "-eo", "pipefail", "-c", text], cwd=self.workdir, env=run_env,
                 capture_output=True, text=True, encoding="utf-8", timeout=TIMEOUT, check=False,
             )
-            out.append(Ran(job, line, proc,
-                           None if summary is None else summary.read_text(encoding="utf-8")))
+            writes_plan = re.search(r"[^>]> plan\.md\b", text) and plan_md.exists()
+            out.append(Ran(job, text, proc,
+                           None if summary is None else summary.read_text(encoding="utf-8"),
+                           plan_md.read_text(encoding="utf-8") if writes_plan else None))
+            if proc.returncode != 0:
+                break  # the job fails here
         return out
 
 
@@ -491,8 +581,17 @@ def _assert_markdown(ran: Ran, title: str) -> None:
     md = ran.markdown
     assert md.startswith(f"## {title}"), ran.describe()
     assert re.search(r"^\|.*\|$", md, re.M), f"no markdown table\n{ran.describe()}"
-    if ran.summary is not None:  # GitHub: all of stdout went to the summary
+    if ran.summary is not None or ran.plan_md is not None:  # all of stdout went there
         assert ran.proc.stdout == "", ran.describe()
+
+
+def _assert_plan(ran: Ran) -> None:
+    """A plan line's output: markdown into plan.md, or (GitLab's log) tables."""
+    if ran.plan_md is not None or ran.summary is not None:
+        _assert_markdown(ran, "Plan")
+    else:
+        assert ran.proc.stdout.startswith("Plan: "), ran.describe()
+        assert re.search(r"^-+  -+", ran.proc.stdout, re.M), f"no table\n{ran.describe()}"
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
@@ -502,7 +601,7 @@ def test_recipe_plan_deploy_and_report_run_against_moto(recipe: Recipe, ci: CI, 
     # A merge/pull request before the first deploy: a plan, nothing written.
     before = history(s3, site.bucket)
     for ran in ci.run(recipe, "plan"):
-        _assert_markdown(ran.ok(), "Plan")
+        _assert_plan(ran.ok())
     assert history(s3, site.bucket) == before == []
 
     # The default branch: the whole site, and the manifest beside it; nothing to invalidate.
@@ -517,9 +616,9 @@ def test_recipe_plan_deploy_and_report_run_against_moto(recipe: Recipe, ci: CI, 
     page = ci.workdir / "public" / CHANGED_PAGE
     page.write_text("<!doctype html><h1>About us, again</h1>\n", encoding="utf-8")
     before = history(s3, site.bucket)
-    [ran] = ci.run(recipe, "plan")
-    _assert_markdown(ran.ok(), "Plan")
-    assert CHANGED_PAGE in ran.markdown
+    for ran in ci.run(recipe, "plan"):
+        _assert_plan(ran.ok())
+        assert CHANGED_PAGE in (ran.markdown if ran.plan_md is not None else ran.proc.stdout)
     assert history(s3, site.bucket) == before
 
     # ... and the next deploy uploads it and invalidates its URLs on the distribution.
@@ -559,16 +658,221 @@ def test_a_planner_error_in_the_plan_job_still_fails_it(recipe: Recipe, fault: s
     assert "Error: " in ran.proc.stderr and "Traceback" not in ran.proc.stderr, ran.describe()
 
 
+# --- the plan as a pull-request comment / merge request note ---------------------------------
+
+TOKEN = "fake-token-3f9a1c"  # must never show in a job's output
+OTHER_TARGET_NOTE = "<!-- invalidation-planner plan: s3://other-bucket -->\n## Plan: elsewhere\n"
+
+
+class FakeAPI:
+    """The fake gh and curl of ``fake_ci_api.py``, first on PATH, and their state."""
+
+    def __init__(self, tmp: Path, comments: list[dict[str, Any]]):
+        self.state_path = tmp / "fake-api-state.json"
+        self.bindir = tmp / "fake-bin"
+        fake_ci_api.install(self.bindir, self.state_path)
+        self.write({"token": TOKEN, "repo": "owner/site", "pr": "7",
+                    "api": "https://gitlab.example.com/api/v4", "project": "42", "mr": "7",
+                    "comments": comments, "next_id": 100, "calls": []})
+
+    def read(self) -> dict[str, Any]:
+        return json.loads(self.state_path.read_text(encoding="utf-8"))
+
+    def write(self, state: dict[str, Any]) -> None:
+        self.state_path.write_text(json.dumps(state), encoding="utf-8")
+
+    def take_calls(self) -> list[list[str]]:
+        state = self.read()
+        calls, state["calls"] = state["calls"], []
+        self.write(state)
+        return calls
+
+
+def _run_plan_job(recipe: Recipe, ci: CI, api: FakeAPI, token: str | None = TOKEN) -> list[Ran]:
+    """The recipe's plan job, whole, on a merge/pull request, the fakes first on PATH."""
+    path = f"{api.bindir}{os.pathsep}{ci.env['PATH']}"
+    if recipe.kind == "gitlab":
+        env = {"PATH": path, "CI_API_V4_URL": "https://gitlab.example.com/api/v4",
+               "CI_PROJECT_ID": "42", "CI_MERGE_REQUEST_IID": "7"}
+        if token is not None:
+            env["PLANNER_NOTE_TOKEN"] = token  # a masked CI/CD variable
+        return ci.run_job(recipe, "plan", env=env, context={})
+    context = {"github.token": token or "", "github.event.pull_request.number": "7"}
+    return ci.run_job(recipe, "plan", env={"PATH": path, "GITHUB_REPOSITORY": "owner/site"},
+                      context=context)
+
+
+def _method(call: list[str]) -> str:
+    """The HTTP method of a recorded gh api / curl call, decided as the tools decide it."""
+    for flag in ("--method", "--request", "-X"):
+        if flag in call:
+            return call[call.index(flag) + 1]
+    return "POST" if {"-F", "--field", "--data-urlencode"} & set(call) else "GET"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_plan_job_comments_the_plan_once_per_target_then_edits_it(recipe: Recipe, ci: CI) -> None:
+    """The plan job's comment upsert, run as written with a fake gh / curl: the first plan of
+    a pull/merge request adds one comment (the marker, then the plan's markdown); the next
+    edits that comment, found by its marker, and adds none; another target's comment and
+    people's comments are left alone; the token never shows in the job's output."""
+    marker = f"<!-- invalidation-planner plan: s3://{ci.bucket} -->"
+    people = {"id": 11, "body": "Looks good to me"}
+    other = {"id": 12, "body": OTHER_TARGET_NOTE}
+    api = FakeAPI(ci.tmp, [people, other])
+
+    # No earlier comment of this target: one is added.
+    ran = _run_plan_job(recipe, ci, api)
+    for r in ran:
+        r.ok()
+    [plan] = [r.plan_md for r in ran if r.plan_md is not None]
+    assert "## Plan:" in plan, plan  # the plan's heading; the rest of its text is not ours
+    calls = api.take_calls()
+    assert [_method(c) for c in calls] == ["GET", "POST"], calls
+    comments = api.read()["comments"]
+    assert comments[:2] == [people, other]
+    [added] = comments[2:]
+    assert added["body"] == f"{marker}\n{plan}", added["body"]
+    if recipe.kind == "github":  # the job summary holds the plan too
+        assert plan in [r.summary for r in ran], [r.summary for r in ran]
+    else:  # GitLab's log: tables, and plan.md is the artifact
+        assert any(r.proc.stdout.startswith("Plan: ") for r in ran), [r.proc.stdout for r in ran]
+
+    # A new push: a new plan, written into the same comment.
+    page = ci.workdir / "public" / CHANGED_PAGE
+    page.write_text("<!doctype html><h1>About us, edited</h1>\n", encoding="utf-8")
+    ran += _run_plan_job(recipe, ci, api)
+    for r in ran:
+        r.ok()
+    calls = api.take_calls()
+    assert [_method(c) for c in calls] == ["GET", "PATCH" if recipe.kind == "github" else "PUT"]
+    assert any(re.search(rf"/(comments|notes)/{added['id']}$", arg) for arg in calls[1]), calls
+    comments = api.read()["comments"]
+    assert [c["id"] for c in comments] == [11, 12, added["id"]], "a second comment was added"
+    assert comments[:2] == [people, other]
+    assert comments[2]["body"].startswith(f"{marker}\n") and "## Plan:" in comments[2]["body"]
+    assert comments[2]["body"] != added["body"]  # the new plan (its deploy id at least)
+
+    for r in ran:  # nothing prints the token
+        assert TOKEN not in r.proc.stdout + r.proc.stderr + (r.summary or ""), r.describe()
+
+
+def test_gitlab_plan_job_without_the_note_token_writes_no_note(ci: CI) -> None:
+    """Without PLANNER_NOTE_TOKEN (not set, or protected on an unprotected branch), the plan
+    job still plans (plan.md, the log) and says why there is no note; it calls no API."""
+    api = FakeAPI(ci.tmp, [])
+    ran = _run_plan_job(GITLAB_RECIPE, ci, api, token=None)
+    for r in ran:
+        r.ok()
+    assert len(ran) == len(job_scripts(GITLAB_RECIPE.doc, "gitlab", "plan")) - 1  # all but pip
+    assert "PLANNER_NOTE_TOKEN is not set" in ran[-1].proc.stdout, ran[-1].describe()
+    assert api.read()["calls"] == [] and api.read()["comments"] == []
+
+
+# --- the version the recipes install --------------------------------------------------------
+
+# invalidation-planner==X (PyPI) or ...invalidation-planner@vX (a git tag).
+PINNED = re.compile(r"invalidation-planner(?:==|@v)([0-9][0-9A-Za-z.+-]*[0-9A-Za-z])")
+
+
+def test_every_pin_is_the_version_of_planner_init() -> None:
+    """The recipes install the version in planner/__init__.py (so do the docs' examples), from
+    PyPI, and show the git-tag install for a fork in a comment; bumping the version makes this
+    test name every file to update."""
+    assert VERSION == planner.__version__
+    stale = {}
+    for path in (GITLAB, GITHUB, CI_DOC, README):
+        text = path.read_text(encoding="utf-8")
+        pins = PINNED.findall(text)
+        assert pins, f"{path.name}: no pinned install"
+        if set(pins) != {VERSION}:
+            stale[path.relative_to(ROOT).as_posix()] = sorted(set(pins) - {VERSION})
+        # An unpinned install of the tool (a bare `pip install invalidation-planner`).
+        assert not re.search(r"pip install \"?invalidation-planner(?![=\w-])", text), path.name
+    assert not stale, f"pins other than {VERSION} (planner/__init__.py): {stale}"
+    for recipe in (GITLAB_RECIPE, GITHUB_RECIPE):
+        text = recipe.path.read_text(encoding="utf-8")
+        fork = f'#   pip install "git+https://github.com/OWNER/invalidation-planner@v{VERSION}"'
+        assert fork in text, f"{recipe.path.name}: no comment showing the install from a tag"
+        for job in recipe.roles.values():
+            assert PIN in [shlex.split(c) for c in recipe.commands(job)], job
+
+
+# --- the release workflow (examples/release) -------------------------------------------------
+
+
+def test_release_workflow_publishes_on_version_tags_by_trusted_publishing() -> None:
+    """On a pushed version tag only: build, twine check, then pypa/gh-action-pypi-publish in
+    the `pypi` environment with the job's OIDC token (id-token: write on that job alone) and
+    no stored password or token anywhere."""
+    doc = load(RELEASE)
+    on = github_on(doc)
+    assert set(on) == {"push"} and set(on["push"]) == {"tags"}, on  # no branch, no PR
+    assert any(fnmatch.fnmatchcase("v0.1.0", pattern) for pattern in on["push"]["tags"])
+    assert doc["permissions"] == {"contents": "read"}
+    jobs = doc["jobs"]
+    assert set(jobs) == {"build", "publish"}
+
+    build_runs = github_commands(jobs["build"])
+    at = {cmd: i for i, cmd in enumerate(build_runs)}
+    assert at["python -m build"] < at["python -m twine check --strict dist/*"], build_runs
+    [upload] = [s for s in jobs["build"]["steps"]
+                if s.get("uses", "").startswith("actions/upload-artifact@")]
+
+    publish = jobs["publish"]
+    assert publish["needs"] == "build"
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    steps = publish["steps"]
+    [download] = [s for s in steps if s.get("uses", "").startswith("actions/download-artifact@")]
+    assert download["with"]["name"] == upload["with"]["name"]
+    assert download["with"]["path"].rstrip("/") == "dist"  # the action's default packages-dir
+    [pypi] = [s for s in steps if s.get("uses", "").startswith("pypa/gh-action-pypi-publish@")]
+    assert not {"password", "user", "username", "token"} & set(pypi.get("with") or {}), pypi
+    assert all("run" not in s for s in steps), "the publish job runs nothing of its own"
+    for name, job in jobs.items():
+        if name != "publish":
+            assert "id-token" not in (job.get("permissions") or {}), name
+    text = RELEASE.read_text(encoding="utf-8")
+    assert "secrets." not in text and "TWINE_PASSWORD" not in text
+
+
+@pytest.mark.parametrize(("tag", "ok"), [
+    pytest.param(f"v{planner.__version__}", True, id="tag-names-the-version"),
+    pytest.param("v9.9.9", False, id="tag-names-another-version"),
+    pytest.param(planner.__version__, True, id="tag-without-v"),
+])
+def test_release_workflow_refuses_a_tag_that_does_not_name_the_version_built(
+    tag: str, ok: bool, tmp_path: Path
+) -> None:
+    """The build job's tag check, run as written, against a dist/ as `python -m build`
+    leaves it for this version."""
+    [step] = [s for s in load(RELEASE)["jobs"]["build"]["steps"]
+              if s.get("name") == "Check that the tag names the version built"]
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    for name in (f"invalidation_planner-{planner.__version__}.tar.gz",
+                 f"invalidation_planner-{planner.__version__}-py3-none-any.whl"):
+        (dist / name).write_bytes(b"")
+    proc = subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path, capture_output=True,
+        text=True, env={"PATH": os.defpath, "GITHUB_REF_NAME": tag}, timeout=TIMEOUT,
+        check=False,
+    )
+    assert (proc.returncode == 0) == ok, (proc.returncode, proc.stdout, proc.stderr)
+    if not ok:
+        assert f"tag {tag} does not match" in proc.stdout, proc.stdout
+
+
 def test_the_docs_link_the_tested_recipes_and_quote_them_verbatim() -> None:
     """docs/ci.md links both recipe files, and every excerpt of a recipe it shows is the
     recipe's own text, lines whole (the usual aws-cli job it replaces aside): what people read
     and copy is what is tested here."""
     ci_md = CI_DOC.read_text(encoding="utf-8")
-    for recipe in (GITLAB, GITHUB):
-        assert f"](../examples/ci/{recipe.name})" in ci_md, (
-            f"docs/ci.md does not link {recipe.name}"
-        )
-    recipes = {path.name: path.read_text(encoding="utf-8") for path in (GITLAB, GITHUB)}
+    for recipe in (GITLAB, GITHUB, RELEASE):
+        link = recipe.relative_to(ROOT / "examples").as_posix()
+        assert f"](../examples/{link})" in ci_md, f"docs/ci.md does not link {link}"
+    recipes = {path.name: path.read_text(encoding="utf-8") for path in (GITLAB, GITHUB, RELEASE)}
     blocks = re.findall(r"```yaml\n(.*?)```", ci_md, flags=re.DOTALL)
     excerpts = [b for b in blocks if "aws s3 cp" not in b]  # the usual job, before the tool
     assert excerpts, "docs/ci.md quotes no recipe"
