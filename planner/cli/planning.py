@@ -59,8 +59,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Dollars per needless cache miss  [default: price-per-path / 1000]"),
         click.option("--wait-timeout", type=click.FloatRange(min=0), default=600.0,
                      show_default=True,
-                     help="Seconds to wait while CloudFront has too many invalidations in "
-                          "progress; then the invalidation stays pending for the next run."),
+                     help="Bounds each wait for CloudFront, in seconds: while it has too many "
+                          "invalidations in progress (then the invalidation stays pending for "
+                          "the next run), and with deploy --wait for it to complete them (then "
+                          "exit 7)."),
         click.option("--free-paths-per-month", type=click.IntRange(min=0),
                      default=FREE_PATHS_PER_MONTH, show_default=True),
         click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
