@@ -130,7 +130,7 @@ def test_wait_keeps_polling_while_cloudfront_says_in_progress_then_exits_0(moto,
         "waiting for CloudFront: 1 of 2 invalidations completed (N s)",
         "CloudFront completed 2 invalidations (N s)",
     ]
-    assert re.search(r"CloudFront completed the invalidation in 1[5-9] s\.$", proc.stdout.strip())
+    assert re.search(r"CloudFront completed the invalidations in 1[5-9] s\.$", proc.stdout.strip())
     assert not {PENDING, LOCK} & state(moto, site)
 
 

@@ -375,5 +375,7 @@ def summary_line(plan: Plan, result: Result) -> str:
     if result.resumed:
         line = f"Finished interrupted deploy {result.resumed}. " + line
     if result.wait is not None and result.wait.completed and result.wait.statuses:
-        line += f" CloudFront completed the invalidation in {result.wait.seconds:.0f} s."
+        n = len(result.wait.statuses)
+        line += (f" CloudFront completed the invalidation{'s' if n > 1 else ''} in "
+                 f"{result.wait.seconds:.0f} s.")
     return line
