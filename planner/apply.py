@@ -38,6 +38,7 @@ from planner.core.drift import compare
 from planner.core.headers import compress, is_page
 from planner.core.pacing import is_completed
 from planner.core.urls import repair_batch, valid_path
+from planner.core.words import plural
 from planner.errors import AwsError, InvalidationError, InvalidationNotFinished
 from planner.lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
 from planner.plan.build import build_plan, state_unchanged
@@ -118,7 +119,7 @@ def _upload_one(plan: Plan, backend: Backend, up: Upload, check: Check) -> str:
               f"; {up.content_encoding}" if up.content_encoding else "")
         return backend.copy_in_place(up.key, up.content_type, up.cache_control,
                                      up.content_encoding)
-    debug("upload %s (%s, %d bytes, %s; %s%s)", up.key, up.reason, up.size, up.content_type,
+    debug("upload %s (%s, %d B, %s; %s%s)", up.key, up.reason, up.size, up.content_type,
           up.cache_control, f"; {up.content_encoding}" if up.content_encoding else "")
     path = os.path.join(plan.site, *up.key.split("/"))
     # A file stored compressed is always read whole: it is compressed in one piece.
@@ -217,7 +218,8 @@ def _submit(
     deadline = waiting.clock() + waiting.timeout
     delay = waiting.first_delay
     while True:
-        debug("CreateInvalidation on %s: %d paths, CallerReference %s", dist, len(paths), reference)
+        debug("CreateInvalidation on %s: %s, CallerReference %s", dist, plural(len(paths), "path"),
+              reference)
         try:
             return backend.invalidate(dist, paths, reference)
         except AwsError as exc:
@@ -256,8 +258,8 @@ def _replace_batch(
         fixed = ("/*",)
     journal = journal.replace(dist, fixed)
     backend.store.write(JOURNAL_NAME, journal.dumps())
-    log(f"the pending invalidation of {len(paths)} paths on {dist} cannot be accepted ({why}): "
-        f"replaced by {len(fixed)} valid paths covering the same URLs "
+    log(f"the pending invalidation of {plural(len(paths), 'path')} on {dist} cannot be accepted "
+        f"({why}): replaced by {plural(len(fixed), 'valid path')} covering the same URLs "
         f"({', '.join(fixed[:3])}{', ...' if len(fixed) > 3 else ''}; CallerReference "
         f"{journal.reference_for(dist, fixed)})")
     return journal
@@ -310,7 +312,8 @@ def finish(
     waiting = waiting or Waiting()
     if journal.deletes:
         check()
-        debug("delete %d objects: %s", len(journal.deletes), ", ".join(journal.deletes[:20]))
+        debug("delete %s: %s", plural(len(journal.deletes), "object"),
+              ", ".join(journal.deletes[:20]))
         backend.delete(list(journal.deletes))
         result.deleted += len(journal.deletes)
     check()
@@ -354,12 +357,12 @@ def apply_plan(
         **journal_invalidations(plan.invalidations),  # type: ignore[arg-type]
     )
     check()
-    debug("write the pending record %s (%d keys)", JOURNAL_NAME, len(journal.touched))
+    debug("write the pending record %s (%s)", JOURNAL_NAME, plural(len(journal.touched), "key"))
     backend.store.write(JOURNAL_NAME, journal.dumps())
 
     assets = [u for u in plan.uploads if not is_page(u.content_type)]
     pages = [u for u in plan.uploads if is_page(u.content_type)]
-    log(f"uploading {len(assets)} assets, then {len(pages)} pages (HTML/XML)")
+    log(f"uploading {plural(len(assets), 'asset')}, then {plural(len(pages), 'page')} (HTML/XML)")
     etags: dict[str, str] = {}
     _upload_all(plan, backend, assets, workers, check, progress, etags)
     _upload_all(plan, backend, pages, workers, check, progress, etags)
@@ -547,7 +550,7 @@ def suspects(backend: Backend, log: Log = lambda _: None) -> frozenset[str]:
         return frozenset()  # no manifest: the plan takes over what the target holds anyway
     drift = compare(manifest, backend.list_site().objects)
     if drift:
-        log(f"the lock was taken over: {len(drift)} objects are not as the manifest says "
+        log(f"the lock was taken over: {plural(len(drift), 'object')} not as the manifest says "
             f"({', '.join(d.key for d in drift[:3])}{', ...' if len(drift) > 3 else ''}); "
             "they are written again (or deleted) and invalidated")
     return frozenset(d.key for d in drift)

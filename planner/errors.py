@@ -31,6 +31,12 @@ class InvalidationError(PlannerError):
     """The invalidation could not be planned or submitted."""
 
 
+class OverCostCap(PlannerError):
+    """This deploy's AWS charge would be above ``--max-cost``: refused, nothing written."""
+
+    exit_code = 6
+
+
 class BadPathList(PlannerError):
     """A list of URLs or keys (``planner paths`` input) cannot be read or parsed."""
 

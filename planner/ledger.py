@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from manifests.errors import ConflictError
 from manifests.stores import ABSENT
+from planner.core.cost import PRICE_PER_PATH, dollars, miss_dollars
 from planner.core.cost import (
     billable as billable,  # re-exported: callers and tests know it here
 )
-from planner.core.cost import dollars
 
 if TYPE_CHECKING:
     from manifests import Store
@@ -137,6 +137,7 @@ def _draft(
         "account_paths_before": budget.paths_used if budget else 0,
         "free_paths_per_month": budget.free_per_month if budget else 0,
         "price_per_path": invalidations[0].price,
+        "miss_cost_per_url": invalidations[0].miss_cost,
         # Counts per distribution; summed over those invalidated in ``complete``.
         "per_distribution": per,
     }
@@ -160,13 +161,17 @@ def complete(
         record["free_paths_per_month"],
         record["price_per_path"],
     )
+    miss = miss_per_url(record)
 
     def totals(name: str, dists: list[str]) -> dict[str, Any]:
         sums = {
             k: sum(per[d][name][k] for d in dists) for k in ("paths", "wildcards", "needless_misses")
         }
         paid = billable(before, sums["paths"], free)
-        return sums | {"paid_paths": paid, "dollars": dollars(paid, price)}
+        charge = dollars(paid, price)
+        # "dollars": the charge's name in records of earlier versions (reports read both).
+        return sums | {"paid_paths": paid, "dollars": charge, "charge_usd": charge,
+                       "miss_cost_usd": round(sums["needless_misses"] * miss, 9)}
 
     out.update(totals("chosen", [d for d in per if d in invalidation_ids]))
     # The alternatives would have gone to every distribution the deploy names.
@@ -175,6 +180,26 @@ def complete(
     out["resumed"] = resumed
     out["invalidation_ids"] = dict(invalidation_ids)
     return out
+
+
+def miss_per_url(record: Mapping[str, Any]) -> float:
+    """Dollars per needless miss the deploy was planned with (records of earlier versions
+    kept none: the default, a thousandth of the price per path)."""
+    def amount(value: Any) -> bool:
+        return type(value) in (int, float) and math.isfinite(value) and value >= 0
+
+    value = record.get("miss_cost_per_url")
+    if amount(value):
+        return float(value)
+    price = record.get("price_per_path")
+    return miss_dollars(float(price) if amount(price) else PRICE_PER_PATH)
+
+
+def miss_cost(record: Mapping[str, Any], part: Mapping[str, Any]) -> float:
+    """The miss estimate of ``part`` (the record's totals or one of its alternatives)."""
+    if "miss_cost_usd" in part:
+        return float(part["miss_cost_usd"])
+    return round(part["needless_misses"] * miss_per_url(record), 9)
 
 
 def record_name(record: Mapping[str, Any]) -> str:

@@ -205,12 +205,17 @@ def test_json_shape_and_values(universe, tmp_path):
         "universe_urls": len(urls_of(KEYS)),
         "collateral_urls": 0,
         "paid_paths": 2,
+        "charge_usd": 0.01,
+        "miss_cost_usd": 0.0,
+        "free_paths_used": 0,
+        "paced_paths": 0,
         "cost_usd": 0.01,
         "cost_lower_bound_usd": 0.01,
         "exact": True,
         "wildcards": 1,
         "free_paths": 0,
         "wildcard_cover": [{"path": "/blog/post-*", "changed": 24, "collateral": 0}],
+        "usage_source": None,
     }
 
 
@@ -295,8 +300,12 @@ def test_table_lists_what_each_path_covers(universe, tmp_path):
     # more paid paths
     assert lines[2].split() == ["/blog/post-*", "22", "2"]
     assert lines[3].split() == ["/js/app.js", "1", "0"]
-    assert lines[-1].startswith("2 paths (1 wildcards) for 23 changed URLs, 2 needless misses;")
-    assert "paid paths: 2" in lines[-1]
+    # the two figures apart: what AWS bills, and what the model prices the misses at
+    assert lines[-3:] == [
+        "2 paths (1 wildcard) for 23 changed URLs, 2 needless misses",
+        "AWS charge: $0.01 (2 paid paths)",
+        "miss estimate: $0.002 (cost model, --miss-cost)",
+    ]
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -432,13 +441,13 @@ def test_registered_in_the_planner_command():
     assert r.returncode == 0 and "--universe" in r.stdout
 
 
-def test_options_from_the_environment(tmp_path):
+@pytest.mark.parametrize("variable", ["PLANNER_FREE", "PLANNER_PATHS_FREE"])
+def test_options_from_the_environment(tmp_path, variable):
     universe = write(tmp_path / "u.txt", [f"s/{i}.html" for i in range(10)])
     changed = write(tmp_path / "c.txt", [f"s/{i}.html" for i in range(6)])
-    from planner.cli import CONTEXT
+    import planner.cli  # noqa: F401 - registering the command gives its options their variables
 
-    r = CliRunner().invoke(paths, ["-u", universe, "-c", changed], env={"PLANNER_PATHS_FREE": "0"},
-                           auto_envvar_prefix=f"{CONTEXT['auto_envvar_prefix']}_PATHS")
+    r = CliRunner().invoke(paths, ["-u", universe, "-c", changed], env={variable: "0"})
     assert r.stdout == "/s/*\n"  # 4 needless misses cost less than 6 paid paths
 
 

@@ -33,6 +33,15 @@ def test_command_reference_is_generated_from_the_current_cli() -> None:
     )
 
 
+def test_environment_table_is_generated_from_the_current_cli() -> None:
+    ref = _reference_module()
+    text = ref.COMMANDS_MD.read_text(encoding="utf-8")
+    assert ref.current(text, ref.ENV_BEGIN, ref.ENV_END) == ref.render_environment(), (
+        f"docs/commands.md is stale (the CLI's variables changed): run `{ref.COMMAND}`"
+    )
+    assert ref.updated(text) == text
+
+
 def test_command_reference_covers_every_command() -> None:
     from planner.cli import cli
 

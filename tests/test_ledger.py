@@ -100,12 +100,16 @@ def blog_plan(dists: tuple[str, ...], paths_used: int = 1000):
 
 
 def totals(paths, wildcards, misses, paid, dollars):
+    """A record's totals: the AWS charge (``charge_usd``, and ``dollars``, its older name)
+    apart from the miss estimate (the default model: $0.000005 a needless miss)."""
     return {
         "paths": paths,
         "wildcards": wildcards,
         "needless_misses": misses,
         "paid_paths": paid,
         "dollars": dollars,
+        "charge_usd": dollars,
+        "miss_cost_usd": round(misses * 0.000005, 9),
     }
 
 

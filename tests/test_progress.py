@@ -41,7 +41,7 @@ def test_ci_logs_get_a_line_every_ten_seconds_of_a_slow_upload():
         clock.t = 10.5
         bar(1)  # 10 s since the start: a line
         bar(1)
-    assert out.getvalue().splitlines() == ["uploaded 2/1000 files (2 B of 1000 B)"]
+    assert out.getvalue().splitlines() == ["uploaded 2/1,000 files (2 B of 1000 B)"]
 
 
 class Terminal(io.StringIO):
@@ -90,7 +90,7 @@ def test_verbose_logs_each_step_and_the_progress(tmp_path):
     assert "debug: write the pending record pending.json (1 keys)" in lines
     assert any(x.startswith("debug: upload index.html (changed, 13 bytes, text/html") for x in lines)
     assert any(x.startswith("debug: CreateInvalidation on local: 2 paths") for x in lines)
-    assert "uploaded 1/1 files (13 B of 13 B)" in lines
+    assert "uploaded 1/1 file (13 B of 13 B)" in lines
 
 
 def _env() -> dict[str, str]:
@@ -298,3 +298,22 @@ def test_plan_of_a_large_site_shows_a_line_per_tenth(tmp_path):
     from planner.plan.render import human_bytes
 
     assert lines[-1] == f"hashed 2,500/2,500 files ({human_bytes(nbytes)})"
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("command", [
+    ["plan"],
+    ["deploy", "--dry-run"],
+    ["deploy"],
+])
+def test_quiet_json_prints_the_json_on_stdout_and_nothing_on_stderr(tmp_path, command):
+    """-q silences people's lines (plan, progress, logs); --format json is for machines and
+    is always printed."""
+    import json
+
+    site, target = _deployed(tmp_path)
+    proc = run([*command, str(site), "--target", str(target), "-q", "--format", "json"], _env())
+    assert (proc.returncode, proc.stderr) == (0, "")
+    doc = json.loads(proc.stdout)
+    assert doc["target"] == f"file://{target}" and len(doc["uploads"]) == 12
+    assert ("result" in doc) == (command == ["deploy"])

@@ -264,7 +264,8 @@ def test_projection_is_the_pace_so_far_or_the_past_months_total(now, paths, proj
     doc = build_report(month=MONTH, now=now, account=acc)
     paid = max(0, projected - 1000)
     assert doc["projection"] == {"basis": "account", "paths": projected, "paid_paths": paid,
-                                 "dollars": pytest.approx(paid * 0.005), "final": final}
+                                 "dollars": pytest.approx(paid * 0.005),
+                                 "charge_usd": pytest.approx(paid * 0.005), "final": final}
     assert doc["days_elapsed"] == pytest.approx(elapsed, abs=0.01)
     assert len(doc["days"]) == shown
     assert doc["complete"] is final
@@ -334,7 +335,8 @@ def test_without_the_account_the_projection_is_the_tools():
     assert doc["tool"]["paths"] == 700
     # 700 paths in 4 days -> 5,425 by the 31st
     assert doc["projection"] == {"basis": "tool", "paths": 5425, "paid_paths": 4425,
-                                 "dollars": pytest.approx(22.125), "final": False}
+                                 "dollars": pytest.approx(22.125),
+                                 "charge_usd": pytest.approx(22.125), "final": False}
     assert doc["warnings"][0] == note
     assert [(d["paths"], d["tool_paths"]) for d in doc["days"]] == [
         (0, 0), (0, 600), (0, 100), (0, 0), (0, 0)]
@@ -523,16 +525,16 @@ def test_markdown_has_a_title_tables_and_warnings():
     assert len(table) >= 2 + 31  # at least the per-day table, header and rule included
     assert any(set(ln.replace("|", "").replace(":", "").strip()) == {"-"} for ln in table)
     assert "| 2026-03-02 " in out and "| E3 " not in out  # the idle distribution is summed up
-    assert "1 other distribution(s) had no invalidations" in out
-    assert "**Warning:** 1 ledger record(s) could not be read" in out
-    assert "month total: 1,200 paths, 200 paid, $1.00" in out
+    assert "- 1 other distribution had no invalidations" in lines
+    assert any(ln.startswith("- WARNING: 1 ledger record(s) could not be read") for ln in lines)
+    assert "- month total: 1,200 paths, 200 paid, AWS charge $1.00" in lines
 
 
 def test_table_shows_warnings_and_says_when_the_account_is_missing():
     out = render(sample_doc(), "table")
     assert out.startswith("Invalidations in 2026-03 (the whole month)\n")
     assert "WARNING: 1 ledger record(s) could not be read" in out
-    assert "free paths: 0 of 1,000 left; paid paths: 200; cost: $1.00" in out
+    assert "free paths: 0 of 1,000 left\nAWS charge: $1.00 (200 paid paths)" in out
     no_account = to_text(sample_doc(account=None), "table")
     assert "(account columns are empty: CloudFront could not be read)" in no_account
     assert "(this tool's deploys only)" in no_account
@@ -704,7 +706,7 @@ def test_past_month_without_activity_is_all_zeros(deployed):
     assert doc["account"]["paths"] == 0 and doc["account"]["distributions"][0]["id"] == "local"
     assert doc["tool"]["deploys"] == 0
     assert doc["projection"] == {"basis": "account", "paths": 0, "paid_paths": 0,
-                                 "dollars": 0.0, "final": True}
+                                 "dollars": 0.0, "charge_usd": 0.0, "final": True}
     r = run("report", "--target", str(deployed), "--month", month, "--format", "csv")
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 1 + days_in(month)
 

@@ -10,7 +10,8 @@ Writes made under the deploy lock are fenced (:mod:`.fence`). Targets are parsed
 
 from __future__ import annotations
 
-from planner.backends.aws import Clients
+from planner.backends import cloudfront
+from planner.backends.aws import Clients, aws_errors
 from planner.backends.base import (
     INVALIDATION_LOG,
     MULTIPART_THRESHOLD,
@@ -20,6 +21,7 @@ from planner.backends.base import (
 from planner.backends.local import LocalBackend
 from planner.backends.s3 import HEAD_WORKERS, S3Backend
 from planner.backends.targets import LocalTarget, Target
+from planner.core.pacing import Usage
 
 __all__ = [
     "HEAD_WORKERS",
@@ -29,6 +31,7 @@ __all__ = [
     "Distribution",
     "LocalBackend",
     "S3Backend",
+    "account_usage",
     "make_backend",
 ]
 
@@ -47,3 +50,11 @@ def make_backend(
         return LocalBackend(target, state)  # type: ignore[arg-type]
     return S3Backend(target, clients or Clients(), read_only, acl, state)  # type: ignore[arg-type]
 
+
+
+def account_usage(clients: Clients, month: str, distribution_ids: tuple[str, ...]) -> Usage:
+    """The account's paths of ``month`` and those in progress on ``distribution_ids``, from
+    CloudFront alone (no target, so no count cache: GetInvalidation once per invalidation)."""
+    with aws_errors("ListInvalidations"):
+        return cloudfront.read_usage(clients.cloudfront, month, distribution_ids, dict,
+                                     lambda _cache: None)

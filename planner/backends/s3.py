@@ -28,6 +28,7 @@ from planner.core.pacing import (
     recorded_usage,
     usage_from,
 )
+from planner.core.words import plural
 from planner.errors import AwsError, BadTarget, InvalidationError
 
 HEAD_WORKERS = 32  # HeadObject requests at once (a takeover, verify --deep)
@@ -166,7 +167,7 @@ class S3Backend:
                 first = errors[0]
                 raise InvalidationError(
                     f"delete s3://{self.bucket}/{first.get('Key')}: {first.get('Code')}: "
-                    f"{first.get('Message')} ({len(errors)} keys failed)"
+                    f"{first.get('Message')} ({plural(len(errors), 'key')} failed)"
                 )
 
     def list_site(self) -> Listing:

@@ -11,13 +11,21 @@ import click
 
 from planner import __version__
 from planner.cli import config
-from planner.cli.common import as_list_if_multiple, flags_of
+from planner.cli.common import (
+    Group,
+    as_list_if_multiple,
+    detailed_exitcode,
+    flags_of,
+    read_environment,
+)
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "PLANNER"}
+# No auto_envvar_prefix: click would name variables per command and after the Python names
+# (PLANNER_PLAN_FMT); read_environment gives every option its names (see docs/commands.md).
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(cls=Group, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="planner")
 @click.option("--config", "config_path", metavar="FILE", envvar="PLANNER_CONFIG",
               help="Configuration file  [default: ./planner.toml, else [tool.planner] in "
@@ -39,7 +47,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
         )
     except config.ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
-        sys.exit(1 if _detailed() else exc.exit_code)
+        sys.exit(1 if detailed_exitcode(ctx.invoked_subcommand) else exc.exit_code)
     ctx.obj = cfg
     # The file's top level is every command's defaults: below flags and PLANNER_* variables.
     ctx.default_map = {
@@ -61,9 +69,11 @@ from planner.cli.verify import verify  # noqa: E402
 
 for _command in (plan, deploy, unlock, move_state, paths, report, verify):
     cli.add_command(_command)
+    read_environment(_command)
 
-def _detailed() -> bool:
-    return "--detailed-exitcode" in sys.argv[1:]
+def _detailed(ctx: click.Context | None) -> bool:
+    command = ctx.info_name if ctx is not None and ctx.parent is not None else None
+    return detailed_exitcode(command)
 
 
 def main() -> None:
@@ -73,7 +83,8 @@ def main() -> None:
         code = cli.main(prog_name="planner", standalone_mode=False)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(1 if _detailed() and exc.exit_code == 2 else exc.exit_code)
+        detailed = _detailed(getattr(exc, "ctx", None))
+        sys.exit(1 if detailed and exc.exit_code == 2 else exc.exit_code)
     except click.Abort:
         click.echo("Aborted!", err=True)
         sys.exit(1)

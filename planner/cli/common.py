@@ -5,6 +5,7 @@ file's named targets. Command modules import this, never ``planner.cli`` (which 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from typing import Any, Callable
 
@@ -20,6 +21,23 @@ from planner.backends.targets import (
     parse_target,
 )
 from planner.errors import PlannerError
+
+
+class Dollars(click.FloatRange):
+    """An amount of dollars: a finite number, 0 or more ("nan" and "inf" are refused)."""
+
+    name = "dollars"
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        import math
+
+        amount = super().convert(value, param, ctx)
+        if not math.isfinite(amount):
+            self.fail(f"{value!r} is not a finite amount of dollars", param, ctx)
+        return amount
 
 
 def aws_options() -> list[Callable[[Callable[..., Any]], Callable[..., Any]]]:
@@ -87,7 +105,8 @@ def errors(func: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"Error: {exc}", err=True)
             code = getattr(exc, "exit_code", 1)
             # With `plan --detailed-exitcode`, 2 means "something would change".
-            sys.exit(1 if code == 2 and "--detailed-exitcode" in sys.argv[1:] else code)
+            command = click.get_current_context().info_name
+            sys.exit(1 if code == 2 and detailed_exitcode(command) else code)
 
     return wrapper
 
@@ -174,3 +193,109 @@ def named_target(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, **kw)
 
     return wrapper
+
+
+# --- environment variables -------------------------------------------------------------------
+
+ENV_PREFIX = "PLANNER"
+
+# Options read only from their command's own variable, PLANNER_<COMMAND>_<OPTION>, never from
+# the shared PLANNER_<OPTION>: they say what one run prints, writes or risks, not where the
+# site goes or what invalidation costs, and a shared name would carry them to every command
+# (and every step of a CI job) with an option of that name. Key: the long flag, or
+# "COMMAND --flag" for one command's option; value: why (docs/commands.md shows it).
+OWN_VARIABLE_ONLY = {
+    "format": "its choices differ from command to command (report has csv, paths text, verify "
+              "neither markdown), and it changes what a script reads on stdout: a shared "
+              "PLANNER_FORMAT=csv would break plan",
+    "detailed-exitcode": "it changes what exit 2 means; the script that tests the exit code "
+                         "should say so itself",
+    "out": "it writes (and replaces) a plan file: one run's output",
+    "plan": "it deploys a saved plan in place of the build",
+    "dry-run": "a deploy that writes nothing, left set for a whole job, passes without deploying",
+    "repair": "it turns verify, which only reads, into uploads and invalidations",
+    "delete-extra": "it deletes objects",
+    "pending-record": "it removes the record an interrupted deploy needs to finish",
+    "paths --distributions": "a count of distributions, not the ids of --distribution "
+                             "(PLANNER_DISTRIBUTION)",
+    "move-state --state": "the place the state moves to, where every other command's --state "
+                          "is the place it is now (PLANNER_STATE)",
+    "move-state --from": "with move-state's --state, one move's source: given for that move",
+}
+
+
+def _variable(*parts: str) -> str:
+    return "_".join((ENV_PREFIX, *parts)).upper().replace("-", "_")
+
+
+def option_key(param: click.Parameter) -> str | None:
+    """The option's long flag without dashes (its configuration key), or an argument's name."""
+    if isinstance(param, click.Argument):
+        return param.name.replace("_", "-")  # type: ignore[union-attr]
+    longs = [o[2:] for o in param.opts if o.startswith("--")]
+    return longs[0] if longs else None
+
+
+def own_variable_only(command: str, key: str) -> str | None:
+    """Why the option has no shared variable, or None when it has one."""
+    return OWN_VARIABLE_ONLY.get(f"{command} --{key}", OWN_VARIABLE_ONLY.get(key))
+
+
+def variables_of(command: str, param: click.Parameter) -> tuple[str | None, list[str]]:
+    """(the shared variable PLANNER_<OPTION>, or None; the command's own variables:
+    PLANNER_<COMMAND>_<OPTION>, then the older spelling click derived from the parameter's
+    Python name where it differs, e.g. PLANNER_PLAN_FMT for plan's --format)."""
+    key = option_key(param)
+    if key is None or param.name is None:
+        return None, []
+    own = [_variable(command, key)]
+    if isinstance(param, click.Option) and _variable(command, param.name) not in own:
+        own.append(_variable(command, param.name))
+    return (None if own_variable_only(command, key) else _variable(key)), own
+
+
+def read_environment(command: click.Command) -> None:
+    """Give each parameter of the command its variables, in the order they are read: the
+    command's own ones first (the narrower setting wins), then the shared one. Below a flag,
+    above the configuration file and the default (click's order). Multiple-value options
+    split a variable's value at white space, as click does."""
+    for param in command.params:
+        shared, own = variables_of(command.name or "", param)
+        if own:
+            param.envvar = own + ([shared] if shared else [])
+        if isinstance(param, click.Option):
+            param.allow_from_autoenv = False  # every name is explicit, and listed in the docs
+
+
+def detailed_exitcode(command: str | None) -> bool:
+    """`plan --detailed-exitcode` (on the command line, or in its variable): exit 2 means
+    "something would change", so bad usage exits 1."""
+    if "--detailed-exitcode" in sys.argv[1:]:
+        return True
+    value = os.environ.get(_variable("plan", "detailed-exitcode"), "")
+    return command == "plan" and value.strip().lower() in ("1", "true", "t", "yes", "y", "on")
+
+
+class Group(click.Group):
+    """The ``planner`` group: a bad value from a variable names the variable."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.BadParameter as exc:
+            _name_variable(exc)
+            raise
+
+
+def _name_variable(exc: click.BadParameter) -> None:
+    from click.core import ParameterSource
+
+    param, ctx = exc.param, exc.ctx
+    if param is None or ctx is None or exc.param_hint is not None or param.name is None:
+        return
+    if ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
+        return
+    names = [param.envvar] if isinstance(param.envvar, str) else list(param.envvar or ())
+    used = next((n for n in names if os.environ.get(n)), None)
+    if used:
+        exc.param_hint = f"{param.get_error_hint(ctx)} (from {used})"

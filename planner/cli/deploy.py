@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import click
@@ -89,7 +90,16 @@ def _deploy_inputs(kw: dict[str, Any], plan_file: str | None):
     backend = make_target_backend(
         saved_plan.target, saved_plan.state, clients_of(kw), read_only=True, acl=saved_plan.acl,
     )
-    return saved_plan.site, backend, saved_plan.options, saved_plan.accept
+    return saved_plan.site, backend, _capped(saved_plan.options, kw["max_cost"]), saved_plan.accept
+
+
+def _capped(options, max_cost: float | None):
+    """A saved plan's options under a --max-cost given now too: the lower cap holds (the
+    month's usage may have grown since the plan was made)."""
+    if max_cost is None:
+        return options
+    caps = [c for c in (options.max_cost, max_cost) if c is not None]
+    return dataclasses.replace(options, max_cost=min(caps))
 
 
 def _deploy_feedback(fmt: str, verbose: bool, people: bool) -> dict[str, Any]:

@@ -6,13 +6,23 @@ renders. ``planner.cli`` registers it with ``cli.add_command(paths)``; it also r
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 import click
 
 from manifests import ManifestError
+from planner.backends import account_usage
+from planner.backends.targets import check_distribution_names
+from planner.cli.common import (
+    clients_of,
+    distribution_ids,
+    make_target_backend,
+    with_aws_options,
+)
 from planner.core.cost import (
     FREE_PATHS_PER_MONTH,
     MAX_PATHS_IN_PROGRESS,
@@ -21,6 +31,8 @@ from planner.core.cost import (
     CostModel,
 )
 from planner.core.minimizer import Solution, minimize
+from planner.core.pacing import month_of
+from planner.core.words import Doc, money, plural
 from planner.errors import PlannerError
 from planner.pathlist import STDIN, list_urls, make_problem, universe_urls
 from planner.plan.build import paused_gc
@@ -60,28 +72,76 @@ def to_dict(sol: Solution, free_paths: int, universe_urls: int) -> dict[str, Any
     }
 
 
-def _money(x: float) -> str:
-    return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
-
-
 def to_table(sol: Solution) -> str:
-    """Each path with the changed URLs and needless misses it covers, then a summary line."""
+    """Each path with the changed URLs and needless misses it covers, then the figures: the
+    AWS charge and the miss estimate, apart."""
     if not sol.paths:
         return "nothing to invalidate\n"
-    from tabulate import tabulate
-
+    doc = Doc("table")
     cover = {c.path: c for c in sol.wildcard_cover}
-    rows = [
-        [p, cover[p].changed, cover[p].collateral] if p in cover else [p, 1, 0]
-        for p in sol.paths
-    ]
-    table = tabulate(rows, headers=["path", "changed", "needless"], tablefmt="simple")
-    bound = "" if sol.exact else f" (not proven optimal; lower bound {_money(sol.cost_lower_bound_usd)})"
-    return (
-        f"{table}\n\n{len(sol.paths)} paths ({sol.wildcards} wildcards) for {sol.changed_urls}"
-        f" changed URLs, {sol.collateral_urls} needless misses; paid paths: {sol.paid_paths};"
-        f" cost: {_money(sol.cost_usd)}{bound}\n"
+    doc.table(
+        [[p, f"{cover[p].changed:,}", f"{cover[p].collateral:,}"] if p in cover else [p, "1", "0"]
+         for p in sol.paths],
+        ["path", "changed", "needless"], ("left", "right", "right"),
     )
+    doc.line(
+        f"{plural(len(sol.paths), 'path')} ({plural(sol.wildcards, 'wildcard')}) for "
+        f"{plural(sol.changed_urls, 'changed URL')}, "
+        f"{plural(sol.collateral_urls, 'needless miss', 'needless misses')}"
+    )
+    doc.line(f"AWS charge: {money(sol.charge_usd)} ({plural(sol.paid_paths, 'paid path')})")
+    doc.line(f"miss estimate: {money(sol.miss_cost_usd)} (cost model, --miss-cost)")
+    if not sol.exact:
+        doc.line(f"not proven optimal: cost model total {money(sol.cost_usd)}, lower bound "
+                 f"{money(sol.cost_lower_bound_usd)}")
+    return doc.text()
+
+
+@dataclass(frozen=True)
+class Room:
+    """What the month leaves this invalidation: free paths, and the paths CloudFront accepts
+    now on the distributions (15 wildcards and 3,000 others, less those in progress)."""
+
+    free: int
+    max_wildcards: int
+    max_paths: int
+    source: str  # where the usage came from ("" when nothing was read)
+
+
+def room_for(kw: dict[str, Any]) -> Room:
+    """``--free``, ``--max-wildcards`` and ``--max-paths`` as given; those not given come
+    from the month's usage when ``--target`` or ``--distribution`` asks for it (the account's
+    paths this month, in progress on the distributions), else from CloudFront's defaults."""
+    usage = None
+    if kw["target"] or kw["distribution_names"]:
+        usage = _usage(kw)
+    used = usage.paths_used if usage is not None else 0
+    wild_ip, files_ip = (
+        usage.in_progress_on(kw["distribution_ids"]) if usage is not None else (0, 0)
+    )
+    return Room(
+        free=kw["free"] if kw["free"] is not None
+        else max(0, kw["free_paths_per_month"] - used),
+        max_wildcards=kw["max_wildcards"] if kw["max_wildcards"] is not None
+        else max(0, MAX_WILDCARDS_IN_PROGRESS - wild_ip),
+        max_paths=kw["max_paths"] if kw["max_paths"] is not None
+        else max(0, MAX_PATHS_IN_PROGRESS - files_ip),
+        source=usage.source if usage is not None else "",
+    )
+
+
+def _usage(kw: dict[str, Any]):
+    """The month's usage: through the target's backend (its count cache; a local folder's own
+    invalidation log), else from CloudFront alone. Distribution names resolve to ids."""
+    month = month_of(_dt.datetime.now(_dt.UTC))
+    clients = clients_of(kw)
+    if kw["target"]:
+        backend = make_target_backend(kw["target"], None, clients, read_only=True)
+        kw["distribution_ids"] = distribution_ids(backend, tuple(kw["distribution_names"]))
+        return backend.usage(month, kw["distribution_ids"])
+    check_distribution_names(tuple(kw["distribution_names"]))
+    kw["distribution_ids"] = tuple(dict.fromkeys(kw["distribution_names"]))
+    return account_usage(clients, month, kw["distribution_ids"])
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -89,36 +149,38 @@ def to_table(sol: Solution) -> str:
               help="Every URL that may be cached: a list file, or the build folder.")
 @click.option("--changed", "-c", required=True, metavar="FILE|-",
               help="The URLs (or keys) that must be invalidated; '-' reads standard input.")
-@click.option("--free", type=click.IntRange(min=0), default=FREE_PATHS_PER_MONTH,
-              show_default=True, help="Free invalidation paths left this month.")
+@click.option("--free", type=click.IntRange(min=0), default=None,
+              help="Free invalidation paths left this month.  [default: 1,000; with --target "
+                   "or --distribution, what the month's usage leaves]")
+@click.option("--target", "-t", default=None, metavar="TARGET",
+              help="Read the month's usage as `plan` does: CloudFront's count for an s3:// "
+                   "target (with its count cache), a local target's own invalidation log.")
+@click.option("--distribution", "-d", "distribution_names", multiple=True, metavar="ID",
+              help="Distribution the paths go to (repeatable): its invalidations in progress "
+                   "limit the paths; without --target, the month's usage is read from "
+                   "CloudFront (ids only).")
+@click.option("--free-paths-per-month", type=click.IntRange(min=0),
+              default=FREE_PATHS_PER_MONTH, show_default=True)
 @click.option("--max-wildcards", type=click.IntRange(0, MAX_WILDCARDS_IN_PROGRESS),
-              default=MAX_WILDCARDS_IN_PROGRESS, show_default=True,
-              help="Wildcard paths allowed (15 minus those in progress).")
-@click.option("--max-paths", type=click.IntRange(0, MAX_PATHS_IN_PROGRESS),
-              default=MAX_PATHS_IN_PROGRESS, show_default=True,
-              help="Other paths allowed (3,000 minus those in progress).")
+              default=None,
+              help="Wildcard paths allowed.  [default: 15, less those in progress on the "
+                   "distributions]")
+@click.option("--max-paths", type=click.IntRange(0, MAX_PATHS_IN_PROGRESS), default=None,
+              help="Other paths allowed.  [default: 3,000, less those in progress on the "
+                   "distributions]")
 @click.option("--miss-cost", type=click.FloatRange(min=0), default=None,
               help="Dollars per needless cache miss.  [default: price/1000]")
 @click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
               show_default=True, help="Dollars per paid path.")
-@click.option("--distributions", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Distributions the paths are sent to.")
+@click.option("--distributions", type=click.IntRange(min=1), default=None,
+              help="How many distributions the paths are sent to (each is billed).  "
+                   "[default: the --distribution given, else 1]")
 @click.option("--url-prefix", default="/", show_default=True,
               help="URL path under which keys are served.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "table"]), default="text",
               show_default=True)
-def paths(
-    universe: str,
-    changed: str,
-    free: int,
-    max_wildcards: int,
-    max_paths: int,
-    miss_cost: float | None,
-    price_per_path: float,
-    distributions: int,
-    url_prefix: str,
-    fmt: str,
-) -> None:
+@with_aws_options
+def paths(universe: str, changed: str, **kw: Any) -> None:
     """Print the cheapest invalidation paths for a list of changed URLs.
 
     \b
@@ -155,16 +217,23 @@ def paths(
     """
     if universe == STDIN and changed == STDIN:
         raise click.UsageError("only one of --universe and --changed can be '-' (standard input)")
-    model = CostModel(
-        free_paths=free, price=price_per_path, miss_cost=miss_cost, distributions=distributions
-    )
-    stdin = getattr(sys.stdin, "buffer", None)  # read only when a list is '-'
+    kw["distribution_ids"] = ()
     try:
-        sol, n_universe = solve(universe, changed, model, max_wildcards, max_paths, url_prefix, stdin)
+        room = room_for(kw)
+        model = CostModel(
+            free_paths=room.free, price=kw["price_per_path"], miss_cost=kw["miss_cost"],
+            distributions=kw["distributions"] or max(1, len(kw["distribution_ids"])),
+        )
+        stdin = getattr(sys.stdin, "buffer", None)  # read only when a list is '-'
+        sol, n_universe = solve(universe, changed, model, room.max_wildcards, room.max_paths,
+                                kw["url_prefix"], stdin)
     except (PlannerError, ManifestError) as exc:
         raise click.ClickException(" ".join(str(exc).split("\n"))) from None
+    fmt = kw["fmt"]
     if fmt == "json":
-        click.echo(json.dumps(to_dict(sol, free, n_universe), indent=2, ensure_ascii=False))
+        doc = to_dict(sol, room.free, n_universe)
+        doc["usage_source"] = room.source or None
+        click.echo(json.dumps(doc, indent=2, ensure_ascii=False))
     elif fmt == "table":
         click.echo(to_table(sol), nl=False)
     else:

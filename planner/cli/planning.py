@@ -11,6 +11,7 @@ import click
 from planner.backends.targets import check_apart
 from planner.cli import config
 from planner.cli.common import (
+    Dollars,
     aws_options,
     clients_of,
     distribution_ids,
@@ -63,6 +64,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "invalidations in progress (then the invalidation stays pending for "
                           "the next run), and with deploy --wait for it to complete them (then "
                           "exit 7)."),
+        click.option("--max-cost", type=Dollars(), default=None, metavar="USD",
+                     help="Refuse (exit 6, nothing written) when AWS would charge this deploy's "
+                          "invalidation more than USD dollars; the message says what fits.  "
+                          "[default: no cap]"),
         click.option("--free-paths-per-month", type=click.IntRange(min=0),
                      default=FREE_PATHS_PER_MONTH, show_default=True),
         click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
@@ -74,7 +79,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--verbose", "-v", is_flag=True,
                      help="List every upload, delete and path, and log each step (debug)."),
         click.option("--quiet", "-q", is_flag=True,
-                     help="No plan, progress or log lines: errors and the summary line only."),
+                     help="No plan, progress or log lines: errors and the summary line only "
+                          "(--format json still prints its JSON)."),
         click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
                      help="Canned ACL of uploaded site files (never of the tool's own state "
                           "objects)  [default: none: the bucket's setting]"),
@@ -110,6 +116,7 @@ def _prepare(kw: dict[str, Any], read_only: bool = False):
         pace=kw["pace"],
         price=kw["price_per_path"],
         miss_cost=kw["miss_cost"],
+        max_cost=kw["max_cost"],
     )
     return backend, options
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, TextIO
 
 import click
 
+from planner.core.words import plural
 from planner.plan.render import human_bytes
 
 LINE_EVERY_SECONDS = 10.0
@@ -38,7 +39,7 @@ class UploadProgress:
     def __enter__(self) -> "UploadProgress":
         if self.tty and self.files:
             self._bar = click.progressbar(
-                length=max(1, self.total), label=f"uploading {self.files} files",
+                length=max(1, self.total), label=f"uploading {plural(self.files, 'file')}",
                 file=self.stream, show_eta=True, show_percent=True,
             ).__enter__()
         return self
@@ -57,7 +58,7 @@ class UploadProgress:
                 self._next_tenth = tenth + 1
                 self._last_line = now
                 print(
-                    f"uploaded {self.done_files}/{self.files} files "
+                    f"uploaded {self.done_files:,}/{plural(self.files, 'file')} "
                     f"({human_bytes(self.done_bytes)} of {human_bytes(self.total)})",
                     file=self.stream, flush=True,
                 )
@@ -103,7 +104,7 @@ class HashProgress:
         if self.tty:
             if self._bar is None:
                 self._bar = click.progressbar(
-                    length=max(1, total), label=f"hashing {total:,} files",
+                    length=max(1, total), label=f"hashing {plural(total, 'file')}",
                     file=self.stream, show_eta=True, show_percent=True,
                 ).__enter__()
             self._bar.update(step)
@@ -113,7 +114,7 @@ class HashProgress:
             if tenth >= self._next_tenth or now - self._last_line >= LINE_EVERY_SECONDS:
                 self._next_tenth = tenth + 1
                 self._last_line = now
-                print(f"hashed {files:,}/{total:,} files ({human_bytes(nbytes)})",
+                print(f"hashed {files:,}/{plural(total, 'file')} ({human_bytes(nbytes)})",
                       file=self.stream, flush=True)
         if files >= total:
             self._finished = True

@@ -19,6 +19,7 @@ from planner.cli.common import (
     with_aws_options,
 )
 from planner.cli.common import errors as _errors
+from planner.core.words import plural
 from planner.lock import DeployLock
 from planner.plan.build import url_groups_for
 from planner.plan.compute import Options
@@ -59,7 +60,7 @@ def to_dict(v) -> dict[str, Any]:
 def to_text(v, repairing: bool) -> str:
     from tabulate import tabulate
 
-    out = [f"Verify {v.target} (deploy {v.deploy_id or '-'}): {v.checked} keys in the manifest"
+    out = [f"Verify {v.target} (deploy {v.deploy_id or '-'}): {plural(v.checked, 'key')} in the manifest"
            + ("; headers compared" if v.deep else "")]
     for prefix in v.nested:
         out.append(f"{prefix} holds another target (its own state folder): left out")
@@ -83,7 +84,7 @@ def to_text(v, repairing: bool) -> str:
     count = sum(len(inv.paths) for inv in v.invalidations)
     if count:
         ids = ", ".join(f"{k}:{i}" for k, i in v.invalidation_ids.items()) or "not submitted"
-        out.append(f"invalidated {count} paths ({ids})")
+        out.append(f"invalidated {plural(count, 'path')} ({ids})")
     counts = {p: sum(d.problem == p for d in v.drift)
               for p in ("missing", "size", "etag", "headers", "extra")}
     other = "".join(f", {counts[p]} {p} mismatch" for p in ("etag", "headers") if counts[p])

@@ -3,8 +3,15 @@
 Cost(P) = price * max(0, submitted - F) + miss_cost * collateral(P)
 
 where ``submitted`` is the number of paths sent (the plan's paths times the distributions
-they go to: the free allowance is per account), F the free paths left this month, and
-collateral the cached URLs a wildcard invalidates needlessly (each a cache miss).
+they go to: the free allowance is per account), F the free paths this deploy may take (the
+pace's allowance: see ``pacing``), and collateral the cached URLs a wildcard invalidates
+needlessly (each a cache miss). That is the objective the minimizer minimises (``cost_usd``).
+
+Two figures are reported apart, never mixed (``Figures``): the AWS charge (``charge_usd``:
+the paths beyond the account's free paths really left this month, times the price: what the
+bill will say) and the miss estimate (``miss_cost_usd``: the model's price of the needless
+misses, an estimate). The objective is their sum, plus the price of the free paths the pace
+holds back for later deploys (``paced_paths``: free, but beyond this deploy's allowance).
 Pricing page: first 1,000 paths a month free per account, then $0.005 per path; a wildcard
 counts as one path (Developer Guide, "Paying for invalidation").
 
@@ -29,6 +36,9 @@ class CostModel:
     price: float = PRICE_PER_PATH  # dollars per path beyond the free ones
     miss_cost: float | None = None  # dollars per needless cache miss; None: price / 1000
     distributions: int = 1  # the plan is submitted to this many distributions
+    # Free paths really left in the account for this deploy (what AWS bills against);
+    # None: ``free_paths`` (no pace holds any back).
+    free_left: int | None = None
 
     @property
     def miss(self) -> float:
@@ -38,7 +48,34 @@ class CostModel:
         return billable(0, n_paths * self.distributions, max(0, self.free_paths))
 
     def cost(self, n_paths: int, collateral: int) -> float:
+        """The objective: paths beyond the allowance at the price, plus every needless miss."""
         return self.price * self.paid_paths(n_paths) + self.miss * collateral * self.distributions
+
+    def figures(self, n_paths: int, collateral: int) -> "Figures":
+        """What a plan of ``n_paths`` paths and ``collateral`` needless misses per
+        distribution is billed, and what its misses are estimated to cost."""
+        submitted = n_paths * self.distributions
+        free_left = max(0, self.free_paths if self.free_left is None else self.free_left)
+        charged = billable(0, submitted, free_left)
+        return Figures(
+            paid_paths=charged,
+            charge_usd=dollars(charged, self.price),
+            miss_cost_usd=round(self.miss * collateral * self.distributions, 9),
+            free_paths_used=submitted - charged,
+            paced_paths=self.paid_paths(n_paths) - charged,
+        )
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The two figures of a plan, apart: what AWS bills and what the misses are estimated to
+    cost; and how its paths split between the free pool and the bill."""
+
+    paid_paths: int = 0  # paths AWS bills, given the month's usage
+    charge_usd: float = 0.0  # paid_paths x price: what the bill will say
+    miss_cost_usd: float = 0.0  # needless misses x the model's price of one: an estimate
+    free_paths_used: int = 0  # paths taken from the month's free pool
+    paced_paths: int = 0  # of those, beyond this deploy's pace allowance (priced by the objective)
 
 
 def miss_dollars(price: float, miss_cost: float | None = None) -> float:

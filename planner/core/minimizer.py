@@ -75,11 +75,32 @@ class Solution:
     paths: tuple[str, ...]
     changed_urls: int
     collateral_urls: int
-    paid_paths: int
-    cost_usd: float
+    paid_paths: int  # paths AWS bills, given the month's usage (``Figures``)
+    cost_usd: float  # the objective minimised (the cost model's)
     cost_lower_bound_usd: float
     exact: bool = True
     wildcard_cover: tuple[Covered, ...] = ()
+    charge_usd: float = 0.0  # what AWS bills: paid_paths x price
+    miss_cost_usd: float = 0.0  # the needless misses, priced by the cost model: an estimate
+    free_paths_used: int = 0  # paths taken from the month's free pool
+    paced_paths: int = 0  # free paths beyond the pace allowance (the objective prices them)
+
+    @classmethod
+    def of(cls, model: CostModel, paths: tuple[str, ...], changed_urls: int, collateral: int,
+           bound: float | None = None, exact: bool = True,
+           cover: tuple[Covered, ...] = ()) -> "Solution":
+        """The solution of ``paths`` under ``model``, with both figures; ``bound``: the proven
+        lower bound when not ``exact`` (else the cost itself)."""
+        cost = model.cost(len(paths), collateral)
+        f = model.figures(len(paths), collateral)
+        return cls(
+            paths=paths, changed_urls=changed_urls, collateral_urls=collateral,
+            paid_paths=f.paid_paths, cost_usd=cost,
+            cost_lower_bound_usd=cost if exact or bound is None else min(cost, max(0.0, bound)),
+            exact=exact, wildcard_cover=cover, charge_usd=f.charge_usd,
+            miss_cost_usd=f.miss_cost_usd, free_paths_used=f.free_paths_used,
+            paced_paths=f.paced_paths,
+        )
 
     @property
     def wildcards(self) -> int:
@@ -514,18 +535,8 @@ def _solution(search: _Search, wild: list[_Node], bound: float, exact: bool) -> 
     exact_paths = [u for i, u in enumerate(changed) if i not in covered]
     all_paths = tuple(sorted(exact_paths + paths))
     collateral = sum(n.collateral for n in wild)
-    model = search.problem.model
-    cost = search.cost(len(all_paths), collateral)
-    return Solution(
-        paths=all_paths,
-        changed_urls=search.m,
-        collateral_urls=collateral,
-        paid_paths=model.paid_paths(len(all_paths)),
-        cost_usd=cost,
-        cost_lower_bound_usd=cost if exact else min(cost, max(0.0, bound)),
-        exact=exact,
-        wildcard_cover=tuple(cover),
-    )
+    return Solution.of(search.problem.model, all_paths, search.m, collateral, bound, exact,
+                       tuple(cover))
 
 
 def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
@@ -535,15 +546,7 @@ def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
     exact = {p for p in paths if not p.endswith("*")}
     covered = {u for u in universe if u in exact or any(u.startswith(w) for w in wild)}
     collateral = len(covered - problem.changed)
-    cost = problem.model.cost(len(paths), collateral)
-    return Solution(
-        paths=tuple(paths),
-        changed_urls=len(problem.changed),
-        collateral_urls=collateral,
-        paid_paths=problem.model.paid_paths(len(paths)),
-        cost_usd=cost,
-        cost_lower_bound_usd=cost,
-    )
+    return Solution.of(problem.model, tuple(paths), len(problem.changed), collateral)
 
 
 def minimize(problem: Problem, work_budget: int = WORK_BUDGET) -> Solution:

@@ -34,7 +34,14 @@ from planner.core.minimizer import Problem, Solution, evaluate, minimize
 from planner.core.origins import Distribution, mapper, serves_prefix
 from planner.core.pacing import Budget, Usage, days_left_in_month
 from planner.core.urls import normalise_url_prefix, urls_of
-from planner.errors import BadSite, BadTarget, InvalidationError, TooManyDeletes
+from planner.core.words import money, plural
+from planner.errors import (
+    BadSite,
+    BadTarget,
+    InvalidationError,
+    OverCostCap,
+    TooManyDeletes,
+)
 from planner.plan.journal import Journal
 
 
@@ -55,6 +62,7 @@ class Options:
     price: float = PRICE_PER_PATH
     miss_cost: float | None = None
     hash_workers: int | None = None
+    max_cost: float | None = None  # dollars AWS may charge this deploy; None: no cap
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,11 @@ class Invalidation:
     alternatives: tuple[Alternative, ...] = ()
     site_urls: int = 0  # URLs the site serves (what "/*" would invalidate)
     price: float = PRICE_PER_PATH
+    miss_cost: float = PRICE_PER_PATH / 1000  # dollars per needless miss (the cost model's)
     changed: frozenset[str] = frozenset()  # the URLs that must be invalidated
+    # Over --max-cost: the plan with the fewest needless misses that AWS would charge no
+    # more than the cap for (None: none would, or no cap was passed).
+    within_cap: Solution | None = None
 
 
 @dataclass(frozen=True)
@@ -230,7 +242,7 @@ def compute_plan(
         f"planner-{deploy_id}",
         always_universe=has_work,
     )
-    return Plan(
+    plan = Plan(
         site=site,
         target=target,
         manifest=new,
@@ -250,6 +262,8 @@ def compute_plan(
         distributions=distributions_seen,
         warnings=warnings,
     )
+    check_cap(plan, options.max_cost)
+    return plan
 
 
 def _refuse_empty(site: str, entries: dict[str, Entry]) -> None:
@@ -296,7 +310,7 @@ def _deletes_and_kept(
     deletes = sorted(set(deletes) | set(orphans))
     if len(deletes) > options.max_deletes:
         raise TooManyDeletes(
-            f"the deploy would delete {len(deletes)} objects, more than --max-deletes "
+            f"the deploy would delete {plural(len(deletes), 'object')}, more than --max-deletes "
             f"{options.max_deletes}; nothing was changed (raise --max-deletes or use --no-delete)"
         )
     return new, deletes, kept, orphans
@@ -518,24 +532,29 @@ def _share_free_paths(
     best = min(itertools.product(*choices), key=total)  # the first of equals: in-order first
     out, spent = [], 0
     for inv in best:
-        out.append(_priced(inv, max(0, allowance - spent), options))
+        out.append(_priced(inv, allowance, spent, options))
         spent += len(inv.paths) * len(inv.distribution_ids)
     return out
 
 
-def _priced(inv: Invalidation, free: int, options: Options) -> Invalidation:
-    """``inv`` with ``free`` free paths: paid paths and costs again (paths and misses stay)."""
+def _priced(inv: Invalidation, allowance: int, spent: int, options: Options) -> Invalidation:
+    """``inv`` after groups that took ``spent`` of the ``allowance`` (and of the account's
+    free paths): paid paths and both figures again (paths and misses stay)."""
+    free = max(0, allowance - spent)
     if free == inv.free_paths:
         return inv
+    free_left = inv.budget.free_left if inv.budget is not None else allowance
     model = CostModel(free_paths=free, price=options.price, miss_cost=options.miss_cost,
-                      distributions=max(1, len(inv.distribution_ids)))
+                      distributions=max(1, len(inv.distribution_ids)),
+                      free_left=max(0, free_left - spent))
 
     def priced(sol: Solution) -> Solution:
-        cost = model.cost(len(sol.paths), sol.collateral_urls)
+        again = Solution.of(model, sol.paths, sol.changed_urls, sol.collateral_urls,
+                            cover=sol.wildcard_cover)
         # The plan was made for another allowance: what it proved is a bound at most.
-        bound = min(sol.cost_lower_bound_usd, cost)
-        return dataclasses.replace(sol, paid_paths=model.paid_paths(len(sol.paths)), cost_usd=cost,
-                                   cost_lower_bound_usd=bound, exact=sol.exact and bound == cost)
+        bound = min(sol.cost_lower_bound_usd, again.cost_usd)
+        return dataclasses.replace(again, cost_lower_bound_usd=bound,
+                                   exact=sol.exact and bound == again.cost_usd)
 
     return dataclasses.replace(
         inv,
@@ -598,6 +617,7 @@ def plan_invalidation(
         price=options.price,
         miss_cost=options.miss_cost,
         distributions=max(1, len(distributions)),
+        free_left=max(0, budget.free_left - spent),
     )
     problem = Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p)
     must_wait = False
@@ -609,6 +629,9 @@ def plan_invalidation(
         must_wait = True
         problem = Problem(universe, changed, model)
         solution = minimize(problem)
+    within_cap = None
+    if options.max_cost is not None and solution.charge_usd > options.max_cost:
+        within_cap = fewest_misses_within(problem, options.max_cost)
     alternatives: tuple[Alternative, ...] = ()
     if changed:
         exact = tuple(sorted(changed))
@@ -631,7 +654,64 @@ def plan_invalidation(
         alternatives=alternatives,
         site_urls=len(universe | changed),
         price=options.price,
+        miss_cost=model.miss,
         changed=changed,
+        within_cap=within_cap,
     )
+
+
+# Dollars per path beyond the cap when searching within it: more than any plan's misses.
+_OVER_CAP = 1e6
+
+
+def fewest_misses_within(problem: Problem, max_cost: float) -> Solution | None:
+    """The valid plan with the fewest needless misses that AWS charges at most ``max_cost``
+    for (priced by ``problem.model``), or None when even one path per distribution is above
+    it. The paths the cap allows are the free ones left plus ``max_cost / price``."""
+    model = problem.model
+    free_left = model.free_paths if model.free_left is None else model.free_left
+    if model.price <= 0:
+        return minimize(problem)
+    allowed = (max(0, free_left) + int(max_cost / model.price + 1e-9)) // model.distributions
+    if allowed < 1:
+        return None
+    capped = dataclasses.replace(model, free_paths=allowed * model.distributions,
+                                 price=_OVER_CAP, miss_cost=model.miss, free_left=None)
+    try:
+        sol = minimize(dataclasses.replace(problem, model=capped))
+    except InvalidationError:
+        return None
+    if len(sol.paths) > allowed:
+        return None
+    return Solution.of(model, sol.paths, sol.changed_urls, sol.collateral_urls,
+                       cover=sol.wildcard_cover)
+
+
+def check_cap(plan: Plan, max_cost: float | None) -> None:
+    """Refuse (:class:`OverCostCap`) a plan whose AWS charge is above ``max_cost``, saying
+    what would fit: the plan with the fewest needless misses within the cap, or "/*"."""
+    if max_cost is None:
+        return
+    charge = sum(inv.solution.charge_usd for inv in plan.invalidations)
+    if charge <= max_cost + 1e-12:
+        return
+    paid = sum(inv.solution.paid_paths for inv in plan.invalidations)
+    head = (f"this deploy would be charged {money(charge)} by AWS ({plural(paid, 'paid path')}), "
+            f"above --max-cost {money(max_cost)}; nothing was written")
+    inv = plan.invalidations[0]
+    fits = inv.within_cap if len(plan.invalidations) == 1 else None
+    star = [a.solution for i in plan.invalidations for a in i.alternatives
+            if a.name == "/*" and a.solution is not None]
+    star_charge = sum(s.charge_usd for s in star)
+    if fits is not None:
+        head += (f". Within it: {plural(len(fits.paths), 'path')} "
+                 f"({plural(fits.wildcards, 'wildcard')}), charged {money(fits.charge_usd)}, "
+                 f"{plural(fits.collateral_urls, 'needless miss', 'needless misses')} "
+                 f"(estimated {money(fits.miss_cost_usd)})")
+    elif len(star) == len(plan.invalidations) and star_charge <= max_cost + 1e-12:
+        head += f'. Within it: "/*" on every distribution, charged {money(star_charge)}'
+    else:
+        head += ". No invalidation of these changes fits within it"
+    raise OverCostCap(head + ". Raise --max-cost, or deploy when the month's free paths allow")
 
 

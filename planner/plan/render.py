@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from planner.core.minimizer import Covered
 from planner.core.pacing import is_completed
+from planner.core.words import Doc, money, plural
 from planner.plan.build import NO_MANIFEST_YET
 from planner.plan.compute import Plan
 
@@ -23,10 +24,6 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
-
-
-def money(x: float) -> str:
-    return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
@@ -54,6 +51,8 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         # "invalidation" is the first (the only one, unless their origins differ).
         "invalidation": invalidations[0],
         "invalidations": invalidations,
+        # Over every invalidation: what AWS bills, and the estimate of the needless misses.
+        "cost": totals(plan),
         "manifest": {
             "previous_deploy_id": plan.previous_deploy_id,
             "deploy_id": plan.deploy_id,
@@ -96,9 +95,9 @@ def takeover_dict(t) -> dict[str, Any] | None:
 def takeover_line(t) -> str:
     """One line: what a takeover found and does with it."""
     return (
-        f"takeover: {t.found} objects found: {len(t.adopted)} adopted as they are, "
+        f"takeover: {plural(t.found, 'object')} found: {len(t.adopted):,} adopted as they are, "
         f"{len(t.in_place)} with headers fixed in place, {len(t.replaced)} replaced, "
-        f"{len(t.orphaned)} orphaned (not in the build); {len(t.new)} new files"
+        f"{len(t.orphaned):,} orphaned (not in the build); {plural(len(t.new), 'new file')}"
     )
 
 
@@ -123,7 +122,9 @@ def invalidation_dict(inv) -> dict[str, Any]:
                 "paths": len(a.solution.paths) if a.solution else None,
                 "collateral_urls": a.solution.collateral_urls if a.solution else None,
                 "paid_paths": a.solution.paid_paths if a.solution else None,
-                "cost_usd": round(a.solution.cost_usd, 6) if a.solution else None,
+                "charge_usd": round(a.solution.charge_usd, 6) if a.solution else None,
+                "miss_cost_usd": round(a.solution.miss_cost_usd, 9) if a.solution else None,
+                "cost_usd": round(a.solution.cost_usd, 9) if a.solution else None,
             }
             for a in inv.alternatives
         ],
@@ -137,8 +138,12 @@ def solution_fields(sol) -> dict[str, Any]:
         "changed_urls": sol.changed_urls,
         "collateral_urls": sol.collateral_urls,
         "paid_paths": sol.paid_paths,
-        "cost_usd": round(sol.cost_usd, 6),
-        "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 6),
+        "charge_usd": round(sol.charge_usd, 6),
+        "miss_cost_usd": round(sol.miss_cost_usd, 9),
+        "free_paths_used": sol.free_paths_used,
+        "paced_paths": sol.paced_paths,
+        "cost_usd": round(sol.cost_usd, 9),
+        "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 9),
         "exact": sol.exact,
         "wildcards": sol.wildcards,
     }
@@ -203,102 +208,95 @@ def _cut(rows: list[Any], verbose: bool) -> tuple[list[Any], str]:
 
 
 def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
-    """The plan for people: ``fmt`` is 'table' (terminal) or 'markdown' (CI summaries)."""
-    from tabulate import (
-        tabulate,  # only for people's formats: JSON runs skip its import cost
-    )
-
-    md = fmt == "markdown"
-    tf = "github" if md else "simple"
-    out: list[str] = []
-
-    def heading(text: str) -> None:
-        out.append(f"\n### {text}\n" if md else f"\n{text}")
-
+    """The plan for people: ``fmt`` is 'table' (terminal) or 'markdown' (CI summaries and
+    pull-request comments: every table a block of its own, headings, figures as lists)."""
+    doc = Doc(fmt)
     t = plan.takeover
     # A takeover worth a word: the target held something, or its manifest was lost.
     told = t is not None and (t.found > 0 or t.reason != NO_MANIFEST_YET)
     prev = plan.previous_deploy_id or ("none (takeover)" if told else "none (first deploy)")
-    title = f"Plan: {plan.site} -> {plan.target}"
-    out.append(f"## {title}\n" if md else title)
+    doc.title(f"Plan: {plan.site} -> {plan.target}")
     for warning in plan.warnings:
-        out.append(f"warning: {warning}")
+        doc.line(f"warning: {warning}")
     if told:
-        out.append(t.reason)
-        out.append(takeover_line(t))
+        doc.line(t.reason)
+        doc.line(takeover_line(t))
     if plan.has_work:
-        out.append(f"deploy {plan.deploy_id}, previous {prev}")
+        doc.line(f"deploy {plan.deploy_id}, previous {prev}")
     else:
-        out.append(f"no changes; the target holds deploy {plan.deploy_id or '-'}")
+        doc.line(f"no changes; the target holds deploy {plan.deploy_id or '-'}")
     if plan.resume is not None:
         r = plan.resume
-        out.append(
-            f"pending: deploy {r.deploy_id} was interrupted; its {r.path_count} invalidation "
-            f"paths and {len(r.deletes)} deletes are finished first"
+        doc.line(
+            f"pending: deploy {r.deploy_id} was interrupted; its "
+            f"{plural(r.path_count, 'invalidation path')} and {plural(len(r.deletes), 'delete')} "
+            "are finished first"
         )
     d = plan.diff
-    rows = [
-        ["added", len(d.added), human_bytes(plan.sizes.get("added", 0))],
-        ["modified", len(d.modified), human_bytes(plan.sizes.get("modified", 0))],
-        ["deleted", len(d.deleted), human_bytes(plan.sizes.get("deleted", 0))],
-        ["unchanged", len(d.unchanged), human_bytes(plan.sizes.get("unchanged", 0))],
-    ]
-    out.append("")
-    out.append(tabulate(rows, headers=["change", "files", "bytes"], tablefmt=tf,
-                        colalign=("left", "right", "right")))
-
-    if plan.uploads:
-        fixes = sum(u.in_place for u in plan.uploads)
-        heading(f"Uploads ({len(plan.uploads)}, {human_bytes(plan.upload_bytes)}"
-                + (f"; {fixes} of them headers only, set in place" if fixes else "") + ")")
-        urows, more = _cut(
-            [[u.key, u.reason + (" (in place)" if u.in_place else ""),
-              "-" if u.in_place else human_bytes(u.size)] for u in plan.uploads],
-            verbose,
-        )
-        out.append(tabulate(urows, headers=["key", "reason", "size"], tablefmt=tf))
-        if more:
-            out.append(more)
-    if plan.deletes:
-        heading(f"Deletes ({len(plan.deletes)})")
-        drows, more = _cut([[k] for k in plan.deletes], verbose)
-        out.append(tabulate(drows, headers=["key"], tablefmt=tf))
-        if more:
-            out.append(more)
-    if plan.kept:
-        out.append(f"\nkept (--no-delete): {len(plan.kept)} removed files stay in the target")
-
+    doc.table(
+        [[name, f"{len(keys):,}", human_bytes(plan.sizes.get(name, 0))]
+         for name, keys in (("added", d.added), ("modified", d.modified),
+                            ("deleted", d.deleted), ("unchanged", d.unchanged))],
+        ["change", "files", "bytes"], ("left", "right", "right"),
+    )
+    _changes_text(plan, doc, verbose)
     several = len(plan.invalidations) > 1
-    heading("Invalidation")
+    doc.heading("Invalidation")
     if plan.fingerprinted_new:
-        out.append(
-            f"{plan.fingerprinted_new} new fingerprinted files (a content hash in the name: "
-            "never requested before) need no invalidation"
+        doc.line(
+            f"{plural(plan.fingerprinted_new, 'new fingerprinted file')} (a content hash in the "
+            "name: never requested before) need no invalidation"
         )
     if several:
-        out.append(
+        doc.line(
             f"the distributions serve {plan.target} under {len(plan.invalidations)} different "
             "URL layouts (origin paths or behaviors): one invalidation each"
         )
     for inv in plan.invalidations:
         if several:
-            heading(f"Invalidation on {', '.join(inv.distribution_ids)}")
-        _invalidation_text(plan, inv, out, heading, tf, verbose, tabulate)
+            doc.heading(f"Invalidation on {', '.join(inv.distribution_ids)}")
+        _invalidation_text(plan, inv, doc, verbose)
     if several:
         billed = sum(len(inv.paths) * len(inv.distribution_ids) for inv in plan.invalidations)
-        cost = sum(inv.solution.cost_usd for inv in plan.invalidations)
-        out.append(f"\nin all: {billed} paths billed over {len(plan.distribution_ids)} "
-                   f"distributions; cost: {money(cost)}")
-    return "\n".join(out).lstrip("\n") + "\n"
+        total = totals(plan)
+        doc.heading("In all")
+        doc.line(f"{plural(billed, 'path')} submitted over "
+                 f"{plural(len(plan.distribution_ids), 'distribution')}")
+        _figures_lines(doc, total["paid_paths"], total["charge_usd"],
+                       total["collateral_urls"], total["miss_cost_usd"])
+    return doc.text()
 
 
-def _invalidation_text(
-    plan: Plan, inv, out: list[str], heading, tf: str, verbose: bool, tabulate
-) -> None:
-    """One group's invalidation, appended to ``out`` (see ``to_text``)."""
+def _changes_text(plan: Plan, doc: Doc, verbose: bool) -> None:
+    """The uploads, deletes and kept files of ``to_text``."""
+    if plan.uploads:
+        fixes = sum(u.in_place for u in plan.uploads)
+        doc.heading(f"Uploads ({len(plan.uploads):,}, {human_bytes(plan.upload_bytes)}"
+                    + (f"; {fixes:,} of them headers only, set in place" if fixes else "") + ")")
+        urows, more = _cut(
+            [[u.key, u.reason + (" (in place)" if u.in_place else ""),
+              "-" if u.in_place else human_bytes(u.size)] for u in plan.uploads],
+            verbose,
+        )
+        doc.table(urows, ["key", "reason", "size"])
+        if more:
+            doc.line(more)
+    if plan.deletes:
+        doc.heading(f"Deletes ({len(plan.deletes):,})")
+        drows, more = _cut([[k] for k in plan.deletes], verbose)
+        doc.table(drows, ["key"])
+        if more:
+            doc.line(more)
+    if plan.kept:
+        doc.line(f"kept (--no-delete): {plural(len(plan.kept), 'removed file')} stay in the "
+                 "target")
+
+
+def _invalidation_text(plan: Plan, inv, doc: Doc, verbose: bool) -> None:
+    """One group's invalidation (see ``to_text``)."""
     sol = inv.solution
     if not inv.paths:
-        out.append(
+        doc.line(
             "nothing to invalidate"
             + (" (new files were never cached)" if plan.diff.added and plan.has_work else "")
         )
@@ -307,56 +305,84 @@ def _invalidation_text(
     where = ", ".join(
         f"{d} ({names[d]})" if names.get(d) else d for d in inv.distribution_ids
     ) or "no distribution given (not submitted)"
-    out.append(
-        f"{len(inv.paths)} paths ({sol.wildcards} wildcards) for {sol.changed_urls} changed "
-        f"URLs, {sol.collateral_urls} needless misses, on {where}"
+    doc.line(
+        f"{plural(len(inv.paths), 'path')} ({plural(sol.wildcards, 'wildcard')}) for "
+        f"{plural(sol.changed_urls, 'changed URL')}, "
+        f"{plural(sol.collateral_urls, 'needless miss', 'needless misses')}, on {where}"
     )
     b = inv.budget
     if b is not None:
         pace = (
-            f"pace even: at most {b.allowance} this deploy ({b.free_left} left / "
-            f"{b.days_left} days x 3)" if b.pace == "even" else "pace none"
+            f"pace even: at most {b.allowance:,} this deploy ({b.free_left:,} left / "
+            f"{plural(b.days_left, 'day')} x 3)" if b.pace == "even" else "pace none"
         )
-        out.append(
-            f"free paths: {b.free_left} of {b.free_per_month} left this month "
-            f"({b.paths_used} used, from {b.source}); {pace}"
+        doc.line(
+            f"free paths: {b.free_left:,} of {b.free_per_month:,} left this month "
+            f"({b.paths_used:,} used, from {b.source}); {pace}"
         )
         if inv.free_paths < b.allowance:
-            out.append(f"{inv.free_paths} of those free paths are left for these distributions "
-                       "after the invalidations above")
+            doc.line(f"{inv.free_paths:,} of those free paths are left for these distributions "
+                     "after the invalidations above")
         if inv.usage is not None and inv.usage.note:
-            out.append(f"note: {inv.usage.note}")
+            doc.line(f"note: {inv.usage.note}")
     if inv.must_wait:
-        out.append(
+        doc.line(
             f"CloudFront has too many invalidations in progress (wildcards allowed now: "
             f"{inv.max_wildcards}, paths: {inv.max_paths}): the deploy waits (--wait-timeout)"
         )
     prows, more = _cut(
-        [[c.path, c.changed, c.collateral] for c in coverage(sol)], verbose
+        [[c.path, f"{c.changed:,}", f"{c.collateral:,}"] for c in coverage(sol)], verbose
     )
-    out.append(tabulate(prows, headers=["path", "changed", "needless"], tablefmt=tf,
-                        colalign=("left", "right", "right")))
+    doc.table(prows, ["path", "changed", "needless"], ("left", "right", "right"))
     if more:
-        out.append(more)
-    bound = "" if sol.exact else f" (proven lower bound {money(sol.cost_lower_bound_usd)})"
-    out.append(f"paid paths: {sol.paid_paths}; cost: {money(sol.cost_usd)}{bound}")
+        doc.line(more)
+    _figures_lines(doc, sol.paid_paths, sol.charge_usd, sol.collateral_urls, sol.miss_cost_usd)
+    if sol.paced_paths:
+        doc.line(f"{sol.paced_paths:,} of these paths are free but beyond this deploy's pace "
+                 f"allowance: the plan counted them at {money(inv.price)} each (see --pace)")
+    if not sol.exact:
+        doc.line(f"not proven optimal: cost model total {money(sol.cost_usd)}, proven lower "
+                 f"bound {money(sol.cost_lower_bound_usd)}")
     if inv.alternatives:
-        heading("Alternatives")
-        arows = [
-            [a.name, len(a.solution.paths), a.solution.collateral_urls,
-             a.solution.paid_paths, money(a.solution.cost_usd)]
-            if a.solution is not None
-            else [a.name, "-", "-", "-", "not allowed now"]
-            for a in inv.alternatives
-        ]
-        out.append(tabulate(arows, headers=["plan", "paths", "needless", "paid", "cost"],
-                            tablefmt=tf, colalign=("left", "right", "right", "right", "right")))
+        doc.heading("Alternatives")
+        doc.table(
+            [
+                [a.name, f"{len(a.solution.paths):,}", f"{a.solution.collateral_urls:,}",
+                 f"{a.solution.paid_paths:,}", money(a.solution.charge_usd),
+                 money(a.solution.miss_cost_usd)]
+                if a.solution is not None
+                else [a.name, "-", "-", "-", "not allowed now", "-"]
+                for a in inv.alternatives
+            ],
+            ["plan", "paths", "needless", "paid", "AWS charge", "miss estimate"],
+            ("left", "right", "right", "right", "right", "right"),
+        )
+
+
+def _figures_lines(doc: Doc, paid: int, charge: float, misses: int, miss_cost: float) -> None:
+    """The two figures, apart: what AWS bills, and what the misses are estimated to cost."""
+    doc.line(f"AWS charge: {money(charge)} ({plural(paid, 'paid path')})")
+    doc.line(f"miss estimate: {money(miss_cost)} for "
+             f"{plural(misses, 'needless miss', 'needless misses')} (cost model, --miss-cost)")
+
+
+def totals(plan: Plan) -> dict[str, Any]:
+    """The plan's figures over every invalidation (the JSON's "cost")."""
+    sols = [(inv.solution, max(1, len(inv.distribution_ids))) for inv in plan.invalidations]
+    return {
+        "paths": sum(len(s.paths) * k for s, k in sols),
+        "paid_paths": sum(s.paid_paths for s, _ in sols),
+        "charge_usd": round(sum(s.charge_usd for s, _ in sols), 6),
+        "collateral_urls": sum(s.collateral_urls * k for s, k in sols),
+        "miss_cost_usd": round(sum(s.miss_cost_usd for s, _ in sols), 9),
+        "cost_usd": round(sum(s.cost_usd for s, _ in sols), 9),
+    }
 
 
 def summary_line(plan: Plan, result: Result) -> str:
     """One line, s3deploy style: what the deploy did."""
     if not plan.has_work and result.resumed is None:
-        return f"Nothing to deploy: {len(plan.diff.unchanged)} files unchanged."
+        return f"Nothing to deploy: {plural(len(plan.diff.unchanged), 'file')} unchanged."
     total = len(plan.manifest.entries) + len(plan.diff.deleted) - len(plan.kept)
     changed = len(plan.uploads) + len(plan.deletes)
     pct = 100.0 * changed / total if total else 0.0
@@ -368,7 +394,7 @@ def summary_line(plan: Plan, result: Result) -> str:
     ]
     if result.invalidations:
         ids = ", ".join(f"{k}:{v}" for k, v in result.invalidations.items())
-        parts.append(f"invalidated {result.paths} paths ({ids})")
+        parts.append(f"invalidated {plural(result.paths, 'path')} ({ids})")
     else:
         parts.append("no invalidation")
     line = ", ".join(parts) + f" ({pct:.0f}% changed)."

@@ -154,6 +154,11 @@ def _as_saved(invalidation: Invalidation, inv: dict[str, Any]) -> Invalidation:
         cost_lower_bound_usd=inv["cost_lower_bound_usd"],
         exact=inv["exact"],
         wildcard_cover=cover,
+        # Figures a saved plan of an earlier version lacks: none charged, none estimated.
+        charge_usd=inv.get("charge_usd", 0.0),
+        miss_cost_usd=inv.get("miss_cost_usd", 0.0),
+        free_paths_used=inv.get("free_paths_used", 0),
+        paced_paths=inv.get("paced_paths", 0),
     )
     alternatives = tuple(
         Alternative(a.name, solution) if a.name == "chosen" else a
@@ -374,6 +379,10 @@ def _invalidation(value: Any, field: str) -> dict[str, Any]:
         raise _Bad(f"{field}.wildcards", f"{inv['wildcards']} is not the {wild} of its paths")
     for name in ("cost_usd", "cost_lower_bound_usd"):
         _amount(inv.get(name), f"{field}.{name}")
+    for name in ("charge_usd", "miss_cost_usd"):  # not in saved plans of earlier versions
+        _optional(inv.get(name), f"{field}.{name}", _amount)
+    for name in ("free_paths_used", "paced_paths"):
+        _optional(inv.get(name), f"{field}.{name}", _count)
     _flag(inv.get("exact"), f"{field}.exact")
     _optional(inv.get("caller_reference"), f"{field}.caller_reference", _text)
     cover = _list(inv.get("coverage"), f"{field}.coverage")
@@ -391,6 +400,7 @@ def _invalidation(value: Any, field: str) -> dict[str, Any]:
 def _options(value: Any) -> Options:
     doc = _object(value, "options")
     fields = {f.name for f in dataclasses.fields(Options)} - set(_NOT_SAVED)
+    doc = {**_ADDED_SINCE, **doc}
     missing, unknown = sorted(fields - set(doc)), sorted(set(doc) - fields)
     if missing:
         raise _Bad(f"options.{missing[0]}", "missing")
@@ -517,7 +527,10 @@ _OPTION: dict[str, Callable[[Any, str], Any]] = {
     "pace": _choice(PACES),
     "price": _amount,
     "miss_cost": lambda v, f: _optional(v, f, _amount),
+    "max_cost": lambda v, f: _optional(v, f, _amount),
 }
+# Options a saved plan of an earlier version may lack: their value then.
+_ADDED_SINCE = {"max_cost": None}
 
 
 def _kind(value: Any) -> str:

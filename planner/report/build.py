@@ -13,7 +13,8 @@ from typing import Any, Iterable, Mapping
 
 from planner.core.cost import billable, dollars
 from planner.core.pacing import AccountInvalidations, month_of, month_start
-from planner.ledger import parse_iso
+from planner.core.words import plural
+from planner.ledger import miss_cost, parse_iso
 
 MONTH = re.compile(r"[1-9]\d{3}-(0[1-9]|1[0-2])")
 # At the very start of a month, one deploy would project to a huge month: the pace is taken
@@ -43,10 +44,15 @@ def _zero_counts() -> dict[str, int]:
     return {"paths": 0, "wildcards": 0, "needless_misses": 0, "paid_paths": 0}
 
 
-def _add(total: dict[str, Any], part: Mapping[str, Any]) -> None:
+def _add(total: dict[str, Any], part: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    """Add a record's totals (or one of its alternatives) to ``total``: counts, the AWS
+    charge ("dollars", its older name, kept) and the miss estimate."""
     for key in ("paths", "wildcards", "needless_misses", "paid_paths"):
         total[key] += part[key]
     total["dollars"] = round(total.get("dollars", 0.0) + part["dollars"], 6)
+    total["charge_usd"] = total["dollars"]
+    total["miss_cost_usd"] = round(total.get("miss_cost_usd", 0.0)
+                                   + miss_cost(record, part), 9)
 
 
 def build_report(
@@ -177,6 +183,7 @@ def _account_view(
         "free_paths_left": max(0, free_per_month - paths),
         "paid_paths": paid,
         "dollars": dollars(paid, price),
+        "charge_usd": dollars(paid, price),
     }
 
 
@@ -232,7 +239,7 @@ def _tool_warnings(unreadable: list[str], pending: Mapping[str, Any] | None) -> 
     if pending:
         out.append(
             f"deploy {pending['deploy_id']} is not finished (its invalidation of "
-            f"{pending['paths']} paths is pending); the next deploy finishes it"
+            f"{plural(pending['paths'], 'path')} is pending); the next deploy finishes it"
         )
     return out
 
@@ -250,6 +257,7 @@ def _projection(
         "paths": projected,
         "paid_paths": paid,
         "dollars": dollars(paid, price),
+        "charge_usd": dollars(paid, price),
         "final": not period.running,
     }
 
@@ -257,8 +265,8 @@ def _projection(
 def _over_warning(month: str, projection: Mapping[str, Any], limit: float) -> str:
     what = "spent" if projection["final"] else "projected"
     return (
-        f"{month} {what}: {projection['paths']:,} paths, {projection['paid_paths']:,} paid, "
-        f"${projection['dollars']:,.2f}, over ${limit:,.2f}"
+        f"{month} {what}: {plural(projection['paths'], 'path')}, {projection['paid_paths']:,} "
+        f"paid, ${projection['dollars']:,.2f}, over ${limit:,.2f}"
     )
 
 
@@ -269,8 +277,9 @@ def _tool_view(
     unreadable: Iterable[str],
     pending: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    chosen: dict[str, Any] = {**_zero_counts(), "dollars": 0.0}
-    alts = {name: {**_zero_counts(), "dollars": 0.0} for name in ("exact_paths", "wildcard_all")}
+    zero = {"dollars": 0.0, "charge_usd": 0.0, "miss_cost_usd": 0.0}
+    chosen: dict[str, Any] = {**_zero_counts(), **zero}
+    alts = {name: {**_zero_counts(), **zero} for name in ("exact_paths", "wildcard_all")}
     view: dict[str, Any] = {
         "target": target,
         "deploys": sum(1 for r in records if r.get("kind", "deploy") == "deploy"),
@@ -282,9 +291,9 @@ def _tool_view(
         "changed_urls": sum(r["changed_urls"] for r in records),
     }
     for r in records:
-        _add(chosen, r)
+        _add(chosen, r, r)
         for name, total in alts.items():
-            _add(total, r["alternatives"][name])
+            _add(total, r["alternatives"][name], r)
         day = days.get(parse_iso(r["started_at"]).date().isoformat())
         if day is not None:
             day["tool_deploys"] += r.get("kind", "deploy") == "deploy"

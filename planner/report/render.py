@@ -8,7 +8,8 @@ import io
 import json
 from typing import Any
 
-from planner.plan.render import human_bytes, money
+from planner.core.words import Doc, money, plural
+from planner.plan.render import human_bytes
 
 BAR_WIDTH = 30
 _EIGHTHS = " ▏▎▍▌▋▊▉"
@@ -50,40 +51,28 @@ def bar(value: int, top: int, width: int = BAR_WIDTH) -> str:
     return "█" * full + (_EIGHTHS[part] if part else "")
 
 
-def _n(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 def to_text(doc: dict[str, Any], fmt: str = "table") -> str:
-    """The report for people: a terminal table, or markdown with ``fmt="markdown"``."""
-    md = fmt == "markdown"
-    out = [_title(doc, md)]
+    """The report for people: a terminal table, or markdown with ``fmt="markdown"`` (every
+    table a block of its own, headings, figures as lists)."""
+    out = Doc(fmt)
+    out.title(_title(doc))
     if doc["account"] is not None:
-        out += _account_section(doc["account"], doc["free_paths_per_month"], md)
+        _account_section(out, doc["account"], doc["free_paths_per_month"])
     if doc["tool"] is not None:
-        out += _tool_section(doc["tool"], md)
+        _tool_section(out, doc["tool"])
+    if doc["projection"] is not None or doc["warnings"]:
+        out.heading("Month")
     if doc["projection"] is not None:
-        out.append(_projection_line(doc["projection"]))
-    out += [f"{'**Warning:**' if md else 'WARNING:'} {warning}" for warning in doc["warnings"]]
-    out += _days_section(doc["days"], md)
+        out.line(_projection_line(doc["projection"]))
+    for warning in doc["warnings"]:
+        out.line(f"WARNING: {warning}")
+    _days_section(out, doc["days"])
     if doc["account"] is None:
-        out.append("(account columns are empty: CloudFront could not be read)")
-    return "\n".join(out) + "\n"
+        out.line("(account columns are empty: CloudFront could not be read)")
+    return out.text()
 
 
-def _heading(text: str, md: bool) -> str:
-    return f"\n### {text}\n" if md else f"\n{text}"
-
-
-def _table(rows: list[list[Any]], headers: list[str], md: bool, colalign: tuple[str, ...]) -> str:
-    # tabulate only for people's formats: JSON and CSV runs skip its import.
-    from tabulate import tabulate
-
-    return tabulate(rows, headers=headers, tablefmt="github" if md else "simple",
-                    colalign=colalign)
-
-
-def _title(doc: dict[str, Any], md: bool) -> str:
+def _title(doc: dict[str, Any]) -> str:
     generated = doc["generated_at"]
     state = (
         "the whole month"
@@ -91,37 +80,35 @@ def _title(doc: dict[str, Any], md: bool) -> str:
         else f"as of {generated[:10]} {generated[11:16]} UTC, day {int(generated[8:10])} of "
         f"{doc['days_in_month']}"
     )
-    title = f"Invalidations in {doc['month']} ({state})"
-    return f"## {title}" if md else title
+    return f"Invalidations in {doc['month']} ({state})"
 
 
-def _account_section(acc: dict[str, Any], free: int, md: bool) -> list[str]:
+def _account_section(out: Doc, acc: dict[str, Any], free: int) -> None:
     """The distributions that invalidated (or have invalidations in progress), and the
     month's free and paid paths."""
-    out = [_heading(f"Account (from {acc['source']})", md)]
+    out.heading(f"Account (from {acc['source']})")
     active = [d for d in acc["distributions"] if d["invalidations"] or d["in_progress"]]
-    rows = [[d["id"], d["invalidations"], d["paths"], d["wildcards"]] for d in active]
-    rows.append(["total", acc["invalidations"], acc["paths"], acc["wildcards"]])
-    out.append(_table(rows, ["distribution", "invalidations", "paths", "wildcards"], md,
-                      ("left", "right", "right", "right")))
+    rows = [[d["id"], f"{d['invalidations']:,}", f"{d['paths']:,}", f"{d['wildcards']:,}"]
+            for d in active]
+    rows.append(["total", f"{acc['invalidations']:,}", f"{acc['paths']:,}",
+                 f"{acc['wildcards']:,}"])
+    out.table(rows, ["distribution", "invalidations", "paths", "wildcards"],
+              ("left", "right", "right", "right"))
     idle = len(acc["distributions"]) - len(active)
     if idle:
-        out.append(f"{idle} other distribution(s) had no invalidations")
-    out.append(
-        f"\nfree paths: {acc['free_paths_left']:,} of {free:,} left; paid paths: "
-        f"{acc['paid_paths']:,}; cost: {money(acc['dollars'])}"
-    )
-    return out
+        out.line(f"{plural(idle, 'other distribution')} had no invalidations")
+    out.line(f"free paths: {acc['free_paths_left']:,} of {free:,} left")
+    out.line(f"AWS charge: {money(acc['dollars'])} ({plural(acc['paid_paths'], 'paid path')})")
 
 
-def _tool_section(tool: dict[str, Any], md: bool) -> list[str]:
+def _tool_section(out: Doc, tool: dict[str, Any]) -> None:
     """What the tool's deploys did, what they cost beside the usual ways, and the savings."""
-    out = [_heading(f"Deploys by this tool ({tool['target']})", md)]
-    out.append(
-        f"{_n(tool['deploys'], 'deploy')} ({tool['resumed']} finished by a later run), "
-        f"{_n(tool['uploaded_files'], 'file')} uploaded "
+    out.heading(f"Deploys by this tool ({tool['target']})")
+    out.line(
+        f"{plural(tool['deploys'], 'deploy')} ({tool['resumed']:,} finished by a later run), "
+        f"{plural(tool['uploaded_files'], 'file')} uploaded "
         f"({human_bytes(tool['uploaded_bytes'])}), {tool['deletes']:,} deleted, "
-        f"{_n(tool['changed_urls'], 'changed URL')}"
+        f"{plural(tool['changed_urls'], 'changed URL')}"
     )
     alts = tool["alternatives"]
     cols = [tool, alts["exact_paths"], alts["wildcard_all"]]
@@ -130,49 +117,48 @@ def _tool_section(tool: dict[str, Any], md: bool) -> list[str]:
         ["wildcards", *(f"{c['wildcards']:,}" for c in cols)],
         ["needless misses", *(f"{c['needless_misses']:,}" for c in cols)],
         ["paid paths", *(f"{c['paid_paths']:,}" for c in cols)],
-        ["dollars", *(money(c["dollars"]) for c in cols)],
+        ["AWS charge", *(money(c["dollars"]) for c in cols)],
+        ["miss estimate", *(money(c.get("miss_cost_usd", 0.0)) for c in cols)],
     ]
-    out.append("")
-    out.append(_table(rows, ["", "chosen", "exact paths", "/* every deploy"], md,
-                      ("left", "right", "right", "right")))
+    out.table(rows, ["", "chosen", "exact paths", "/* every deploy"],
+              ("left", "right", "right", "right"))
     s = tool["savings"]
-    out.append(
-        f"\nsaved: {s['needless_misses_vs_wildcard_all']:,} needless cache misses against "
-        f"\"/*\" on every deploy; {_n(s['paths_vs_exact_paths'], 'path')} "
-        f"({money(s['dollars_vs_exact_paths'])}) against exact paths"
+    out.line(
+        f"saved: {plural(s['needless_misses_vs_wildcard_all'], 'needless cache miss', 'needless cache misses')} "
+        f"against \"/*\" on every deploy; {plural(s['paths_vs_exact_paths'], 'path')} "
+        f"({money(s['dollars_vs_exact_paths'])} of AWS charges) against exact paths"
     )
-    return out
+    out.line("the miss estimate prices each needless miss by the cost model (--miss-cost): "
+             "an estimate, not a bill")
 
 
 def _projection_line(proj: dict[str, Any]) -> str:
     when = "month total" if proj["final"] else "projected to the end of the month"
     whose = "" if proj["basis"] == "account" else " (this tool's deploys only)"
     return (
-        f"\n{when}{whose}: {proj['paths']:,} paths, {proj['paid_paths']:,} paid, "
-        f"{money(proj['dollars'])}"
+        f"{when}{whose}: {plural(proj['paths'], 'path')}, {proj['paid_paths']:,} paid, "
+        f"AWS charge {money(proj['dollars'])}"
     )
 
 
-def _days_section(days: list[dict[str, Any]], md: bool) -> list[str]:
+def _days_section(out: Doc, days: list[dict[str, Any]]) -> None:
     """One row per day, with a bar of its paths against the busiest day."""
     top = max((d["paths"] for d in days), default=0)
     rows = [
         [
             d["date"],
-            d["invalidations"],
-            d["paths"],
-            bar(d["paths"], top) or ("·" if not md else ""),
-            d["cumulative_paths"],
-            d["paid_paths"],
-            d["tool_deploys"],
+            f"{d['invalidations']:,}",
+            f"{d['paths']:,}",
+            bar(d["paths"], top) or ("" if out.md else "·"),
+            f"{d['cumulative_paths']:,}",
+            f"{d['paid_paths']:,}",
+            f"{d['tool_deploys']:,}",
         ]
         for d in days
     ]
-    return [
-        _heading("Per day", md),
-        _table(rows, ["date", "invalidations", "paths", "", "month so far", "paid", "tool deploys"],
-               md, ("left", "right", "right", "left", "right", "right", "right")),
-    ]
+    out.heading("Per day")
+    out.table(rows, ["date", "invalidations", "paths", "", "month so far", "paid", "tool deploys"],
+              ("left", "right", "right", "left", "right", "right", "right"))
 
 
 def render(doc: dict[str, Any], fmt: str) -> str:
