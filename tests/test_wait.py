@@ -389,8 +389,9 @@ def test_wait_false_in_the_file_is_not_waiting(cwd, tmp_path):
     assert result_of(deployed_twice(tmp_path, "--format", "json"))["wait"] is None
 
 
-def test_wait_from_the_environment(cwd, tmp_path):
-    doc = result_of(deployed_twice(tmp_path, "--format", "json", env={"PLANNER_DEPLOY_WAIT": "1"}))
+@pytest.mark.parametrize("name", ["PLANNER_WAIT", "PLANNER_DEPLOY_WAIT"])
+def test_wait_from_the_environment(cwd, tmp_path, name):
+    doc = result_of(deployed_twice(tmp_path, "--format", "json", env={name: "1"}))
     assert doc["wait"]["completed"] is True
 
 
@@ -431,8 +432,11 @@ def test_quiet_shows_no_waiting_lines(cwd, tmp_path, monkeypatch):
     (["--wait", "--wait-timeout", "soon"], None, "'--wait-timeout': 'soon' is not a valid float"),
     # --wait takes no value.
     (["--wait=yes"], None, "Option '--wait' does not take a value"),
-    # A variable that is not a boolean.
-    ([], {"PLANNER_DEPLOY_WAIT": "maybe"}, "'--wait': 'maybe' is not a valid boolean"),
+    # A variable that is not a boolean: the shared name, and the command's own.
+    ([], {"PLANNER_WAIT": "maybe"},
+     "'--wait' (from PLANNER_WAIT): 'maybe' is not a valid boolean"),
+    ([], {"PLANNER_DEPLOY_WAIT": "maybe"},
+     "'--wait' (from PLANNER_DEPLOY_WAIT): 'maybe' is not a valid boolean"),
 ])
 def test_bad_wait_input_is_a_usage_error(cwd, tmp_path, args, env, fragment):
     run = deployed_twice(tmp_path, *args, env=env)
