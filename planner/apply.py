@@ -7,7 +7,9 @@
 5. delete removed objects;
 6. create the invalidation on each distribution (CallerReference from the deploy id), after
    the deletes, so that no request can cache a removed object again once it is invalidated;
-7. write the deploy's ledger record; 8. remove the pending record.
+7. write the deploy's ledger record; 8. remove the pending record;
+9. with ``deploy --wait``, once the lock is released: poll until CloudFront has completed
+   every invalidation this run submitted (:func:`wait_for_invalidations`).
 
 A crash anywhere leaves a record the next run uses to converge (see ``plan.compute_plan``).
 Under a lock with a fence, every write is signed to expire with the lease (see
@@ -34,9 +36,10 @@ from planner.backends import MULTIPART_THRESHOLD, Backend
 from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
 from planner.core.drift import compare
 from planner.core.headers import compress, is_page
+from planner.core.pacing import is_completed
 from planner.core.urls import repair_batch, valid_path
 from planner.core.words import plural
-from planner.errors import AwsError, InvalidationError
+from planner.errors import AwsError, InvalidationError, InvalidationNotFinished
 from planner.lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
 from planner.plan.build import build_plan, state_unchanged
 from planner.plan.compute import Options, Plan, Upload, journal_invalidations
@@ -51,6 +54,17 @@ def _no_check() -> None:
     return None
 
 
+@dataclass(frozen=True)
+class Wait:
+    """What ``deploy --wait`` saw: the last status of each invalidation this run submitted
+    (distribution, id, status; status "" when CloudFront never answered), whether all had
+    completed, and the seconds waited."""
+
+    statuses: tuple[tuple[str, str, str], ...]
+    completed: bool
+    seconds: float
+
+
 @dataclass
 class Result:
     uploaded: int = 0
@@ -60,6 +74,10 @@ class Result:
     invalidations: dict[str, str] = field(default_factory=dict)  # distribution -> id
     paths: int = 0  # invalidation paths submitted, over every distribution
     resumed: str | None = None  # deploy id whose pending work was finished first
+    # Every invalidation this run submitted (distribution, id), an interrupted deploy's first:
+    # unlike ``invalidations``, two on one distribution are both kept.
+    submitted: list[tuple[str, str]] = field(default_factory=list)
+    wait: Wait | None = None  # deploy --wait: what waiting saw; None when not asked to wait
 
 
 class _HashingReader:
@@ -169,9 +187,17 @@ RETRY_LATER = ("TooManyInvalidationsInProgress", "Throttling", "ThrottlingExcept
 REFUSED_FOR_GOOD = ("InvalidArgument", "BatchTooLarge", "InvalidationBatchAlreadyExists")
 
 
+# GetInvalidation's answers that mean "ask again later" while waiting for completion.
+THROTTLED = ("Throttling", "ThrottlingException")
+
+
 @dataclass
 class Waiting:
-    """How long to wait for CloudFront to accept an invalidation, and with what clock."""
+    """How long to wait for CloudFront, and with what clock: for it to accept an invalidation
+    (``timeout`` bounds each distribution's wait), and with ``for_completion`` (``deploy
+    --wait``) for it to complete them (``timeout`` bounds that wait too, all invalidations
+    together), polling after ``poll_first`` seconds, then twice as long each time up to
+    ``poll_max``."""
 
     timeout: float = 600.0
     first_delay: float = 5.0
@@ -179,6 +205,9 @@ class Waiting:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     now: Callable[[], _dt.datetime] = lambda: _dt.datetime.now(_dt.UTC)  # ledger times
+    for_completion: bool = False
+    poll_first: float = 5.0
+    poll_max: float = 20.0  # boto3's invalidation_completed waiter polls every 20 s
 
 
 def _submit(
@@ -253,6 +282,7 @@ def _invalidate(
                 made[dist] = _submit(backend, dist, paths, journal.reference_for(dist, paths),
                                      waiting, log)
                 result.paths += len(paths)
+                result.submitted.append((dist, made[dist]))
                 break
             except AwsError as exc:
                 if exc.code == "NoSuchDistribution":
@@ -356,6 +386,77 @@ def apply_plan(
     return result
 
 
+def _ids(pairs) -> str:
+    return ", ".join(f"{dist}:{inv}" for dist, inv, *_ in pairs)
+
+
+def wait_for_invalidations(
+    backend: Backend,
+    submitted: list[tuple[str, str]],
+    waiting: Waiting,
+    log: Log = lambda _: None,
+) -> Wait:
+    """Poll GetInvalidation until every invalidation of ``submitted`` (distribution, id) has
+    completed, or ``waiting.timeout`` seconds have passed: at once, then after
+    ``waiting.poll_first`` seconds, twice as long each time, at most ``waiting.poll_max``.
+    Throttling is asked again at the next poll; any other AWS error raises, saying that the
+    deploy itself is complete. A line for people after each poll that leaves some to wait for."""
+    todo = list(dict.fromkeys(submitted))
+    status = {inv: "" for inv in todo}
+    start = waiting.clock()
+    deadline = start + waiting.timeout
+    delay = waiting.poll_first
+
+    def seen() -> tuple[tuple[str, str, str], ...]:
+        return tuple((dist, inv, status[(dist, inv)]) for dist, inv in todo)
+
+    while True:
+        for dist, inv in todo:
+            if is_completed(status[(dist, inv)]):
+                continue  # a completed invalidation never changes
+            try:
+                status[(dist, inv)] = backend.invalidation_status(dist, inv)
+            except AwsError as exc:
+                if exc.code not in THROTTLED:
+                    raise AwsError(
+                        f"the deploy is complete (invalidations submitted: {_ids(todo)}), but "
+                        f"waiting for them failed: {exc}", code=exc.code
+                    ) from None
+                log(f"{exc.code} on GetInvalidation {inv}: asking again at the next poll")
+        done = sum(is_completed(s) for s in status.values())
+        elapsed = waiting.clock() - start
+        if done == len(todo):
+            if todo:
+                log(f"CloudFront completed {len(todo)} invalidation"
+                    f"{'s' if len(todo) != 1 else ''} ({elapsed:.0f} s)")
+            return Wait(seen(), True, elapsed)
+        left = deadline - waiting.clock()
+        if left <= 0:
+            return Wait(seen(), False, elapsed)
+        log(f"waiting for CloudFront: {done} of {len(todo)} invalidations completed "
+            f"({elapsed:.0f} s)")
+        waiting.sleep(min(delay, left))
+        delay = min(delay * 2, waiting.poll_max)
+
+
+def check_finished(result: Result) -> None:
+    """Raise InvalidationNotFinished (exit 7) when the deploy waited for its invalidations
+    and CloudFront had not completed them all within the timeout. By then everything else is
+    done: the site, the manifest and the ledger record written, the invalidations submitted,
+    the pending record removed; a rerun has nothing to do."""
+    w = result.wait
+    if w is None or w.completed:
+        return
+    left = [(d, i, s) for d, i, s in w.statuses if not is_completed(s)]
+    raise InvalidationNotFinished(
+        f"the deploy is complete (site, manifest and ledger written; invalidations submitted: "
+        f"{_ids(w.statuses)}), but CloudFront had not finished invalidating after "
+        f"{w.seconds:.0f} s (--wait-timeout): {len(w.statuses) - len(left)} of "
+        f"{len(w.statuses)} completed; still "
+        + ", ".join(f"{d}:{i} {s or 'unknown'}" for d, i, s in left)
+    )
+
+
 def plan_deploy(
     site: str,
     backend: Backend,
@@ -398,35 +499,45 @@ def deploy_site(
     refuse); ``progress(plan)`` gives a context manager that is called with the size of each
     file uploaded; ``hash_progress`` follows the hashing of the build, each time it is scanned
     (see :func:`manifests.scan.scan`). ``lease`` and ``margin``: the lock's (see
-    :mod:`planner.lock`)."""
+    :mod:`planner.lock`). With ``waiting.for_completion``, once the lock is released, it waits
+    for CloudFront to complete every invalidation the run submitted (``result.wait``; see
+    :func:`check_finished`)."""
     accept = accept or (lambda p: p)
+    waiting = waiting or Waiting()
     plan = plan_deploy(site, backend, options, tool_version, accept, hash_progress)
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
         clear_stale(backend.store, log, backend.fence)  # left by a deploy killed as it ended
-        return plan, Result()
-    backend.check_distributions(plan.distribution_ids)
-    with DeployLock(backend.store, "deploy", lease=lease, timeout=lock_timeout, log=log,
-                    fence=backend.fence, margin=margin) as lock:
-        backend.allow_writes()
-        doubtful = suspects(backend, log) if lock.took_over else frozenset()
-        if doubtful or not state_unchanged(backend, plan):
-            if not doubtful:
-                log("the target changed while planning (another deploy finished): planning again")
-            lock.renew()  # a whole lease for planning again (renewed in a thread only after)
-            plan = accept(build_plan(site, backend, options, tool_version, hash_progress,
-                                     suspects=doubtful))
-        if show:
-            show(plan)
-        lock.what = f"deploy {plan.deploy_id}"
-        lock.keep_alive()  # renewed in a thread from here (hashing is done)
-        if progress is None:
-            return plan, apply_plan(plan, backend, workers, log, waiting, check=lock.check)
-        with progress(plan) as bar:  # a context manager called once per uploaded file
-            return plan, apply_plan(
-                plan, backend, workers, log, waiting, check=lock.check, progress=bar
-            )
+        result = Result()
+    else:
+        backend.check_distributions(plan.distribution_ids)
+        with DeployLock(backend.store, "deploy", lease=lease, timeout=lock_timeout, log=log,
+                        fence=backend.fence, margin=margin) as lock:
+            backend.allow_writes()
+            doubtful = suspects(backend, log) if lock.took_over else frozenset()
+            if doubtful or not state_unchanged(backend, plan):
+                if not doubtful:
+                    log("the target changed while planning (another deploy finished): "
+                        "planning again")
+                lock.renew()  # a whole lease for planning again (renewed in a thread only after)
+                plan = accept(build_plan(site, backend, options, tool_version, hash_progress,
+                                         suspects=doubtful))
+            if show:
+                show(plan)
+            lock.what = f"deploy {plan.deploy_id}"
+            lock.keep_alive()  # renewed in a thread from here (hashing is done)
+            if progress is None:
+                result = apply_plan(plan, backend, workers, log, waiting, check=lock.check)
+            else:
+                with progress(plan) as bar:  # a context manager called once per uploaded file
+                    result = apply_plan(
+                        plan, backend, workers, log, waiting, check=lock.check, progress=bar
+                    )
+    if waiting.for_completion:
+        # After the lock is released: the deploy is done, and nobody need wait for this one.
+        result.wait = wait_for_invalidations(backend, result.submitted, waiting, log)
+    return plan, result
 
 
 def suspects(backend: Backend, log: Log = lambda _: None) -> frozenset[str]:

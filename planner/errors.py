@@ -51,3 +51,10 @@ class LockLost(PlannerError):
     """This run's lock was taken over or removed while it worked; it stopped before writing."""
 
     exit_code = 4
+
+
+class InvalidationNotFinished(PlannerError):
+    """``deploy --wait``: the deploy is complete (site, manifest, ledger, invalidations
+    submitted) but CloudFront had not finished invalidating within ``--wait-timeout``."""
+
+    exit_code = 7  # 6 is reserved

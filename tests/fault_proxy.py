@@ -12,6 +12,9 @@ answers some of them itself instead:
   never reaches moto) or after it (``DROP_AFTER``: moto applied it, the answer is lost);
 - by calling a hook first (``Hook(fn)``, e.g. to SIGKILL the client), then dropping (or
   doing what ``then`` says).
+- by forwarding and handing the client another body (``Rewrite(fn)``: ``fn(entry, body)``
+  gives it; e.g. ``cf_invalidation_status("InProgress")`` makes GetInvalidation answer as AWS
+  does, which moto cannot).
 
 With ``strict=True`` it also enforces what moto does not (see /work/shared/CLOUDFRONT.md), as
 S3 does: a pre-signed request (``X-Amz-Date`` and ``X-Amz-Expires`` in the query) whose
@@ -132,7 +135,19 @@ class Hook:
         return "hook" + (f"+{self.then.name}" if self.then is not None else "")
 
 
-Action = Error | Drop | Hook
+@dataclass(frozen=True)
+class Rewrite:
+    """Forward, then send the client ``fn(entry, body)`` instead of moto's body (moto's status
+    and headers kept, Content-Length recomputed)."""
+
+    fn: Callable[["Entry", bytes], bytes]
+
+    @property
+    def name(self) -> str:
+        return "rewrite"
+
+
+Action = Error | Drop | Hook | Rewrite
 
 S3_INTERNAL_ERROR = Error(500, "InternalError", "We encountered an internal error. Please try again.")
 S3_SLOW_DOWN = Error(503, "SlowDown", "Please reduce your request rate.")
@@ -145,6 +160,23 @@ CF_TOO_MANY_INVALIDATIONS = Error(
 )
 DROP = Drop()
 DROP_AFTER = Drop(after=True)
+
+# GetInvalidation: GET /2020-05-31/distribution/<id>/invalidation/<invalidation id>
+GET_INVALIDATION = r"^/20\d\d-\d\d-\d\d/distribution/[^/]+/invalidation/[^/]+$"
+
+
+def cf_invalidation_status(status: str) -> Rewrite:
+    """GetInvalidation answered with ``status`` (AWS spells ``InProgress`` and ``Completed``;
+    moto always says ``COMPLETED``)."""
+
+    def rewrite(entry: "Entry", data: bytes) -> bytes:
+        if entry.upstream_status != 200:
+            return data
+        new, n = re.subn(rb"<Status>[^<]*</Status>", f"<Status>{status}</Status>".encode(), data)
+        assert n == 1, data
+        return new
+
+    return Rewrite(rewrite)
 
 
 # --- rules and the log -----------------------------------------------------------------------
@@ -312,6 +344,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._drop()
                 return
             status, headers, data = proxy._forward(entry, self.command, self.path, self.headers, body)
+            if isinstance(action, Rewrite):
+                entry.action = action.name
+                data = action.fn(entry, data)
             if isinstance(action, Drop):
                 entry.action = action.name
                 self._drop()

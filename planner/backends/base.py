@@ -46,6 +46,10 @@ class Backend(Protocol):
 
     def invalidate(self, distribution_id: str, paths: Sequence[str], reference: str) -> str: ...
 
+    def invalidation_status(self, distribution_id: str, invalidation_id: str) -> str:
+        """The invalidation's status as CloudFront gives it: ``InProgress`` or ``Completed``
+        (compare without case: moto says ``COMPLETED``)."""
+
     def check_distributions(self, distribution_ids: Sequence[str]) -> None: ...
 
     def usage(self, month: str, distribution_ids: Sequence[str]) -> Usage: ...

@@ -1,7 +1,8 @@
 """Every CloudFront call the tool makes, on a client it is handed: the account's distributions
 (ListDistributions), one distribution's configuration (GetDistribution), the month's
-invalidations and their path counts (ListInvalidations, GetInvalidation), and
-CreateInvalidation. Errors are botocore's, for the caller to turn into messages."""
+invalidations and their path counts (ListInvalidations, GetInvalidation), CreateInvalidation,
+and one invalidation's status (GetInvalidation, for ``deploy --wait``). Errors are
+botocore's, for the caller to turn into messages."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from planner.core.pacing import (
     AccountInvalidations,
     InvalidationCount,
     Usage,
+    is_completed,
     month_of,
     month_start,
     pruned,
@@ -33,6 +35,14 @@ def create_invalidation(
     return cloudfront.create_invalidation(
         DistributionId=distribution_id, InvalidationBatch=batch
     )["Invalidation"]
+
+
+def get_invalidation(cloudfront: Any, distribution_id: str, invalidation_id: str) -> dict:
+    """GetInvalidation's ``Invalidation`` (its Id, Status, CreateTime and InvalidationBatch).
+    Status is ``InProgress`` or ``Completed`` on AWS (moto says ``COMPLETED``)."""
+    return cloudfront.get_invalidation(DistributionId=distribution_id, Id=invalidation_id)[
+        "Invalidation"
+    ]
 
 
 def read_usage(
@@ -67,14 +77,14 @@ def read_invalidations(
         for item, created in _invalidations(cloudfront, dist, month):
             this_month = month_of(created) == month
             key = f"{dist}/{item['Id']}"
-            completed = str(item.get("Status", "")).lower() == "completed"
+            completed = is_completed(str(item.get("Status", "")))
             if completed and not this_month:
                 continue  # another month's, done: neither spent now nor in progress
             counts = cache.get(key)
             if not completed or not valid_counts(counts):
-                paths = cloudfront.get_invalidation(DistributionId=dist, Id=item["Id"])[
-                    "Invalidation"
-                ]["InvalidationBatch"]["Paths"].get("Items", [])
+                paths = get_invalidation(cloudfront, dist, item["Id"])["InvalidationBatch"][
+                    "Paths"
+                ].get("Items", [])
                 wild = sum(1 for p in paths if p.endswith("*"))
                 counts = [len(paths), wild, month_of(created)]
                 if completed:

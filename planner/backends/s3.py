@@ -333,6 +333,13 @@ class S3Backend:
         self._record(distribution_id, inv["Id"], paths, inv.get("CreateTime"))
         return inv["Id"]
 
+    def invalidation_status(self, distribution_id: str, invalidation_id: str) -> str:
+        with aws_errors(f"GetInvalidation {invalidation_id} on {distribution_id}"):
+            inv = cloudfront.get_invalidation(
+                self.clients.cloudfront, distribution_id, invalidation_id
+            )
+        return str(inv.get("Status", ""))
+
     def _record(self, distribution_id: str, inv_id: str, paths: Sequence[str], created) -> None:
         """Add a submitted invalidation to the tool's own record (the count cache), for when
         listing is not allowed. Best effort: the record is only a fallback."""

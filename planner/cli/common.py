@@ -126,10 +126,18 @@ def flags_of(command: click.Command) -> dict[str, str]:
 
 
 def as_list_if_multiple(command: click.Command, name: str, value: Any) -> Any:
-    """``exclude = "*.map"`` in the file means the one-item list."""
+    """``exclude = "*.map"`` in the file means the one-item list. A flag's value must be a
+    boolean (or a word click reads as one): click fails on a number (``wait = 2``)."""
     for param in command.params:
-        if param.name == name and getattr(param, "multiple", False) and isinstance(value, str):
+        if param.name != name:
+            continue
+        if getattr(param, "multiple", False) and isinstance(value, str):
             return [value]
+        if getattr(param, "is_bool_flag", False) and not isinstance(value, (bool, str)):
+            raise click.BadParameter(
+                f"{value!r} in the configuration file is not a valid boolean: write true or "
+                "false", param=param,
+            )
     return value
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from planner import __version__
-from planner.apply import Waiting, deploy_site, plan_deploy
+from planner.apply import Waiting, check_finished, deploy_site, plan_deploy
 from planner.cli.common import (
     clients_of,
     make_target_backend,
@@ -40,10 +40,13 @@ from planner.plan import render, saved
               help="Apply exactly this saved plan (`planner plan --out`): refused if the target "
                    "or the build changed since. SITE, --target, --acl and the plan's options come "
                    "from the file (a SITE, --target or --acl given must be the plan's).")
+@click.option("--wait", is_flag=True,
+              help="After submitting the invalidations, wait until CloudFront has completed "
+                   "them all (at most --wait-timeout; then exit 7, the deploy itself done).")
 @named_target
 @_errors
 def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: float,
-           plan_file: str | None, **kw: Any) -> None:
+           plan_file: str | None, wait: bool, **kw: Any) -> None:
     """Upload what changed, commit the manifest, invalidate, delete what was removed.
 
     \b
@@ -62,7 +65,8 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     with _hashing(people) as hashed:
         the_plan, result = deploy_site(
             site, backend, options, __version__, lock_timeout=lock_timeout,
-            workers=kw["workers"], waiting=Waiting(kw["wait_timeout"]), accept=accept,
+            workers=kw["workers"], waiting=Waiting(kw["wait_timeout"], for_completion=wait),
+            accept=accept,
             hash_progress=hashed, lease=lock_lease, margin=lock_margin,
             **_deploy_feedback(kw["fmt"], kw["verbose"], people),
         )
@@ -71,6 +75,7 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     else:
         click.echo(("\n" if kw["fmt"] == "table" else "\n**") + render.summary_line(the_plan, result)
                    + ("" if kw["fmt"] == "table" else "**"))
+    check_finished(result)  # --wait past --wait-timeout: exit 7
 
 
 def _deploy_inputs(kw: dict[str, Any], plan_file: str | None):

@@ -60,8 +60,10 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      help="Dollars per needless cache miss  [default: price-per-path / 1000]"),
         click.option("--wait-timeout", type=click.FloatRange(min=0), default=600.0,
                      show_default=True,
-                     help="Seconds to wait while CloudFront has too many invalidations in "
-                          "progress; then the invalidation stays pending for the next run."),
+                     help="Bounds each wait for CloudFront, in seconds: while it has too many "
+                          "invalidations in progress (then the invalidation stays pending for "
+                          "the next run), and with deploy --wait for it to complete them (then "
+                          "exit 7)."),
         click.option("--max-cost", type=Dollars(), default=None, metavar="USD",
                      help="Refuse (exit 6, nothing written) when AWS would charge this deploy's "
                           "invalidation more than USD dollars; the message says what fits.  "

@@ -19,6 +19,12 @@ BURST = 3.0
 CACHE_NAME = "invalidation-counts.json"
 
 
+def is_completed(status: str) -> bool:
+    """Whether an invalidation's Status means done: AWS says ``Completed`` (else
+    ``InProgress``); moto says ``COMPLETED``, so the comparison ignores case."""
+    return status.lower() == "completed"
+
+
 @dataclass(frozen=True)
 class Usage:
     """Invalidation paths of the account this month, as far as they could be read."""

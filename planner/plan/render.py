@@ -6,6 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from planner.core.minimizer import Covered
+from planner.core.pacing import is_completed
 from planner.core.words import Doc, money, plural
 from planner.plan.build import NO_MANIFEST_YET
 from planner.plan.compute import Plan
@@ -182,6 +183,14 @@ def result_dict(result: Result) -> dict[str, Any]:
         "invalidations": [{"distribution_id": k, "id": v} for k, v in result.invalidations.items()],
         "paths": result.paths,
         "resumed": result.resumed,
+        "wait": None if result.wait is None else {
+            "completed": result.wait.completed,
+            "seconds": round(result.wait.seconds, 1),
+            "invalidations": [
+                {"distribution_id": d, "id": i, "status": s or None, "completed": is_completed(s)}
+                for d, i, s in result.wait.statuses
+            ],
+        },
     }
 
 
@@ -391,4 +400,8 @@ def summary_line(plan: Plan, result: Result) -> str:
     line = ", ".join(parts) + f" ({pct:.0f}% changed)."
     if result.resumed:
         line = f"Finished interrupted deploy {result.resumed}. " + line
+    if result.wait is not None and result.wait.completed and result.wait.statuses:
+        n = len(result.wait.statuses)
+        line += (f" CloudFront completed the invalidation{'s' if n > 1 else ''} in "
+                 f"{result.wait.seconds:.0f} s.")
     return line
