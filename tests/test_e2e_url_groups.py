@@ -166,7 +166,8 @@ def test_the_table_output_shows_each_groups_invalidation_and_both_ids(moto, site
     (inv_root,) = invalidations(moto.cloudfront, root)
     (inv_other,) = invalidations(moto.cloudfront, other)
     summary = proc.stdout.strip().splitlines()[-1]
-    assert f"invalidated 4 paths ({root}:{inv_root['Id']}, {other}:{inv_other['Id']})" in summary
+    assert (f"invalidated 4 paths ({root}:{inv_root['Id']}, {other}:{inv_other['Id']}; "
+            "AWS charge $0.00, miss estimate $0.00)") in summary
 
 
 def test_distributions_that_serve_alike_share_one_group_whatever_their_order(

@@ -394,7 +394,11 @@ def summary_line(plan: Plan, result: Result) -> str:
     ]
     if result.invalidations:
         ids = ", ".join(f"{k}:{v}" for k, v in result.invalidations.items())
-        parts.append(f"invalidated {plural(result.paths, 'path')} ({ids})")
+        t = totals(plan)
+        # The two figures as planned (an interrupted deploy's paths, finished first, aside).
+        figures = "" if result.resumed else (f"; AWS charge {money(t['charge_usd'])}, miss "
+                                             f"estimate {money(t['miss_cost_usd'])}")
+        parts.append(f"invalidated {plural(result.paths, 'path')} ({ids}{figures})")
     else:
         parts.append("no invalidation")
     line = ", ".join(parts) + f" ({pct:.0f}% changed)."
