@@ -550,7 +550,8 @@ def suspects(backend: Backend, log: Log = lambda _: None) -> frozenset[str]:
         return frozenset()  # no manifest: the plan takes over what the target holds anyway
     drift = compare(manifest, backend.list_site().objects)
     if drift:
-        log(f"the lock was taken over: {plural(len(drift), 'object')} not as the manifest says "
+        log(f"the lock was taken over: {plural(len(drift), 'object')} "
+            f"{'is' if len(drift) == 1 else 'are'} not as the manifest says "
             f"({', '.join(d.key for d in drift[:3])}{', ...' if len(drift) > 3 else ''}); "
             "they are written again (or deleted) and invalidated")
     return frozenset(d.key for d in drift)

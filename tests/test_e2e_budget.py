@@ -29,6 +29,7 @@ from e2e_helpers import (
 )
 
 from planner.core.pacing import days_left_in_month, pace_allowance
+from planner.core.words import plural
 
 pytestmark = pytest.mark.e2e
 
@@ -322,9 +323,9 @@ def test_plan_table_shows_the_free_paths_line_and_the_alternatives(moto, site, p
     before = dt.datetime.now(dt.timezone.utc)
     text = plan_text(moto, public, site)
     after = dt.datetime.now(dt.timezone.utc)
-    assert "free paths: 1000 of 1000 left this month (0 used, from cloudfront); pace even: " in text
+    assert "free paths: 1,000 of 1,000 left this month (0 used, from cloudfront); pace even: " in text
     assert any(
-        f"at most {pace_allowance(1000, days)} this deploy (1000 left / {days} days x 3)" in text
+        f"at most {pace_allowance(1000, days):,} this deploy (1,000 left / {plural(days, 'day')} x 3)" in text
         for days in {days_left_in_month(before), days_left_in_month(after)}
     )
     lines = text.splitlines()
@@ -333,4 +334,4 @@ def test_plan_table_shows_the_free_paths_line_and_the_alternatives(moto, site, p
     assert names == ["exact", "/*", "chosen"]
 
     text = plan_text(moto, public, site, "--paths-used", "40", "--pace", "none")
-    assert "free paths: 960 of 1000 left this month (40 used, from --paths-used); pace none" in text
+    assert "free paths: 960 of 1,000 left this month (40 used, from --paths-used); pace none" in text
