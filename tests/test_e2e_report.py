@@ -349,7 +349,7 @@ def test_report_with_target_counts_every_distribution_and_sums_the_tools_ledger(
         [line] = [x for x in table.stdout.splitlines() if x.startswith(dist)]
         counts = [str(row[k]) for k in ("invalidations", "paths", "wildcards")]
         assert line.split() == [dist, *counts]
-    assert "1 other distribution(s) had no invalidations" in table.stdout  # the idle one
+    assert "1 other distribution had no invalidations" in table.stdout  # the idle one
     assert f"Deploys by this tool ({site.target()})" in table.stdout
     assert "2 deploys (0 finished by a later run)" in table.stdout
     md = report(moto, env, "--target", site.target(), "--format", "markdown")
@@ -406,7 +406,7 @@ def test_a_past_month_without_activity_reports_zeros_in_every_format(moto, site,
     assert tool["deploys"] == 0
     assert all(tool[k] == 0 for k in (*COUNTS, "uploaded_files", "deletes", "changed_urls"))
     assert doc["projection"] == {
-        "basis": "account", "paths": 0, "paid_paths": 0, "dollars": 0, "final": True
+        "basis": "account", "paths": 0, "paid_paths": 0, "dollars": 0, "charge_usd": 0, "final": True
     }
     assert doc["warnings"] == []
     assert [d["date"] for d in doc["days"]] == [f"2020-01-{n:02d}" for n in range(1, 32)]
@@ -432,8 +432,8 @@ def test_a_past_month_without_activity_reports_zeros_in_every_format(moto, site,
     tables = [line for line in lines if line.startswith("|")]
     assert any(re.match(r"\|\s*total\s*\|\s*0\s*\|\s*0\s*\|\s*0\s*\|", t) for t in tables)
     assert sum(1 for t in tables if t.startswith("| 2020-01-")) == 31
-    assert "1 other distribution(s) had no invalidations" in proc.stdout
-    assert "month total: 0 paths, 0 paid, $0.00" in proc.stdout
+    assert "1 other distribution had no invalidations" in proc.stdout
+    assert "month total: 0 paths, 0 paid, AWS charge $0.00" in proc.stdout
 
     # Nothing spent: --fail-over 0 does not fail a month of zeros.
     proc = report(moto, env, "--month", month, "--fail-over", "0", "--free-paths-per-month", "0")

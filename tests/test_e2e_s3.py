@@ -195,7 +195,7 @@ def test_rebuild_with_same_content_and_new_mtimes_changes_nothing(moto, site, pu
     assert doc["invalidation"]["paths"] == []
     assert doc["result"] == {
         "uploaded": 0, "uploaded_bytes": 0, "fixed_in_place": 0, "deleted": 0,
-        "invalidations": [], "paths": 0, "resumed": None,
+        "invalidations": [], "paths": 0, "resumed": None, "wait": None,
     }
     assert snapshot(moto, site) == before  # not even a state object was written
 

@@ -563,7 +563,7 @@ def test_cli_new_fingerprinted_file_is_immutable_and_never_invalidated(local, fl
     if flag:  # the text plan says so too
         text = local.ok("plan", str(local.public), "--target", str(local.out), *flag).stdout
         assert (
-            "1 new fingerprinted files (a content hash in the name: never requested before) need no "
+            "1 new fingerprinted file (a content hash in the name: never requested before) needs no "
             "invalidation" in text
         )
 

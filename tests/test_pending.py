@@ -46,7 +46,7 @@ def test_a_batch_cloudfront_refuses_for_good_is_replaced_and_the_next_deploys_go
         sent = [e.invalidation_batch() for e in proxy.invalidation_requests()]
 
     assert done.returncode == 0, done.stderr
-    assert "cannot be accepted (InvalidArgument): replaced by 1 valid paths" in done.stderr
+    assert "cannot be accepted (InvalidArgument): replaced by 1 valid path covering" in done.stderr
     (first, ref1), (second, ref2) = sent
     assert first == ["/css/site.css"] and second == ["/*"]  # the tool's own: only "/*" is left
     assert ref2.startswith(ref1 + "-"), (ref1, ref2)

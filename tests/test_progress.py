@@ -87,8 +87,8 @@ def test_verbose_logs_each_step_and_the_progress(tmp_path):
     proc = run(["deploy", str(site), "--target", str(target), "-v"], _env())
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
-    assert "debug: write the pending record pending.json (1 keys)" in lines
-    assert any(x.startswith("debug: upload index.html (changed, 13 bytes, text/html") for x in lines)
+    assert "debug: write the pending record pending.json (1 key)" in lines
+    assert any(x.startswith("debug: upload index.html (changed, 13 B, text/html") for x in lines)
     assert any(x.startswith("debug: CreateInvalidation on local: 2 paths") for x in lines)
     assert "uploaded 1/1 file (13 B of 13 B)" in lines
 

@@ -245,7 +245,8 @@ def to_text(plan: Plan, fmt: str = "table", verbose: bool = False) -> str:
     if plan.fingerprinted_new:
         doc.line(
             f"{plural(plan.fingerprinted_new, 'new fingerprinted file')} (a content hash in the "
-            "name: never requested before) need no invalidation"
+            f"name: never requested before) need{'s' if plan.fingerprinted_new == 1 else ''} no "
+            "invalidation"
         )
     if several:
         doc.line(
