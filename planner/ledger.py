@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from manifests.errors import ConflictError
 from manifests.stores import ABSENT
 from planner.core.cost import PRICE_PER_PATH, dollars, miss_dollars
+from planner.core.pacing import HISTORY_DAYS, PastDeploy, merged_frontier, month_of
 from planner.core.cost import (
     billable as billable,  # re-exported: callers and tests know it here
 )
@@ -137,6 +138,10 @@ def _draft(
         "account_paths_before": budget.paths_used if budget else 0,
         "free_paths_per_month": budget.free_per_month if budget else 0,
         "price_per_path": invalidations[0].price,
+        # --pace price: the shadow price the deploy was planned at, and the paths it would
+        # have submitted at each price tried (its frontier: the next deploys learn from it)
+        "shadow_price_usd": invalidations[0].shadow.value if invalidations[0].shadow else None,
+        "frontier": [list(p) for p in merged_frontier([inv.frontier for inv in invalidations])],
         "miss_cost_per_url": invalidations[0].miss_cost,
         # Counts per distribution; summed over those invalidated in ``complete``.
         "per_distribution": per,
@@ -265,3 +270,29 @@ def _valid(data: bytes) -> dict | None:
     if not all(type(x) in (int, float) and math.isfinite(x) and x >= 0 for x in dollars):
         return None
     return rec
+
+
+def pace_history(store: "Store", now: dt.datetime) -> tuple[PastDeploy, ...]:
+    """The target's deploys of the last HISTORY_DAYS days, as ``--pace price`` learns from
+    them (this month's records and, early in a month, the last one's): when, the paths each
+    submitted, and its frontier. A record of an earlier version, without a frontier, counts
+    as the paths it submitted at every price."""
+    months = {month_of(now), month_of(now - dt.timedelta(days=HISTORY_DAYS))}
+    out = []
+    for month in sorted(months):
+        for rec in read_month(store, month)[0]:
+            when = parse_iso(rec["started_at"])
+            if not 0 <= (now.date() - when.date()).days < HISTORY_DAYS or rec.get("kind", "deploy") != "deploy":
+                continue
+            out.append(PastDeploy(when, rec["paths"], _frontier(rec.get("frontier"))))
+    return tuple(out)
+
+
+def _frontier(value: Any) -> tuple[tuple[float, int], ...]:
+    """A record's frontier, if it is one (ascending prices, whole paths); else none."""
+    try:
+        points = tuple((float(lam), int(n)) for lam, n in value)
+    except (TypeError, ValueError):
+        return ()
+    ok = all(math.isfinite(lam) and lam >= 0 and n >= 0 for lam, n in points)
+    return points if ok and list(points) == sorted(points) else ()

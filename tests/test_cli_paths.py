@@ -209,6 +209,7 @@ def test_json_shape_and_values(universe, tmp_path):
         "miss_cost_usd": 0.0,
         "free_paths_used": 0,
         "paced_paths": 0,
+        "shadow_usd": 0.0,
         "cost_usd": 0.01,
         "cost_lower_bound_usd": 0.01,
         "exact": True,

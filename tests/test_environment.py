@@ -240,8 +240,8 @@ def test_a_shared_variable_means_the_same_option_in_every_command():
          "Error: Invalid value for '--max-deletes' (from PLANNER_PLAN_MAX_DELETES): -1 is not in "
          "the range x>=0."),
         ({"PLANNER_PACE": "fast"},
-         "Error: Invalid value for '--pace' (from PLANNER_PACE): 'fast' is not one of 'even', "
-         "'none'."),
+         "Error: Invalid value for '--pace' (from PLANNER_PACE): 'fast' is not one of 'price', "
+         "'even', 'none'."),
         ({"PLANNER_PLAN_FORMAT": "csv"},
          "Error: Invalid value for '--format' (from PLANNER_PLAN_FORMAT): 'csv' is not one of "
          "'table', 'json', 'markdown'."),

@@ -159,6 +159,9 @@ def test_minimizer_matches_brute_force(universe, data):
         free_paths=data.draw(st.integers(0, 5), label="free"),
         miss_cost=data.draw(st.sampled_from([0.0, 0.000005, 0.001, 0.0025, 0.004, 0.006, 0.02]), label="miss"),
         distributions=data.draw(st.integers(1, 2), label="k"),
+        # the shadow price of a free path (pacing by price), up to the price itself
+        free_price=data.draw(st.sampled_from([0.0, 0.0, 0.000005, 0.0005, 0.002, 0.005]),
+                             label="lambda"),
     )
     problem = Problem(
         frozenset(ordered),
@@ -192,7 +195,9 @@ def test_lower_bound_never_exceeds_the_cost_on_larger_instances(seed):
     rng = random.Random(seed)
     universe = sorted({f"/s{rng.randrange(4)}/t{rng.randrange(6)}/p{rng.randrange(30)}" for _ in range(400)})
     changed = rng.sample(universe, rng.randrange(1, len(universe)))
-    problem = Problem(frozenset(universe), frozenset(changed), CostModel(free_paths=rng.randrange(0, 200)),
+    model = CostModel(free_paths=rng.randrange(0, 200),
+                      free_price=rng.choice([0.0, 0.0001, 0.001, 0.004]))
+    problem = Problem(frozenset(universe), frozenset(changed), model,
                       max_wildcards=rng.randrange(0, 16), max_paths=rng.randrange(50, 400))
     try:
         sol = minimize(problem, work_budget=20_000)

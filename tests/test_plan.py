@@ -144,4 +144,7 @@ def test_cost_counts_every_distribution():
     assert p.invalidation.free_paths == 1
     assert p.invalidation.paths == ("/about/*",)
     assert p.invalidation.solution.paid_paths == 1  # 1 path x 2 distributions - 1 free
-    assert p.invalidation.solution.cost_usd == pytest.approx(0.005)
+    sol = p.invalidation.solution
+    assert sol.charge_usd == pytest.approx(0.005)  # what AWS bills
+    # the objective: the paid path, and the free one at its shadow price (--pace price)
+    assert sol.cost_usd == pytest.approx(sol.charge_usd + sol.shadow_usd)

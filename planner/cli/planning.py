@@ -52,10 +52,12 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--paths-used", type=click.IntRange(min=0), default=None,
                      help="Paths already used this month in the account (default: read from "
                           "CloudFront, all distributions)."),
-        click.option("--pace", type=click.Choice(["even", "none"]), default="even",
+        click.option("--pace", type=click.Choice(["price", "even", "none"]), default="price",
                      show_default=True,
-                     help="even: spend at most the free paths left / days left x 3 per deploy; "
-                          "none: all that is left."),
+                     help="price: each free path costs a shadow price, set so that the paths "
+                          "expected until the month's end (the target's ledger, the account's "
+                          "pace) fit in the free paths left; even: spend at most the free paths "
+                          "left / days left x 3 per deploy; none: all that is left, free."),
         click.option("--miss-cost", type=click.FloatRange(min=0), default=None,
                      help="Dollars per needless cache miss  [default: price-per-path / 1000]"),
         click.option("--wait-timeout", type=click.FloatRange(min=0), default=600.0,

@@ -39,6 +39,9 @@ class CostModel:
     # Free paths really left in the account for this deploy (what AWS bills against);
     # None: ``free_paths`` (no pace holds any back).
     free_left: int | None = None
+    # Dollars per free path used: the shadow price of a free path (one used now is one fewer
+    # for the rest of the month; see ``pacing.shadow_price``). At most ``price``.
+    free_price: float = 0.0
 
     @property
     def miss(self) -> float:
@@ -48,8 +51,12 @@ class CostModel:
         return billable(0, n_paths * self.distributions, max(0, self.free_paths))
 
     def cost(self, n_paths: int, collateral: int) -> float:
-        """The objective: paths beyond the allowance at the price, plus every needless miss."""
-        return self.price * self.paid_paths(n_paths) + self.miss * collateral * self.distributions
+        """The objective: free paths at their shadow price, paths beyond the allowance at the
+        price, plus every needless miss."""
+        paid = self.paid_paths(n_paths)
+        free = n_paths * self.distributions - paid
+        return (self.free_price * free + self.price * paid
+                + self.miss * collateral * self.distributions)
 
     def figures(self, n_paths: int, collateral: int) -> "Figures":
         """What a plan of ``n_paths`` paths and ``collateral`` needless misses per
@@ -63,6 +70,7 @@ class CostModel:
             miss_cost_usd=round(self.miss * collateral * self.distributions, 9),
             free_paths_used=submitted - charged,
             paced_paths=self.paid_paths(n_paths) - charged,
+            shadow_usd=round(self.free_price * (submitted - self.paid_paths(n_paths)), 9),
         )
 
 
@@ -76,6 +84,7 @@ class Figures:
     miss_cost_usd: float = 0.0  # needless misses x the model's price of one: an estimate
     free_paths_used: int = 0  # paths taken from the month's free pool
     paced_paths: int = 0  # of those, beyond this deploy's pace allowance (priced by the objective)
+    shadow_usd: float = 0.0  # the free paths within the allowance at their shadow price
 
 
 def miss_dollars(price: float, miss_cost: float | None = None) -> float:

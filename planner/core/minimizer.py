@@ -5,9 +5,10 @@ a wildcard covering every URL that starts with the text before the ``*``; any ot
 covers the identical URL. A plan is valid when it covers every changed URL, has at most
 ``max_wildcards`` wildcards and at most ``max_paths`` other paths. Its cost is
 
-    price * max(0, k * |P| - F) + miss * k * collateral(P)
+    lam * min(k * |P|, F) + price * max(0, k * |P| - F) + miss * k * collateral(P)
 
-(k distributions, F free paths left, collateral = unchanged URLs the plan covers). We return
+(k distributions, F free paths left, lam <= price the shadow price of a free path (0 unless
+the pace prices them), collateral = unchanged URLs the plan covers). We return
 a valid plan of minimum cost; among equal costs, fewest paths, then least collateral.
 
 How (and why it is exact):
@@ -84,6 +85,7 @@ class Solution:
     miss_cost_usd: float = 0.0  # the needless misses, priced by the cost model: an estimate
     free_paths_used: int = 0  # paths taken from the month's free pool
     paced_paths: int = 0  # free paths beyond the pace allowance (the objective prices them)
+    shadow_usd: float = 0.0  # the free paths used at their shadow price (--pace price)
 
     @classmethod
     def of(cls, model: CostModel, paths: tuple[str, ...], changed_urls: int, collateral: int,
@@ -99,7 +101,7 @@ class Solution:
             cost_lower_bound_usd=cost if exact or bound is None else min(cost, max(0.0, bound)),
             exact=exact, wildcard_cover=cover, charge_usd=f.charge_usd,
             miss_cost_usd=f.miss_cost_usd, free_paths_used=f.free_paths_used,
-            paced_paths=f.paced_paths,
+            paced_paths=f.paced_paths, shadow_usd=f.shadow_usd,
         )
 
     @property
@@ -244,6 +246,7 @@ class _Search:
         self.k = max(1, model.distributions)
         self.free = max(0, model.free_paths)
         self.price = model.price
+        self.free_price = min(model.free_price, model.price)  # convexity needs it no dearer
         self.miss_k = model.miss * self.k  # dollars per needless miss, all distributions
         self.W = max(0, problem.max_wildcards)
         self.M = max(0, problem.max_paths)
@@ -254,7 +257,8 @@ class _Search:
     # --- cost ------------------------------------------------------------------------------
 
     def cost(self, n: int, u: int) -> float:
-        return self.price * max(0, self.k * n - self.free) + self.miss_k * u
+        paid = max(0, self.k * n - self.free)
+        return self.free_price * (self.k * n - paid) + self.price * paid + self.miss_k * u
 
     def key(self, w: int, g: int, u: int) -> tuple[float, int, int]:
         n = self.m - g
@@ -591,7 +595,8 @@ def minimize(problem: Problem, work_budget: int = WORK_BUDGET) -> Solution:
 def _dual(search: _Search, consider) -> tuple[float, float, float]:
     """Best Lagrangian lower bound on the cost; every plan met on the way goes to ``consider``.
 
-    psi(g) = price * max(0, k*(m - g) - F), for g >= g_min (fewer savings would need more
+    psi(g) = lam * min(k*(m - g), F) + price * max(0, k*(m - g) - F) (lam, the shadow price of
+    a free path, at most price), for g >= g_min (fewer savings would need more
     exact paths than allowed: infinite), is convex; for a slope s >= 0,
     cost(S) >= min_g (psi(g) + s*g) + min_S (miss_k*u(S) - s*g(S)), and the best s is found
     by bisection on the sign of the subgradient.
@@ -600,8 +605,11 @@ def _dual(search: _Search, consider) -> tuple[float, float, float]:
     g_min = max(0, m - search.M - search.W)
     g_free = min(max(m - search.free / k, g_min), m)
 
+    lam = search.free_price
+
     def psi(g: float) -> float:
-        return price * max(0.0, k * (m - g) - search.free)
+        paid = max(0.0, k * (m - g) - search.free)
+        return lam * (k * (m - g) - paid) + price * paid
 
     def alpha(slope: float) -> tuple[float, float]:
         return min((psi(g) + slope * g, g) for g in (g_min, g_free, m))

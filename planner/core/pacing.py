@@ -62,8 +62,9 @@ class Budget:
 
     @property
     def allowance(self) -> int:
-        """Free paths this deploy may spend before the rest is priced as paid."""
-        if self.pace == "none":
+        """Free paths this deploy may spend before the rest is priced as paid (pace "price"
+        prices each free path by its shadow price instead: every free path is allowed)."""
+        if self.pace in ("none", "price"):
             return self.free_left
         return pace_allowance(self.free_left, self.days_left)
 
@@ -73,6 +74,118 @@ def pace_allowance(free_left: int, days_left: int, burst: float = BURST) -> int:
     if free_left <= 0:
         return 0
     return min(free_left, math.ceil(free_left / max(1, days_left) * burst))
+
+
+# --- the shadow price of a free path (--pace price) ---------------------------------------------
+
+HISTORY_DAYS = 30  # the target's deploys that tell how it deploys
+PRIOR_DEPLOYS_PER_DAY = 1.0  # a target with no history: a deploy a day, each like this one
+GRID_STEPS = 12  # shadow prices tried: 0, and the price halved down to price / 2**12
+
+
+def price_grid(price: float) -> tuple[float, ...]:
+    """The shadow prices tried, ascending: 0, then price / 4096 ... price / 2, price. At the
+    default miss cost (price / 1000), price / 1024 asks a free path to save about one needless
+    miss; price asks as much as a paid path."""
+    return (0.0, *(price / 2**i for i in range(GRID_STEPS, -1, -1)))
+
+
+@dataclass(frozen=True)
+class PastDeploy:
+    """One of the target's earlier deploys, as the shadow price learns from it: when, the
+    paths it submitted, and its frontier: the paths it would have submitted at each shadow
+    price its planning tried (ascending prices)."""
+
+    when: dt.datetime
+    submitted: int
+    frontier: tuple[tuple[float, int], ...]
+
+    def paths_at(self, price: float) -> int:
+        """Paths at ``price``: those at the dearest price tried that is not above it (paths
+        fall as the price rises, so between two prices tried this over-estimates)."""
+        out = self.frontier[0][1] if self.frontier else self.submitted
+        for lam, paths in self.frontier:
+            if lam > price + 1e-15:
+                break
+            out = paths
+        return out
+
+
+def merged_frontier(frontiers: list[tuple[tuple[float, int], ...]]) -> tuple[tuple[float, int], ...]:
+    """One deploy's frontier from its groups' (one per way the distributions serve the
+    target): at each price any of them tried, the sum of their paths there."""
+    prices = sorted({lam for f in frontiers for lam, _ in f})
+    parts = [PastDeploy(dt.datetime.min, 0, f) for f in frontiers if f]
+    return tuple((lam, sum(p.paths_at(lam) for p in parts)) for lam in prices)
+
+
+@dataclass(frozen=True)
+class ShadowPrice:
+    value: float  # dollars per free path used
+    why: str  # one line: where it came from
+
+
+def shadow_price(
+    free_left: int,
+    now: dt.datetime,
+    history: tuple[PastDeploy, ...],
+    this_paths: Callable[[float], int],
+    other_used: int,
+    grid: tuple[float, ...],
+) -> ShadowPrice:
+    """The lowest shadow price of a free path at which the paths expected until the month's
+    end fit in the ``free_left`` free paths; the dearest of ``grid`` when none does.
+
+    Expected: this deploy's paths at that price (``this_paths``), the target's deploys to
+    come (its rate of deploys over the last HISTORY_DAYS days, times the days left after
+    today, times their mean paths at that price, read from their frontiers), and the rest of
+    the account (``other_used``, its paths this month not submitted by this target, at the
+    same pace for the days left). A target with no history is assumed to deploy once a day,
+    each deploy like this one. Whole days only, so ``plan`` and ``deploy`` agree within a day.
+    Paths fall as the price rises, so the grid is searched by bisection."""
+    today = now.date()
+    days_left = days_left_in_month(now) - 1  # after today
+    elapsed = now.day  # days of the month so far, today included
+    recent = [h for h in history if 0 <= (today - h.when.date()).days < HISTORY_DAYS]
+    if recent:
+        span = min(HISTORY_DAYS, (today - min(h.when.date() for h in recent)).days + 1)
+        rate = len(recent) / span
+
+        def future(lam: float) -> float:
+            return rate * days_left * sum(h.paths_at(lam) for h in recent) / len(recent)
+
+        basis = (f"{len(recent)} deploy{'s' if len(recent) != 1 else ''} of this target in "
+                 f"{span} day{'s' if span != 1 else ''}")
+    else:
+        rate = PRIOR_DEPLOYS_PER_DAY
+
+        def future(lam: float) -> float:
+            return rate * days_left * this_paths(lam)
+
+        basis = "no history: a deploy a day like this one"
+    other = other_used / elapsed * days_left
+
+    def fits(lam: float) -> bool:
+        return this_paths(lam) + future(lam) + other <= free_left
+
+    lo, hi = 0, len(grid) - 1
+    if fits(grid[lo]):
+        hi = lo
+    elif not fits(grid[hi]):
+        lo = hi
+    while hi - lo > 1:  # fits(grid[hi]) and not fits(grid[lo])
+        mid = (lo + hi) // 2
+        if fits(grid[mid]):
+            hi = mid
+        else:
+            lo = mid
+    lam = grid[hi]
+    need = this_paths(lam) + future(lam) + other
+    expected = round(need)
+    why = (f"{basis}, {rate:.1f} a day; {expected:,} path{'s' if expected != 1 else ''} "
+           f"expected by the month's end at this price ({round(other):,} by the rest of the "
+           f"account) for {free_left:,} free")
+    return ShadowPrice(lam, why)
 
 
 def days_left_in_month(now: dt.datetime) -> int:
@@ -194,6 +307,10 @@ def cache_codec(read: Callable[[], bytes | None], write: Callable[[bytes], None]
 
 __all__ = [
     "BURST",
+    "PastDeploy",
+    "ShadowPrice",
+    "price_grid",
+    "shadow_price",
     "AccountInvalidations",
     "Budget",
     "InvalidationCount",

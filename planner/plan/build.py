@@ -16,6 +16,7 @@ from manifests.etags import parts_of, proves, stored_etag
 from manifests.model import STATE_DIR
 from manifests.scan import scan_meanwhile
 from manifests.stores import MANIFEST_NAME
+from planner import ledger
 from planner.backends import Backend
 from planner.core.adopt import Listing, Takeover, candidates, takeover
 from planner.core.headers import compress, headers_for
@@ -168,6 +169,9 @@ def _build_plan(
         ),
         distributions_seen=tuple(seen.values()),
         warnings=tuple(warnings),
+        pace_history=lambda: ledger.pace_history(
+            backend.store, options.now or _dt.datetime.now(_dt.UTC)
+        ),
         suspects=suspects,
     )
 

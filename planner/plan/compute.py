@@ -32,7 +32,16 @@ from planner.core.headers import (
 )
 from planner.core.minimizer import Problem, Solution, evaluate, minimize
 from planner.core.origins import Distribution, mapper, serves_prefix
-from planner.core.pacing import Budget, Usage, days_left_in_month
+from planner.core.pacing import (
+    Budget,
+    PastDeploy,
+    ShadowPrice,
+    Usage,
+    days_left_in_month,
+    month_of,
+    price_grid,
+    shadow_price,
+)
 from planner.core.urls import normalise_url_prefix, urls_of
 from planner.core.words import money, plural
 from planner.errors import (
@@ -57,12 +66,14 @@ class Options:
     distribution_ids: tuple[str, ...] = ()
     free_paths_per_month: int = FREE_PATHS_PER_MONTH
     paths_used: int | None = None  # None: read from CloudFront (or the local log)
-    pace: str = "even"  # or "none"
+    pace: str = "price"  # a shadow price for a free path; or "even", or "none"
     now: _dt.datetime | None = None  # None: the clock (UTC)
     price: float = PRICE_PER_PATH
     miss_cost: float | None = None
     hash_workers: int | None = None
     max_cost: float | None = None  # dollars AWS may charge this deploy; None: no cap
+    # --pace price: the target's earlier deploys (from its ledger), not saved with a plan
+    pace_history: tuple[PastDeploy, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,11 @@ class Invalidation:
     # Over --max-cost: the plan with the fewest needless misses that AWS would charge no
     # more than the cap for (None: none would, or no cap was passed).
     within_cap: Solution | None = None
+    # --pace price: the shadow price of a free path this plan was made at, and why; the paths
+    # it would submit at each shadow price tried (the ledger keeps them: the next deploys'
+    # history).
+    shadow: ShadowPrice | None = None
+    frontier: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -205,6 +221,7 @@ def compute_plan(
     distributions_seen: tuple[Distribution, ...] = (),
     warnings: tuple[str, ...] = (),
     suspects: frozenset[str] = frozenset(),
+    pace_history: tuple[PastDeploy, ...] | Callable[[], tuple[PastDeploy, ...]] | None = None,
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate.
@@ -216,8 +233,12 @@ def compute_plan(
     :mod:`planner.core.adopt`). ``suspects``: keys whose objects may not hold what
     ``state.previous`` says (found so after the lock was taken over from a deploy that lost
     it): written again (or deleted) and invalidated, as the keys an interrupted deploy
-    touched."""
+    touched. ``pace_history``: the target's earlier deploys for ``--pace price`` (else
+    ``options.pace_history``; a function is called only when there is something to
+    invalidate, like ``usage``)."""
     _refuse_empty(site, entries)
+    if pace_history is not None and not callable(pace_history):
+        options = dataclasses.replace(options, pace_history=tuple(pace_history))
     previous, takeover = state.previous, state.takeover
     previous_id = previous.deploy_id if previous else None
     resume, dirty = _resume_or_dirty(previous, state.journal, suspects)
@@ -231,6 +252,8 @@ def compute_plan(
     deploy_id = deploy_id_for(previous_id, target, new) if has_work else (previous_id or "")
     new = new.replace(deploy_id=deploy_id)
     must, fingerprinted_new = _keys_to_invalidate(uploads, dirty, options)
+    if callable(pace_history) and options.pace == "price" and (must or deletes):
+        options = dataclasses.replace(options, pace_history=tuple(pace_history()))
     # Every URL that may be cached matters for what a wildcard would also hit (and for the
     # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
     invalidations = plan_invalidations(
@@ -619,16 +642,19 @@ def plan_invalidation(
         distributions=max(1, len(distributions)),
         free_left=max(0, budget.free_left - spent),
     )
-    problem = Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p)
-    must_wait = False
-    try:
-        solution = minimize(problem)
-    except InvalidationError:
-        # Not submittable while others are in progress: plan what will be submitted once they
-        # complete; the deploy waits for that (--wait-timeout), or leaves it pending.
-        must_wait = True
-        problem = Problem(universe, changed, model)
-        solution = minimize(problem)
+    solve = _solver(universe, changed, model, max_w, max_p)
+    shadow, frontier = None, ()
+    if options.pace == "price" and changed:
+        shadow = shadow_price(
+            free, now, options.pace_history,
+            lambda lam: len(solve(lam)[0].paths) * model.distributions,
+            max(0, used - sum(h.submitted for h in options.pace_history
+                              if month_of(h.when) == month_of(now))),
+            price_grid(options.price),
+        )
+        frontier = tuple(sorted((lam, len(sol.paths) * model.distributions)
+                                for lam, (sol, _, _) in solve.tried.items()))
+    solution, problem, must_wait = solve(shadow.value if shadow else 0.0)
     within_cap = None
     if options.max_cost is not None and solution.charge_usd > options.max_cost:
         within_cap = fewest_misses_within(problem, options.max_cost)
@@ -657,7 +683,32 @@ def plan_invalidation(
         miss_cost=model.miss,
         changed=changed,
         within_cap=within_cap,
+        shadow=shadow,
+        frontier=frontier,
     )
+
+
+def _solver(universe: frozenset[str], changed: frozenset[str], model: CostModel, max_w: int,
+            max_p: int) -> Callable[[float], tuple[Solution, Problem, bool]]:
+    """The minimizer's plan at a shadow price of a free path: (solution, its problem, whether
+    it must wait), each price solved once (``.tried``). A plan CloudFront cannot take while
+    others are in progress is planned without those limits, and must wait: the deploy waits
+    for them to complete (--wait-timeout), or leaves it pending."""
+    tried: dict[float, tuple[Solution, Problem, bool]] = {}
+
+    def solve(lam: float) -> tuple[Solution, Problem, bool]:
+        if lam not in tried:
+            priced = dataclasses.replace(model, free_price=lam)
+            problem = Problem(universe, changed, priced, max_wildcards=max_w, max_paths=max_p)
+            try:
+                tried[lam] = (minimize(problem), problem, False)
+            except InvalidationError:
+                problem = Problem(universe, changed, priced)
+                tried[lam] = (minimize(problem), problem, True)
+        return tried[lam]
+
+    solve.tried = tried  # type: ignore[attr-defined]
+    return solve
 
 
 # Dollars per path beyond the cap when searching within it: more than any plan's misses.

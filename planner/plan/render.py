@@ -142,6 +142,7 @@ def solution_fields(sol) -> dict[str, Any]:
         "miss_cost_usd": round(sol.miss_cost_usd, 9),
         "free_paths_used": sol.free_paths_used,
         "paced_paths": sol.paced_paths,
+        "shadow_usd": round(sol.shadow_usd, 9),
         "cost_usd": round(sol.cost_usd, 9),
         "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 9),
         "exact": sol.exact,
@@ -161,6 +162,11 @@ def _budget_dict(inv) -> dict[str, Any] | None:
         "pace": b.pace,
         "days_left": b.days_left,
         "pace_allowance": b.allowance,
+        # --pace price: dollars per free path used, where it came from, and the paths this
+        # deploy would submit at each shadow price tried
+        "shadow_price_usd": inv.shadow.value if inv.shadow is not None else None,
+        "shadow_price_source": inv.shadow.why if inv.shadow is not None else None,
+        "frontier": [{"shadow_price_usd": lam, "paths": n} for lam, n in inv.frontier],
         "max_wildcards_now": inv.max_wildcards,
         "max_paths_now": inv.max_paths,
         "note": inv.usage.note if inv.usage is not None else "",
@@ -313,10 +319,11 @@ def _invalidation_text(plan: Plan, inv, doc: Doc, verbose: bool) -> None:
     )
     b = inv.budget
     if b is not None:
-        pace = (
-            f"pace even: at most {b.allowance:,} this deploy ({b.free_left:,} left / "
-            f"{plural(b.days_left, 'day')} x 3)" if b.pace == "even" else "pace none"
-        )
+        pace = {
+            "even": f"pace even: at most {b.allowance:,} this deploy ({b.free_left:,} left / "
+                    f"{plural(b.days_left, 'day')} x 3)",
+            "price": "pace price",
+        }.get(b.pace, "pace none")
         doc.line(
             f"free paths: {b.free_left:,} of {b.free_per_month:,} left this month "
             f"({b.paths_used:,} used, from {b.source}); {pace}"
@@ -324,6 +331,9 @@ def _invalidation_text(plan: Plan, inv, doc: Doc, verbose: bool) -> None:
         if inv.free_paths < b.allowance:
             doc.line(f"{inv.free_paths:,} of those free paths are left for these distributions "
                      "after the invalidations above")
+        if inv.shadow is not None:
+            doc.line(f"shadow price of a free path: {money(inv.shadow.value)} "
+                     f"({inv.shadow.why})")
         if inv.usage is not None and inv.usage.note:
             doc.line(f"note: {inv.usage.note}")
     if inv.must_wait:

@@ -45,7 +45,7 @@ from planner.plan.render import plan_dict
 FORMAT = "invalidation-planner/plan"
 VERSION = 2  # 2: with "checksum"
 ACLS = ("private", "public-read")  # `--acl` (planner.cli); null: none, the bucket's setting
-PACES = ("even", "none")  # `--pace`
+PACES = ("price", "even", "none")  # `--pace`
 # "A path can be a maximum of 4,000 characters" (CloudFront Developer Guide, "Invalidation
 # limits"; the 15 wildcard and 3,000 file paths in progress per distribution: planner.core.cost).
 
@@ -159,6 +159,7 @@ def _as_saved(invalidation: Invalidation, inv: dict[str, Any]) -> Invalidation:
         miss_cost_usd=inv.get("miss_cost_usd", 0.0),
         free_paths_used=inv.get("free_paths_used", 0),
         paced_paths=inv.get("paced_paths", 0),
+        shadow_usd=inv.get("shadow_usd", 0.0),
     )
     alternatives = tuple(
         Alternative(a.name, solution) if a.name == "chosen" else a
@@ -347,7 +348,7 @@ def _validate(doc: dict[str, Any], where: str) -> SavedPlan:
 
 _TOP = ("tool_version", "site", "target", "deploy_id", "previous_version", "journal_version",
         "options", "acl", "state", "uploads", "plan")
-_NOT_SAVED = ("now", "hash_workers")  # Options of the run, not of the plan
+_NOT_SAVED = ("now", "hash_workers", "pace_history")  # Options of the run, not of the plan
 
 
 def _invalidation(value: Any, field: str) -> dict[str, Any]:
@@ -379,7 +380,7 @@ def _invalidation(value: Any, field: str) -> dict[str, Any]:
         raise _Bad(f"{field}.wildcards", f"{inv['wildcards']} is not the {wild} of its paths")
     for name in ("cost_usd", "cost_lower_bound_usd"):
         _amount(inv.get(name), f"{field}.{name}")
-    for name in ("charge_usd", "miss_cost_usd"):  # not in saved plans of earlier versions
+    for name in ("charge_usd", "miss_cost_usd", "shadow_usd"):  # not in earlier saved plans
         _optional(inv.get(name), f"{field}.{name}", _amount)
     for name in ("free_paths_used", "paced_paths"):
         _optional(inv.get(name), f"{field}.{name}", _count)
