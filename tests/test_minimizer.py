@@ -205,3 +205,26 @@ def test_lower_bound_never_exceeds_the_cost_on_larger_instances(seed):
         return
     assert sol.cost_lower_bound_usd <= sol.cost_usd + 1e-12
     assert all(any(covers(p, u) for p in sol.paths) for u in changed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(url, min_size=1, max_size=7), st.data())
+def test_the_frontier_falls_as_the_price_rises_and_matches_the_minimizer(universe, data):
+    """The paths at each shadow price (the Lagrangian subproblem): all exact paths when a
+    path is free, ever fewer as it gets dearer, and never fewer than the minimizer's plan
+    when every path costs that price (an optimum too: among equal costs it may keep more)."""
+    from planner.core.minimizer import frontier
+
+    ordered = sorted(universe)
+    changed = frozenset(data.draw(st.sets(st.sampled_from(ordered), min_size=1)))
+    k = data.draw(st.integers(1, 2))
+    prices = (0.0, 0.000001, 0.00001, 0.0001, 0.001, 0.005)
+    problem = Problem(frozenset(ordered), changed, CostModel(distributions=k))
+    points, _ = frontier(problem, prices)
+    paths = [n for _, n in points]
+    assert paths[0] == len(changed) * k
+    assert paths == sorted(paths, reverse=True)
+    for lam, n in points:
+        sol = minimize(Problem(frozenset(ordered), changed,
+                               CostModel(free_paths=0, price=lam, distributions=k)))
+        assert n >= len(sol.paths) * k or lam == 0

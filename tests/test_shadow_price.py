@@ -112,10 +112,16 @@ def test_bisection_finds_the_lowest_price_that_fits(free, at_zero, halving, n, d
                             h.frontier) for h in past if h.when <= now)
     sp = shadow_price(free, now, past, this, other, GRID)
 
-    def fits(lam: float) -> bool:  # the same expectation, priced one by one
-        probe = shadow_price(10**9, now, past, this, other, (lam,))
-        expected = int(probe.why.split("; ")[1].split(" path")[0].replace(",", ""))
-        return expected <= free
+    today, days_left, elapsed = now.date(), 31 - day, day  # December: 31 days
+    recent = [h for h in past if 0 <= (today - h.when.date()).days < 30]
+
+    def fits(lam: float) -> bool:  # the expectation written out, each price tried in turn
+        if recent:
+            span = (today - min(h.when.date() for h in recent)).days + 1
+            future = len(recent) / span * days_left * sum(h.paths_at(lam) for h in recent) / len(recent)
+        else:
+            future = days_left * this(lam)
+        return this(lam) + future + other / elapsed * days_left <= free
 
     first = next((lam for lam in GRID if fits(lam)), GRID[-1])
     assert sp.value == first

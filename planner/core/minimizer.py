@@ -237,10 +237,16 @@ class _Budget(Exception):
 
 
 class _Search:
-    def __init__(self, problem: Problem) -> None:
+    def __init__(self, problem: Problem, like: "_Search | None" = None) -> None:
+        """The search of ``problem``; ``like``: a search of the same URLs and limits under
+        another cost model, whose candidate tree is shared (nothing mutates it)."""
         self.problem = problem
-        self.changed = sorted(problem.changed)
-        self.universe = sorted(problem.universe | problem.changed)
+        same = like is not None and (like.problem.universe, like.problem.changed,
+                                     like.W, like.M) == (problem.universe, problem.changed,
+                                                         max(0, problem.max_wildcards),
+                                                         max(0, problem.max_paths))
+        self.changed = like.changed if same else sorted(problem.changed)  # type: ignore[union-attr]
+        self.universe = like.universe if same else sorted(problem.universe | problem.changed)  # type: ignore[union-attr]
         self.m = len(self.changed)
         model = problem.model
         self.k = max(1, model.distributions)
@@ -250,6 +256,9 @@ class _Search:
         self.miss_k = model.miss * self.k  # dollars per needless miss, all distributions
         self.W = max(0, problem.max_wildcards)
         self.M = max(0, problem.max_paths)
+        if same:
+            self.roots, self.order = like.roots, like.order  # type: ignore[union-attr]
+            return
         leaves = self.m > self.M
         self.roots = build_candidates(self.changed, self.universe, leaves) if self.W else []
         self.order = _postorder(self.roots)
@@ -553,10 +562,30 @@ def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
     return Solution.of(problem.model, tuple(paths), len(problem.changed), collateral)
 
 
-def minimize(problem: Problem, work_budget: int = WORK_BUDGET) -> Solution:
-    """A valid plan of minimum cost (see the module docstring); raises InvalidationError when
-    no valid plan exists (more changed URLs than paths allowed, and no wildcard allowed)."""
+def frontier(problem: Problem, prices: tuple[float, ...]) -> tuple[tuple[tuple[float, int], ...], "_Search"]:
+    """The paths submitted (over every distribution) at each shadow price of a path: for a
+    price lam, the plan minimising lam x paths + miss cost x needless misses, from the
+    Lagrangian subproblem with slope lam x k (a tree knapsack: the supported points of the
+    frontier of paths against misses, without the limit on exact paths). Cheap next to
+    ``minimize``: the candidates are built once (pass the search returned to ``minimize``
+    as ``like`` to share them)."""
     search = _Search(problem)
+    out = []
+    for lam in prices:
+        g = 0
+        if search.m and search.roots:
+            g = sum(n.saving for n in search.lagrange(lam * search.k)[1])
+        out.append((lam, (search.m - g) * search.k))
+    return tuple(out), search
+
+
+def minimize(problem: Problem, work_budget: int = WORK_BUDGET,
+             like: "_Search | None" = None) -> Solution:
+    """A valid plan of minimum cost (see the module docstring); raises InvalidationError when
+    no valid plan exists (more changed URLs than paths allowed, and no wildcard allowed).
+    ``like``: a search of the same URLs and limits (see ``frontier``), whose candidates are
+    reused."""
+    search = _Search(problem, like)
     if search.m == 0:
         return _solution(search, [], 0.0, True)
     best: list = []  # [(key, nodes)]

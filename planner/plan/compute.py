@@ -31,6 +31,7 @@ from planner.core.headers import (
     is_page,
 )
 from planner.core.minimizer import Problem, Solution, evaluate, minimize
+from planner.core.minimizer import frontier as plan_frontier
 from planner.core.origins import Distribution, mapper, serves_prefix
 from planner.core.pacing import (
     Budget,
@@ -642,19 +643,23 @@ def plan_invalidation(
         distributions=max(1, len(distributions)),
         free_left=max(0, budget.free_left - spent),
     )
-    solve = _solver(universe, changed, model, max_w, max_p)
-    shadow, frontier = None, ()
+    shadow, frontier, like = None, (), None
     if options.pace == "price" and changed:
+        # Every free path counted at each price of the grid (no paid path in the estimate:
+        # the price decides how many misses a path must save).
+        frontier, like = plan_frontier(
+            Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p),
+            price_grid(options.price),
+        )
+        at = dict(frontier)
         shadow = shadow_price(
-            free, now, options.pace_history,
-            lambda lam: len(solve(lam)[0].paths) * model.distributions,
+            free, now, options.pace_history, at.__getitem__,
             max(0, used - sum(h.submitted for h in options.pace_history
                               if month_of(h.when) == month_of(now))),
             price_grid(options.price),
         )
-        frontier = tuple(sorted((lam, len(sol.paths) * model.distributions)
-                                for lam, (sol, _, _) in solve.tried.items()))
-    solution, problem, must_wait = solve(shadow.value if shadow else 0.0)
+    solution, problem, must_wait = _solve(universe, changed, model, max_w, max_p,
+                                          shadow.value if shadow else 0.0, like)
     within_cap = None
     if options.max_cost is not None and solution.charge_usd > options.max_cost:
         within_cap = fewest_misses_within(problem, options.max_cost)
@@ -688,27 +693,20 @@ def plan_invalidation(
     )
 
 
-def _solver(universe: frozenset[str], changed: frozenset[str], model: CostModel, max_w: int,
-            max_p: int) -> Callable[[float], tuple[Solution, Problem, bool]]:
-    """The minimizer's plan at a shadow price of a free path: (solution, its problem, whether
-    it must wait), each price solved once (``.tried``). A plan CloudFront cannot take while
-    others are in progress is planned without those limits, and must wait: the deploy waits
-    for them to complete (--wait-timeout), or leaves it pending."""
-    tried: dict[float, tuple[Solution, Problem, bool]] = {}
-
-    def solve(lam: float) -> tuple[Solution, Problem, bool]:
-        if lam not in tried:
-            priced = dataclasses.replace(model, free_price=lam)
-            problem = Problem(universe, changed, priced, max_wildcards=max_w, max_paths=max_p)
-            try:
-                tried[lam] = (minimize(problem), problem, False)
-            except InvalidationError:
-                problem = Problem(universe, changed, priced)
-                tried[lam] = (minimize(problem), problem, True)
-        return tried[lam]
-
-    solve.tried = tried  # type: ignore[attr-defined]
-    return solve
+def _solve(universe: frozenset[str], changed: frozenset[str], model: CostModel, max_w: int,
+           max_p: int, lam: float, like=None) -> tuple[Solution, Problem, bool]:
+    """The minimizer's plan with free paths at the shadow price ``lam``: (solution, its
+    problem, whether it must wait). A plan CloudFront cannot take while others are in
+    progress is planned without those limits, and must wait: the deploy waits for them to
+    complete (--wait-timeout), or leaves it pending. ``like``: a search of the same problem
+    whose candidates are reused."""
+    priced = dataclasses.replace(model, free_price=lam)
+    problem = Problem(universe, changed, priced, max_wildcards=max_w, max_paths=max_p)
+    try:
+        return minimize(problem, like=like), problem, False
+    except InvalidationError:
+        problem = Problem(universe, changed, priced)
+        return minimize(problem), problem, True
 
 
 # Dollars per path beyond the cap when searching within it: more than any plan's misses.
