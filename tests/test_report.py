@@ -313,7 +313,7 @@ def test_unreadable_records_and_a_pending_deploy_are_warned_about():
     doc = build_report(month=MONTH, now=AFTER, account=account(), records=[record(at(3))],
                        target=TARGET, unreadable=bad, pending=pending)
     assert doc["warnings"] == [
-        "2 ledger record(s) could not be read and are left out: ledger/2026-03/x.json ...",
+        "2 ledger records could not be read and are left out: ledger/2026-03/x.json ...",
         "deploy abc123 is not finished (its invalidation of 6 paths is pending); the next "
         "deploy finishes it",
     ]
@@ -323,7 +323,7 @@ def test_unreadable_records_and_a_pending_deploy_are_warned_about():
     one = build_report(month=MONTH, now=AFTER, account=account(), target=TARGET,
                        unreadable=bad[:1])
     assert one["warnings"] == [
-        "1 ledger record(s) could not be read and are left out: ledger/2026-03/x.json"]
+        "1 ledger record could not be read and is left out: ledger/2026-03/x.json"]
 
 
 def test_without_the_account_the_projection_is_the_tools():
@@ -526,14 +526,14 @@ def test_markdown_has_a_title_tables_and_warnings():
     assert any(set(ln.replace("|", "").replace(":", "").strip()) == {"-"} for ln in table)
     assert "| 2026-03-02 " in out and "| E3 " not in out  # the idle distribution is summed up
     assert "- 1 other distribution had no invalidations" in lines
-    assert any(ln.startswith("- WARNING: 1 ledger record(s) could not be read") for ln in lines)
+    assert any(ln.startswith("- WARNING: 1 ledger record could not be read") for ln in lines)
     assert "- month total: 1,200 paths, 200 paid, AWS charge $1.00" in lines
 
 
 def test_table_shows_warnings_and_says_when_the_account_is_missing():
     out = render(sample_doc(), "table")
     assert out.startswith("Invalidations in 2026-03 (the whole month)\n")
-    assert "WARNING: 1 ledger record(s) could not be read" in out
+    assert "WARNING: 1 ledger record could not be read" in out
     assert "free paths: 0 of 1,000 left\nAWS charge: $1.00 (200 paid paths)" in out
     no_account = to_text(sample_doc(account=None), "table")
     assert "(account columns are empty: CloudFront could not be read)" in no_account
@@ -722,4 +722,4 @@ def test_unreadable_ledger_record_is_a_warning(deployed, tmp_path):
     assert len(doc["warnings"]) == 1 and "could not be read" in doc["warnings"][0]
     r = run("report", "--target", str(target))
     assert r.returncode == 0, r.stderr
-    assert "WARNING: 1 ledger record(s) could not be read" in r.stdout
+    assert "WARNING: 1 ledger record could not be read" in r.stdout

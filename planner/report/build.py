@@ -233,7 +233,8 @@ def _tool_warnings(unreadable: list[str], pending: Mapping[str, Any] | None) -> 
     out = []
     if unreadable:
         out.append(
-            f"{len(unreadable)} ledger record(s) could not be read and are left out: "
+            f"{plural(len(unreadable), 'ledger record')} could not be read and "
+            f"{'is' if len(unreadable) == 1 else 'are'} left out: "
             f"{unreadable[0]}" + (" ..." if len(unreadable) > 1 else "")
         )
     if pending:
