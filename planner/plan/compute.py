@@ -123,6 +123,11 @@ class Invalidation:
     shadow: ShadowPrice | None = None
     frontier: tuple[tuple[float, int], ...] = ()
 
+    @property
+    def shadow_price(self) -> float | None:
+        """Dollars per free path this plan was made at (--pace price), else None."""
+        return self.shadow.value if self.shadow is not None else None
+
 
 @dataclass(frozen=True)
 class Plan:
