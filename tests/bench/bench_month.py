@@ -5,7 +5,7 @@ Usage::
 
     .venv/bin/python tests/bench/bench_month.py [--quick] [--seed 1] [--months 1]
         [--sites docs,release,blog] [--policies none,even,/*,price] [--timing-repeat 3]
-        [--no-timing]
+        [--no-timing] [--hull]
 
 What it does (the pieces are in ``tests/bench/month_sim.py``)
 ------------------------------------------------------------
@@ -29,8 +29,9 @@ What it does (the pieces are in ``tests/bench/month_sim.py``)
    cached URL but the changed ones a needless miss).
 3. Scores the month: bill = $0.005 x max(0, paths - free paths) + $0.000005 x needless misses.
 4. The hindsight optimum: each deploy's options (paths, misses) from the minimizer at a grid
-   of prices per path, then the cheapest month choosing one option per deploy (a dynamic
-   programme over the paths used so far).
+   of prices per path (``--hull``: every vertex of its convex frontier, slower), then the
+   cheapest month choosing one option per deploy (a dynamic programme over the paths used
+   so far).
 5. Times the planning of one deploy at 100,000 URLs with 10,000 changed, per policy (median
    of ``--timing-repeat``, the cyclic garbage collector off as ``planner plan`` runs).
 
@@ -70,12 +71,13 @@ def ratio(policy: float, best: float) -> float | None:
     return 1.0 if policy <= 0 else None
 
 
-def run_month(month: ms.Month, policies: list[str], history: list) -> tuple[dict, list]:
+def run_month(month: ms.Month, policies: list[str], history: list,
+              hull: bool = False) -> tuple[dict, list]:
     """One month: every policy and the hindsight optimum, as the JSON line's dict; and the
     price policy's history to hand the next month."""
     started = time.perf_counter()
     problems = [ms.problem_of(d) for d in month.deploys]
-    frontiers = [ms.frontier(u, c) for u, c in problems]
+    frontiers = [ms.frontier(u, c, hull=hull) for u, c in problems]
     frontier_s = time.perf_counter() - started
     t = time.perf_counter()
     best = ms.hindsight(frontiers, ms.free_paths(month))
@@ -86,8 +88,8 @@ def run_month(month: ms.Month, policies: list[str], history: list) -> tuple[dict
         "site_urls": len(problems[0][0]) if problems else 0,
         "changed_urls": sum(len(c) for _, c in problems),
         "other_paths": month.other_paths,
-        "hindsight": {"bill_usd": round(best.bill, 6), "paid_paths": best.paid,
-                      "paths": best.paths, "misses": best.misses},
+        "hindsight": {"options": "hull" if hull else "grid", "bill_usd": round(best.bill, 6),
+                      "paid_paths": best.paid, "paths": best.paths, "misses": best.misses},
         "policies": {},
         "seconds": {"frontiers": round(frontier_s, 2), "hindsight": round(dp_s, 3)},
     }
@@ -180,6 +182,9 @@ def main() -> None:
     ap.add_argument("--policies", default=",".join(ms.POLICIES))
     ap.add_argument("--timing-repeat", type=int, default=3)
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--hull", action="store_true",
+                    help="hindsight over every vertex of each deploy's frontier (slower) "
+                         "instead of the plans at a grid of prices")
     args = ap.parse_args()
     policies = [p for p in args.policies.split(",") if p]
     sites = [s for s in args.sites.split(",") if s]
@@ -197,7 +202,7 @@ def main() -> None:
         history = []  # a new target: the price pace starts from its prior
         for month in ms.generate(site, args.seed, args.months, scale):
             print(f"{site} {month.month}: {len(month.deploys)} deploys...", file=sys.stderr)
-            line, history = run_month(month, policies, history)
+            line, history = run_month(month, policies, history, args.hull)
             print(json.dumps(line), flush=True)
             lines.append(line)
     simulated = time.perf_counter() - started

@@ -162,7 +162,7 @@ class _Docs(_Site):
             self.keys.add(_page(f"docs/{v}"))
             self.keys.update(_page(f"docs/{v}/{s}") for s in self.SECTIONS)
         for section in self.SECTIONS:
-            for _ in range(max(3, int(rng.randint(50, 110) * scale))):
+            for _ in range(max(3, int(rng.randint(60, 130) * scale))):
                 rel = f"{section}/{rng.choice(self.groups[section])}/{self.slug()}"
                 diagram = rng.random() < 0.15
                 for v in self.VERSIONS:
@@ -528,28 +528,52 @@ def pareto(points: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def frontier(universe: frozenset[str], changed: frozenset[str],
-             lambdas: Sequence[float] = LAMBDAS, miss_cost: float = MISS_COST
-             ) -> list[tuple[int, int]]:
+             lambdas: Sequence[float] = LAMBDAS, miss_cost: float = MISS_COST,
+             hull: bool = False) -> list[tuple[int, int]]:
     """A deploy's options as (paths, needless misses): what the minimizer plans with no free
     paths at each price per path of ``lambdas`` (ascending), the exact paths (when CloudFront
     takes that many) and "/*"; the Pareto-efficient ones.
 
-    The plan at a price minimises ``price x paths + miss_cost x misses``, so it is a point of
-    the lower convex hull of every plan's (paths, misses), and as the price rises the point
-    moves along the hull towards fewer paths. When the same point is optimal at two prices it
-    is optimal between them: the prices between are not planned (bisection on the grid)."""
+    The plan at a price minimises ``price x paths + miss_cost x misses``, so it is a vertex
+    of the lower convex hull of every plan's (paths, misses), and as the price rises it moves
+    along the hull towards fewer paths. When the same point is optimal at two prices it is
+    optimal between them: the prices between are not planned (bisection on the grid).
+
+    ``hull``: every vertex of that hull instead of the grid's (slower): between two vertices
+    A and B, plan at the price that makes them cost the same; a plan cheaper than both there
+    is a vertex between them, else there is none."""
     if not changed:
         return [(0, 0)]
     points = {(1, len(universe) - len(changed))}  # "/*"
     if len(changed) <= MAX_PATHS_IN_PROGRESS:
         points.add((len(changed), 0))
+
+    def plan(lam: float) -> tuple[int, int]:
+        sol = minimize(Problem(universe, changed,
+                               CostModel(free_paths=0, price=lam, miss_cost=miss_cost)))
+        return len(sol.paths), sol.collateral_urls
+
+    if hull:
+        def vertices(a: tuple[int, int], b: tuple[int, int]) -> None:
+            if a[0] <= b[0] or a[1] >= b[1]:
+                return
+            lam = (b[1] - a[1]) * miss_cost / (a[0] - b[0])
+            c = plan(lam)
+            if lam * c[0] + miss_cost * c[1] < lam * a[0] + miss_cost * a[1] - 1e-12:
+                points.add(c)
+                vertices(a, c)
+                vertices(c, b)
+
+        most = plan(0.0)  # no needless miss, fewest paths
+        points.add(most)
+        vertices(most, min(points))
+        return pareto(points)
+
     solved: dict[int, tuple[int, int]] = {}
 
     def at(i: int) -> tuple[int, int]:
         if i not in solved:
-            model = CostModel(free_paths=0, price=lambdas[i], miss_cost=miss_cost)
-            sol = minimize(Problem(universe, changed, model))
-            solved[i] = (len(sol.paths), sol.collateral_urls)
+            solved[i] = plan(lambdas[i])
         return solved[i]
 
     def between(lo: int, hi: int) -> None:
