@@ -228,10 +228,11 @@ def main() -> None:
         mine = [ln["policies"][default] for ln in lines if "skipped" not in ln["policies"][default]]
         worst = [p["ratio"] for p in mine]
         worst_s = ("unbounded" if None in worst else f"{max(worst):.2f}x") if worst else "n/a"
+        within = bool(worst) and None not in worst and max(worst) <= GOAL_RATIO
+        never = not any(p["pays_where_hindsight_pays_none"] for p in mine)
         print(f"goals for the default policy ({default}): within {GOAL_RATIO}x of hindsight "
-              f"every month: {'yes' if worst and None not in worst and max(worst) <= GOAL_RATIO else 'no'} "
-              f"(worst {worst_s}); never pays where hindsight pays none: "
-              f"{'yes' if not any(p['pays_where_hindsight_pays_none'] for p in mine) else 'no'}", end="")
+              f"every month: {'yes' if within else 'no'} (worst {worst_s}); never pays where "
+              f"hindsight pays none: {'yes' if never else 'no'}", end="")
         if timed and timed["seconds"].get(default) is not None:
             s = timed["seconds"][default]
             print(f"; planning {s:.2f} s at {timed['timing']['urls']:,} URLs "
