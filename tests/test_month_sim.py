@@ -217,20 +217,21 @@ def test_always_star_is_one_path_and_every_other_url_missed():
 def test_the_price_policy_is_handed_the_last_31_days(monkeypatch):
     class PastDeploy(NamedTuple):
         when: dt.datetime
+        submitted: int
         frontier: tuple
 
     monkeypatch.setattr(ms, "price_available", lambda: None)
     monkeypatch.setattr(ms, "pacing", SimpleNamespace(PastDeploy=PastDeploy))
     calls = fake_plans(monkeypatch, lambda i: (1, 0))
     month = tiny_month(40)
-    earlier = [PastDeploy(month.deploys[0].when - dt.timedelta(days=d), ((0.001, 5),))
+    earlier = [PastDeploy(month.deploys[0].when - dt.timedelta(days=d), 5, ((0.001, 5),))
                for d in (40, 2)]
     out = ms.run_policy(month, "price", history=earlier)
     histories = [h for _, _, _, h in calls]
     assert histories[0] == (earlier[1],)  # 40 days ago is out of the window
     assert [p.when for p in histories[35]][0] == month.deploys[4].when  # 31 days back
     assert len(histories[35]) == 31
-    assert out.history[2:] == [PastDeploy(d.when, ((0.001, 1),)) for d in month.deploys]
+    assert out.history[2:] == [PastDeploy(d.when, 1, ((0.001, 1),)) for d in month.deploys]
 
 
 def test_the_price_policy_skips_itself_without_the_price_pace():

@@ -40,16 +40,18 @@ def test_the_grid_runs_from_nothing_to_the_price():
 def test_a_small_deploy_with_plenty_left_spends_freely():
     sp = shadow_price(1000, NOW, (), lambda lam: 2, 0, GRID)
     assert sp.value == 0.0
-    assert sp.why.startswith("no history: a deploy a day like this one, 1.0 a day; 54 paths "
+    # 2 now, and 2 a day for the 26 days left and the rest of today
+    assert sp.why.startswith("no history: a deploy a day like this one, 1.0 a day; 55 paths "
                              "expected by the month's end")
 
 
 def test_without_history_a_big_deploy_is_priced_as_if_every_day_were_like_it():
     this = paths_falling(400)  # 400, 200, 100, 50, 25, ...
     sp = shadow_price(1000, NOW, (), this, 0, GRID)
-    # 27 deploys (today and 26 more) must fit in 1,000: 37 paths each at most -> 25 (step 4)
+    # 27.5 deploys (this one, 26 days and the rest of today) must fit in 1,000: 36 paths each
+    # at most -> 25 (step 4)
     assert sp.value == GRID[4]
-    assert this(sp.value) * 27 <= 1000 < this(GRID[3]) * 27
+    assert this(sp.value) * 27.5 <= 1000 < this(GRID[3]) * 27.5
 
 
 def history(n: int, days: int, frontier) -> tuple[PastDeploy, ...]:
@@ -64,25 +66,31 @@ def test_history_gives_the_rate_and_the_paths_at_each_price():
     # 40 deploys in 10 days (4 a day), each 30 paths at 0, 10 at GRID[3], 2 at GRID[6]
     past = history(40, 10, [(0.0, 30), (GRID[3], 10), (GRID[6], 2)])
     sp = shadow_price(1000, NOW, past, lambda lam: 1, 0, GRID)
-    # expected: 1 + 4 x 26 x paths(lam) <= 1000 -> paths <= 9.6: 10 is too many, 2 fits
-    assert sp.value == GRID[6]
+    # expected: 1 + 4 x 26.5 x paths(lam) <= 1000 -> paths <= 9.4: 10 is too many, 2 fits
+    # (GRID[6]); but between the two, 93 % of the deploys to come could take 10 (1,000 - 213
+    # of 1,061 - 213): this one takes the lower price (the mix, MIX_SHARE)
+    assert sp.value == GRID[5]
     assert "40 deploys of this target in 10 days, 4.0 a day" in sp.why
+    tighter = shadow_price(900, NOW, past, lambda lam: 1, 0, GRID)  # 81 %: not this one
+    assert tighter.value == GRID[6]
 
 
 def test_the_rest_of_the_account_counts_at_its_pace():
     past = history(5, 5, [(0.0, 4)])
     calm = shadow_price(1000, NOW, past, lambda lam: 4, 0, GRID)
     assert calm.value == 0.0
-    # another tool used 800 paths in the 5 days of the month so far: 160 a day, for 26 more
+    # another tool used 800 paths in the 4.5 days of the month so far, for 26.5 more
     busy = shadow_price(200, NOW, past, paths_falling(4), 800, GRID)
     assert busy.value == GRID[-1]  # nothing fits: a free path costs what a paid one does
-    assert "(4,160 by the rest of the account) for 200 free" in busy.why
+    assert "(4,711 by the rest of the account) for 200 free" in busy.why
 
 
-def test_the_last_day_spends_what_is_left():
+def test_the_last_day_keeps_only_the_rest_of_the_day():
     last = dt.datetime(2026, 12, 31, 20, tzinfo=dt.UTC)
-    past = history(100, 30, [(0.0, 50)])
-    assert shadow_price(60, last, past, lambda lam: 50, 0, GRID).value == 0.0
+    past = history(100, 30, [(0.0, 50)])  # 16 in the window: 0.53 a day, 50 paths each
+    # this deploy's 50, and half a day of 0.53 deploys a day: 63 paths
+    assert shadow_price(70, last, past, lambda lam: 50, 0, GRID).value == 0.0
+    assert shadow_price(60, last, past, paths_falling(50), 0, GRID).value > 0
 
 
 def test_plan_and_deploy_agree_within_a_day():
@@ -112,19 +120,29 @@ def test_bisection_finds_the_lowest_price_that_fits(free, at_zero, halving, n, d
                             h.frontier) for h in past if h.when <= now)
     sp = shadow_price(free, now, past, this, other, GRID)
 
-    today, days_left, elapsed = now.date(), 31 - day, day  # December: 31 days
+    today, days_left, elapsed = now.date(), 31 - day + 0.5, day - 0.5  # December: 31 days
     recent = [h for h in past if 0 <= (today - h.when.date()).days < 30]
 
-    def fits(lam: float) -> bool:  # the expectation written out, each price tried in turn
+    def need(lam: float) -> float:  # the expectation written out, each price tried in turn
         if recent:
             span = (today - min(h.when.date() for h in recent)).days + 1
-            future = len(recent) / span * days_left * sum(h.paths_at(lam) for h in recent) / len(recent)
+            n = len(recent) / span * days_left
+            each = [h.paths_at(lam) for h in recent]
+            mean = sum(each) / len(each)
+            sd = (sum((x - mean) ** 2 for x in each) / len(each)) ** 0.5
+            future = n * mean + sd * n ** 0.5
         else:
             future = days_left * this(lam)
-        return this(lam) + future + other / elapsed * days_left <= free
+        return this(lam) + future + other / elapsed * days_left
 
-    first = next((lam for lam in GRID if fits(lam)), GRID[-1])
-    assert sp.value == first
+    def fits(lam: float) -> bool:
+        return need(lam) <= free
+
+    first = next((i for i, lam in enumerate(GRID) if fits(lam)), len(GRID) - 1)
+    if first > 0 and fits(GRID[first]) and need(GRID[first - 1]) > need(GRID[first]) and (
+            (free - need(GRID[first])) / (need(GRID[first - 1]) - need(GRID[first])) >= 0.9):
+        first -= 1  # the mix: nearly every deploy to come could take the lower price
+    assert sp.value == GRID[first]
 
 
 def test_paths_at_reads_the_dearest_price_not_above():

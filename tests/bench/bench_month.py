@@ -44,6 +44,7 @@ policy. ``--quick``: sites at a quarter of their size, one timing run at 20,000 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -181,6 +182,9 @@ def main() -> None:
     ap.add_argument("--sites", default=",".join(ms.SITES))
     ap.add_argument("--policies", default=",".join(ms.POLICIES))
     ap.add_argument("--timing-repeat", type=int, default=3)
+    ap.add_argument("--others-upfront", action="store_true",
+                    help="the account's other paths all spent before the first deploy "
+                         "(default: evenly over the month)")
     ap.add_argument("--no-timing", action="store_true")
     ap.add_argument("--hull", action="store_true",
                     help="hindsight over every vertex of each deploy's frontier (slower) "
@@ -201,6 +205,8 @@ def main() -> None:
     for site in sites:
         history = []  # a new target: the price pace starts from its prior
         for month in ms.generate(site, args.seed, args.months, scale):
+            if args.others_upfront:
+                month = dataclasses.replace(month, other_upfront=True)
             print(f"{site} {month.month}: {len(month.deploys)} deploys...", file=sys.stderr)
             line, history = run_month(month, policies, history, args.hull)
             print(json.dumps(line), flush=True)

@@ -20,6 +20,7 @@ Only the planning is the tool's; the rest (sites, frontiers, the programme) is t
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import inspect
 import random
@@ -72,9 +73,20 @@ class Month:
     month: str  # YYYY-MM
     seed: int
     deploys: tuple[Deploy, ...]
-    # Paths the account's other distributions submitted this month before the first deploy:
-    # they count against the same free paths.
+    # Paths the account's other distributions submit this month: they count against the
+    # same free paths. Spread evenly over the month (another site deploying every day), or,
+    # with ``other_upfront``, all of them before the first deploy.
     other_paths: int = 0
+    other_upfront: bool = False
+
+    def others_by(self, when: dt.datetime) -> int:
+        """The other distributions' paths submitted by ``when``."""
+        if self.other_upfront or not self.other_paths:
+            return self.other_paths
+        year, mon = (int(x) for x in self.month.split("-"))
+        start = dt.datetime(year, mon, 1, tzinfo=when.tzinfo)
+        days = calendar.monthrange(year, mon)[1]
+        return round(self.other_paths * min(1.0, (when - start) / dt.timedelta(days=days)))
 
 
 WORDS = (
@@ -312,7 +324,8 @@ class _Blog(_Site):
     every page of its pagination (posts shift by one), the tag pages of the post's tags (and
     their pagination and feeds), the previous post (its "next" link), a few older posts of
     the same tags (their "related posts"), the feeds and the sitemap changed. Its account's
-    other distributions have used 700 of the month's free paths before its first deploy."""
+    other distributions use 700 of the month's free paths, evenly over the month (or all
+    before its first deploy: ``Month.other_upfront``)."""
 
     PER_PAGE = 10
     OTHER_PATHS = 700
@@ -497,15 +510,15 @@ def run_policy(month: Month, policy: str,
         if out.skipped:
             return out
     past = list(history)
-    used = month.other_paths
+    mine = 0
     window = dt.timedelta(days=HISTORY_DAYS)
     for d in month.deploys:
         recent = [p for p in past if d.when - p.when <= window] if policy == "price" else ()
-        inv = plan_deploy(d, policy, used, recent).invalidations[0]
+        inv = plan_deploy(d, policy, month.others_by(d.when) + mine, recent).invalidations[0]
         out.per_deploy.append((len(inv.paths), inv.solution.collateral_urls))
-        used += len(inv.paths)
+        mine += len(inv.paths)
         if policy == "price":
-            past.append(pacing.PastDeploy(d.when, inv.frontier))  # type: ignore[attr-defined]
+            past.append(pacing.PastDeploy(d.when, len(inv.paths), inv.frontier))  # type: ignore[attr-defined]
     out.history = past
     return out
 
