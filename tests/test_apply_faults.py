@@ -43,6 +43,9 @@ class FailingStore:
     def read(self, name):
         return self.inner.read(name)
 
+    def list(self, prefix):
+        return self.inner.list(prefix)
+
     def write(self, name, data, expect=None):
         self.counter.step()
         return self.inner.write(name, data, expect)

@@ -3,6 +3,7 @@ into the real planning code, the deploy frontiers and the hindsight optimum."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import os
@@ -200,10 +201,16 @@ def tiny_month(days=40, other=0):
 
 def test_each_deploy_is_planned_with_the_paths_used_so_far(monkeypatch):
     calls = fake_plans(monkeypatch, lambda i: (i + 1, 10 * i))
-    out = ms.run_policy(tiny_month(4, other=700), "even")
+    month = tiny_month(4, other=700)
+    out = ms.run_policy(dataclasses.replace(month, other_upfront=True), "even")
     assert [used for _, _, used, _ in calls] == [700, 701, 703, 706]  # others' paths first
     assert [pace for _, pace, _, _ in calls] == ["even"] * 4
     assert (out.paths, out.misses, out.free) == (10, 60, 300)
+    # by default the others spend theirs evenly over June's 30 days: by day i at 09:00,
+    # 700 x (i + 0.375) / 30, with this site's 1, 2, 3 paths on top
+    calls.clear()
+    ms.run_policy(month, "even")
+    assert [used for _, _, used, _ in calls] == [9, 32 + 1, 55 + 3, 79 + 6]
 
 
 def test_always_star_is_one_path_and_every_other_url_missed():
