@@ -427,8 +427,8 @@ def wait_for_invalidations(
         elapsed = waiting.clock() - start
         if done == len(todo):
             if todo:
-                log(f"CloudFront completed {len(todo)} invalidation"
-                    f"{'s' if len(todo) != 1 else ''} ({elapsed:.0f} s)")
+                log(f"CloudFront completed {plural(len(todo), 'invalidation')} "
+                    f"({elapsed:.0f} s)")
             return Wait(seen(), True, elapsed)
         left = deadline - waiting.clock()
         if left <= 0:

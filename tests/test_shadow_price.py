@@ -192,7 +192,7 @@ def test_pace_price_is_the_default_and_says_where_its_price_came_from():
     assert inv.budget.pace == "price" and inv.shadow is not None
     assert inv.frontier and inv.frontier[0][0] == 0.0
     text = to_text(plan)
-    assert f"shadow price of a free path: " in text and "no history" in text
+    assert "shadow price of a free path: " in text and "no history" in text
     doc = plan_dict(plan)["invalidation"]
     assert doc["budget"]["shadow_price_usd"] == inv.shadow.value
     assert doc["budget"]["frontier"][0] == {"shadow_price_usd": 0.0, "paths": inv.frontier[0][1]}

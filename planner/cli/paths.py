@@ -106,42 +106,43 @@ class Room:
     max_wildcards: int
     max_paths: int
     source: str  # where the usage came from ("" when nothing was read)
+    distribution_ids: tuple[str, ...] = ()  # the --distribution names, resolved
 
 
 def room_for(kw: dict[str, Any]) -> Room:
     """``--free``, ``--max-wildcards`` and ``--max-paths`` as given; those not given come
     from the month's usage when ``--target`` or ``--distribution`` asks for it (the account's
     paths this month, in progress on the distributions), else from CloudFront's defaults."""
-    usage = None
+    usage, ids = None, ()
     if kw["target"] or kw["distribution_names"]:
-        usage = _usage(kw)
+        usage, ids = _usage(kw)
     used = usage.paths_used if usage is not None else 0
-    wild_ip, files_ip = (
-        usage.in_progress_on(kw["distribution_ids"]) if usage is not None else (0, 0)
+    max_w, max_p = (
+        usage.room_on(ids) if usage is not None
+        else (MAX_WILDCARDS_IN_PROGRESS, MAX_PATHS_IN_PROGRESS)
     )
     return Room(
         free=kw["free"] if kw["free"] is not None
         else max(0, kw["free_paths_per_month"] - used),
-        max_wildcards=kw["max_wildcards"] if kw["max_wildcards"] is not None
-        else max(0, MAX_WILDCARDS_IN_PROGRESS - wild_ip),
-        max_paths=kw["max_paths"] if kw["max_paths"] is not None
-        else max(0, MAX_PATHS_IN_PROGRESS - files_ip),
+        max_wildcards=kw["max_wildcards"] if kw["max_wildcards"] is not None else max_w,
+        max_paths=kw["max_paths"] if kw["max_paths"] is not None else max_p,
         source=usage.source if usage is not None else "",
+        distribution_ids=ids,
     )
 
 
 def _usage(kw: dict[str, Any]):
-    """The month's usage: through the target's backend (its count cache; a local folder's own
-    invalidation log), else from CloudFront alone. Distribution names resolve to ids."""
+    """(the month's usage, the distribution ids): through the target's backend (its count
+    cache; a local folder's own invalidation log), else from CloudFront alone (ids only)."""
     month = month_of(_dt.datetime.now(_dt.UTC))
     clients = clients_of(kw)
     if kw["target"]:
         backend = make_target_backend(kw["target"], None, clients, read_only=True)
-        kw["distribution_ids"] = distribution_ids(backend, tuple(kw["distribution_names"]))
-        return backend.usage(month, kw["distribution_ids"])
+        ids = distribution_ids(backend, tuple(kw["distribution_names"]))
+        return backend.usage(month, ids), ids
     check_distribution_names(tuple(kw["distribution_names"]))
-    kw["distribution_ids"] = tuple(dict.fromkeys(kw["distribution_names"]))
-    return account_usage(clients, month, kw["distribution_ids"])
+    ids = tuple(dict.fromkeys(kw["distribution_names"]))
+    return account_usage(clients, month, ids), ids
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -217,12 +218,11 @@ def paths(universe: str, changed: str, **kw: Any) -> None:
     """
     if universe == STDIN and changed == STDIN:
         raise click.UsageError("only one of --universe and --changed can be '-' (standard input)")
-    kw["distribution_ids"] = ()
     try:
         room = room_for(kw)
         model = CostModel(
             free_paths=room.free, price=kw["price_per_path"], miss_cost=kw["miss_cost"],
-            distributions=kw["distributions"] or max(1, len(kw["distribution_ids"])),
+            distributions=kw["distributions"] or max(1, len(room.distribution_ids)),
         )
         stdin = getattr(sys.stdin, "buffer", None)  # read only when a list is '-'
         sol, n_universe = solve(universe, changed, model, room.max_wildcards, room.max_paths,

@@ -12,6 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
+from planner.core.words import plural
+
 # A deploy may spend up to BURST times the even daily share of what is left: a day with
 # several deploys, or one larger change, is not priced as paid at once, while a single deploy
 # early in the month still cannot take the whole allowance.
@@ -38,6 +41,12 @@ class Usage:
     note: str = ""
     # distribution -> (wildcards, file paths) in progress; the limits are per distribution
     in_progress: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def room_on(self, distributions: tuple[str, ...]) -> tuple[int, int]:
+        """(wildcard paths, other paths) CloudFront accepts now on every one of
+        ``distributions``: 15 and 3,000, less those in progress on the busiest."""
+        wild, files = self.in_progress_on(distributions)
+        return max(0, MAX_WILDCARDS_IN_PROGRESS - wild), max(0, MAX_PATHS_IN_PROGRESS - files)
 
     def in_progress_on(self, distributions: tuple[str, ...]) -> tuple[int, int]:
         """(wildcards, file paths) in progress on the busiest of ``distributions``: what an
@@ -167,8 +176,7 @@ def shadow_price(
             spread = (sum((x - mean) ** 2 for x in each) / len(each)) ** 0.5
             return rate * days_left * mean + MARGIN_SD * spread * (rate * days_left) ** 0.5
 
-        basis = (f"{len(recent)} deploy{'s' if len(recent) != 1 else ''} of this target in "
-                 f"{span} day{'s' if span != 1 else ''}")
+        basis = f"{plural(len(recent), 'deploy')} of this target in {plural(span, 'day')}"
     else:
         rate = PRIOR_DEPLOYS_PER_DAY
 
@@ -203,7 +211,7 @@ def shadow_price(
             lam = grid[lo]
     need = this_paths(lam) + future(lam) + other
     expected = round(need)
-    why = (f"{basis}, {rate:.1f} a day; {expected:,} path{'s' if expected != 1 else ''} "
+    why = (f"{basis}, {rate:.1f} a day; {plural(expected, 'path')} "
            f"expected by the month's end at this price ({round(other):,} by the rest of the "
            f"account) for {free_left:,} free")
     return ShadowPrice(lam, why)

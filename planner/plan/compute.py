@@ -637,9 +637,9 @@ def plan_invalidation(
     else:
         used, source = 0, "none read"
     budget = Budget(options.free_paths_per_month, used, days_left_in_month(now), options.pace, source)
-    wild_ip, files_ip = usage.in_progress_on(distributions) if usage else (0, 0)
-    max_w = max(0, MAX_WILDCARDS_IN_PROGRESS - wild_ip)
-    max_p = max(0, MAX_PATHS_IN_PROGRESS - files_ip)
+    max_w, max_p = (
+        usage.room_on(distributions) if usage else (MAX_WILDCARDS_IN_PROGRESS, MAX_PATHS_IN_PROGRESS)
+    )
     free = max(0, budget.allowance - spent)
     model = CostModel(
         free_paths=free,
@@ -652,16 +652,15 @@ def plan_invalidation(
     if options.pace == "price" and changed:
         # Every free path counted at each price of the grid (no paid path in the estimate:
         # the price decides how many misses a path must save).
+        grid = price_grid(options.price)
         frontier, like = plan_frontier(
-            Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p),
-            price_grid(options.price),
+            Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p), grid
         )
-        at = dict(frontier)
         shadow = shadow_price(
-            free, now, options.pace_history, at.__getitem__,
+            free, now, options.pace_history, dict(frontier).__getitem__,
             max(0, used - sum(h.submitted for h in options.pace_history
                               if month_of(h.when) == month_of(now))),
-            price_grid(options.price),
+            grid,
         )
     solution, problem, must_wait = _solve(universe, changed, model, max_w, max_p,
                                           shadow.value if shadow else 0.0, like)

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from planner.core.cost import billable, dollars
 from planner.core.pacing import AccountInvalidations, month_of, month_start
-from planner.core.words import plural
+from planner.core.words import money, plural
 from planner.ledger import miss_cost, parse_iso
 
 MONTH = re.compile(r"[1-9]\d{3}-(0[1-9]|1[0-2])")
@@ -267,7 +267,7 @@ def _over_warning(month: str, projection: Mapping[str, Any], limit: float) -> st
     what = "spent" if projection["final"] else "projected"
     return (
         f"{month} {what}: {plural(projection['paths'], 'path')}, {projection['paid_paths']:,} "
-        f"paid, ${projection['dollars']:,.2f}, over ${limit:,.2f}"
+        f"paid, {money(projection['dollars'])}, over {money(limit)}"
     )
 
 
