@@ -288,11 +288,15 @@ def pace_history(store: "Store", now: dt.datetime) -> tuple[PastDeploy, ...]:
     return tuple(out)
 
 
-def _frontier(value: Any) -> tuple[tuple[float, int], ...]:
-    """A record's frontier, if it is one (ascending prices, whole paths); else none."""
+def _frontier(value: Any) -> tuple[tuple, ...]:
+    """A record's frontier, if it is one (ascending prices; whole paths, and whole misses
+    but in the first version's records, which kept [price, paths]); else none."""
     try:
-        points = tuple((float(lam), int(n)) for lam, n in value)
-    except (TypeError, ValueError):
+        points = tuple((float(p[0]), *(int(x) for x in p[1:])) for p in value)
+    except (TypeError, ValueError, IndexError):
         return ()
-    ok = all(math.isfinite(lam) and lam >= 0 and n >= 0 for lam, n in points)
-    return points if ok and list(points) == sorted(points) else ()
+    ok = all(len(p) in (2, 3) and math.isfinite(p[0]) and min(p) >= 0 for p in points)
+    ok = ok and len({len(p) for p in points}) <= 1
+    return points if ok and [p[0] for p in points] == sorted(p[0] for p in points) else ()
+
+

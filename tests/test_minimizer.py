@@ -210,21 +210,28 @@ def test_lower_bound_never_exceeds_the_cost_on_larger_instances(seed):
 @settings(max_examples=200, deadline=None)
 @given(st.sets(url, min_size=1, max_size=7), st.data())
 def test_the_frontier_falls_as_the_price_rises_and_matches_the_minimizer(universe, data):
-    """The paths at each shadow price (the Lagrangian subproblem): all exact paths when a
-    path is free, ever fewer as it gets dearer, and never fewer than the minimizer's plan
-    when every path costs that price (an optimum too: among equal costs it may keep more)."""
+    """The plans at each shadow price (the Lagrangian subproblem), as (price, paths,
+    misses): without a needless miss when a path is free (and then the fewest paths of
+    such plans), ever fewer paths and more misses as a path gets dearer, and each as cheap
+    at its price as the minimizer's plan when every path costs that price."""
     from planner.core.minimizer import frontier
 
     ordered = sorted(universe)
     changed = frozenset(data.draw(st.sets(st.sampled_from(ordered), min_size=1)))
     k = data.draw(st.integers(1, 2))
     prices = (0.0, 0.000001, 0.00001, 0.0001, 0.001, 0.005)
-    problem = Problem(frozenset(ordered), changed, CostModel(distributions=k))
-    points, _ = frontier(problem, prices)
-    paths = [n for _, n in points]
-    assert paths[0] == len(changed) * k
-    assert paths == sorted(paths, reverse=True)
-    for lam, n in points:
-        sol = minimize(Problem(frozenset(ordered), changed,
-                               CostModel(free_paths=0, price=lam, distributions=k)))
-        assert n >= len(sol.paths) * k or lam == 0
+    model = CostModel(distributions=k)
+    points, _ = frontier(Problem(frozenset(ordered), changed, model), prices)
+    paths = [n for _, n, _ in points]
+    misses = [m for _, _, m in points]
+    assert misses[0] == 0 and paths[0] <= len(changed) * k
+    assert paths == sorted(paths, reverse=True) and misses == sorted(misses)
+    for lam, n, m in points:
+        sol = minimize(Problem(frozenset(ordered), changed, CostModel(
+            free_paths=0, price=lam, miss_cost=model.miss, distributions=k)))
+        if lam == 0:
+            assert sol.collateral_urls == 0 and n <= len(sol.paths) * k
+        else:
+            assert lam * n + model.miss * m == pytest.approx(sol.cost_usd, abs=1e-12)
+
+

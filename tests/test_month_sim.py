@@ -178,10 +178,12 @@ def fake_plans(monkeypatch, answers):
     """plan_deploy replaced: records (deploy, pace, paths used, history), answers
     ``answers(i)`` = (paths, misses)."""
     calls = []
+    daily_seen = fake_plans.daily = []
 
-    def plan_deploy(d, pace, used, history=()):
+    def plan_deploy(d, pace, used, history=(), daily=None):
         paths, misses = answers(len(calls))
         calls.append((d, pace, used, tuple(history)))
+        daily_seen.append(tuple(daily or ()))
         inv = SimpleNamespace(paths=("/p",) * paths,
                               solution=SimpleNamespace(collateral_urls=misses),
                               frontier=((0.001, paths),))
@@ -211,6 +213,9 @@ def test_each_deploy_is_planned_with_the_paths_used_so_far(monkeypatch):
     calls.clear()
     ms.run_policy(month, "even")
     assert [used for _, _, used, _ in calls] == [9, 32 + 1, 55 + 3, 79 + 6]
+    # and per day of the month, as CloudFront's usage tells it: the others' and this site's
+    assert [sum(d) for d in fake_plans.daily[-4:]] == [9, 32 + 1, 55 + 3, 79 + 6]
+    assert fake_plans.daily[-1] == (23 + 1, 24 + 2, 23 + 3, 9)  # 23, 47, 70 by each midnight
 
 
 def test_always_star_is_one_path_and_every_other_url_missed():

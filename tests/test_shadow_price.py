@@ -1,6 +1,6 @@
-"""--pace price: the shadow price of a free path, chosen so that the paths expected until the
-month's end fit in the free paths left (pure), learned from the ledger's frontiers, and the
-plan made at it."""
+"""--pace price: each deploy takes the plan whose misses, plus the least cost of the month's
+deploys to come with the free paths it leaves, are the lowest (pure), learned from the
+ledger's frontiers; and the plan made at the shadow price of that plan."""
 
 from __future__ import annotations
 
@@ -14,7 +14,15 @@ from hypothesis import strategies as st
 from manifests import Entry, Manifest
 from manifests.stores import LocalStore
 from planner import ledger
-from planner.core.pacing import PastDeploy, merged_frontier, price_grid, shadow_price
+from planner.core.pacing import (
+    Future,
+    PastDeploy,
+    lower_hull,
+    merged_frontier,
+    others_pace,
+    price_grid,
+    shadow_price,
+)
 from planner.plan.compute import Options, TargetState, compute_plan
 from planner.plan.render import plan_dict, to_text
 
@@ -23,13 +31,17 @@ GRID = price_grid(PRICE)
 NOW = dt.datetime(2026, 12, 5, 12, tzinfo=dt.UTC)  # 26 days left after today
 
 
-def paths_falling(at_zero: int, halving: int = 2):
-    """A deploy whose paths fall as the price rises: ``at_zero`` at a price of 0, divided by
-    ``halving`` at each step of the grid."""
-    def paths(lam: float) -> int:
-        steps = GRID.index(lam)
-        return max(1, at_zero // halving**steps)
-    return paths
+MISS = PRICE / 1000
+
+
+def deploy_like(*plans: tuple[int, int]) -> tuple[tuple[float, int, int], ...]:
+    """A frontier with ``plans`` as (paths, misses), fewest misses first, at the grid's
+    prices from 0 (each price after the plans run out takes the last plan)."""
+    out = []
+    for i, lam in enumerate(GRID):
+        p, m = plans[min(i, len(plans) - 1)]
+        out.append((lam, p, m))
+    return tuple(out)
 
 
 def test_the_grid_runs_from_nothing_to_the_price():
@@ -37,21 +49,25 @@ def test_the_grid_runs_from_nothing_to_the_price():
     assert GRID[1] == PRICE / 4096
 
 
-def test_a_small_deploy_with_plenty_left_spends_freely():
-    sp = shadow_price(1000, NOW, (), lambda lam: 2, 0, GRID)
-    assert sp.value == 0.0
-    # 2 now, and 2 a day for the 26 days left and the rest of today
-    assert sp.why.startswith("no history: a deploy a day like this one, 1.0 a day; 55 paths "
+def test_a_small_deploy_with_plenty_left_takes_the_plan_without_misses():
+    this = deploy_like((20, 0), (2, 40), (1, 400))
+    sp = shadow_price(1000, NOW, (), this, 0, PRICE, MISS)
+    assert sp.value == 0.0 and sp.worth == 0.0
+    # 20 now, and 20 a day for the 26 days left and the rest of today
+    assert sp.why.startswith("no history: a deploy a day like this one, 1.0 a day; 550 paths "
                              "expected by the month's end")
 
 
 def test_without_history_a_big_deploy_is_priced_as_if_every_day_were_like_it():
-    this = paths_falling(400)  # 400, 200, 100, 50, 25, ...
-    sp = shadow_price(1000, NOW, (), this, 0, GRID)
-    # 27.5 deploys (this one, 26 days and the rest of today) must fit in 1,000: 36 paths each
-    # at most -> 25 (step 4)
-    assert sp.value == GRID[4]
-    assert this(sp.value) * 27.5 <= 1000 < this(GRID[3]) * 27.5
+    this = deploy_like((100, 0), (25, 50), (5, 250), (1, 2000))
+    # 27.5 deploys like this one (it, 26 days, the rest of today): 2,750 paths at 100 each
+    plenty = shadow_price(3000, NOW, (), this, 0, PRICE, MISS)
+    assert plenty.value == 0.0 and plenty.worth == 0.0
+    # from 1,000 they cannot all take 100, and 25 each fit: a free path left is worth what
+    # 100 instead of 25 saves a path (50 misses / 75 paths), and this one takes 25
+    sp = shadow_price(1000, NOW, (), this, 0, PRICE, MISS)
+    assert [p for p in this if p[0] == sp.value][0][1:] == (25, 50)
+    assert sp.worth == pytest.approx(MISS * 50 / 75)
 
 
 def history(n: int, days: int, frontier) -> tuple[PastDeploy, ...]:
@@ -62,100 +78,139 @@ def history(n: int, days: int, frontier) -> tuple[PastDeploy, ...]:
     )
 
 
-def test_history_gives_the_rate_and_the_paths_at_each_price():
-    # 40 deploys in 10 days (4 a day), each 30 paths at 0, 10 at GRID[3], 2 at GRID[6]
-    past = history(40, 10, [(0.0, 30), (GRID[3], 10), (GRID[6], 2)])
-    sp = shadow_price(1000, NOW, past, lambda lam: 1, 0, GRID)
-    # expected: 1 + 4 x 26.5 x paths(lam) <= 1000 -> paths <= 9.4: 10 is too many, 2 fits
-    # (GRID[6]); but between the two, 93 % of the deploys to come could take 10 (1,000 - 213
-    # of 1,061 - 213): this one takes the lower price (the mix, MIX_SHARE)
-    assert sp.value == GRID[5]
-    assert "40 deploys of this target in 10 days, 4.0 a day" in sp.why
-    tighter = shadow_price(900, NOW, past, lambda lam: 1, 0, GRID)  # 81 %: not this one
-    assert tighter.value == GRID[6]
+def test_history_gives_the_rate_and_the_plans_of_the_deploys_to_come():
+    # 80 deploys in 10 days: (80 + 1 + 1) / 10.5 = 7.8 a day, 7.8 x 26.5 = 207 to come, each
+    # 10 paths without a miss or 2 with 20 misses (2.5 misses a path)
+    past = history(80, 10, deploy_like((10, 0), (2, 20)))
+    one = deploy_like((1, 0))
+    assert "80 deploys of this target in 10 days, 7.8 a day" in \
+        shadow_price(3000, NOW, past, one, 0, PRICE, MISS).why
+    assert shadow_price(3000, NOW, past, one, 0, PRICE, MISS).worth == 0.0  # 2,070 fit
+    tight = shadow_price(1500, NOW, past, one, 0, PRICE, MISS)
+    assert tight.worth == pytest.approx(MISS * 2.5)
+    # a deploy that saves 3 misses a path takes its paths; one that saves 2 does not
+    saves3 = deploy_like((11, 0), (1, 30))
+    saves2 = deploy_like((11, 0), (1, 20))
+    assert shadow_price(1500, NOW, past, saves3, 0, PRICE, MISS).value == 0.0
+    assert shadow_price(1500, NOW, past, saves2, 0, PRICE, MISS).value > 0.0
 
 
-def test_the_rest_of_the_account_counts_at_its_pace():
-    past = history(5, 5, [(0.0, 4)])
-    calm = shadow_price(1000, NOW, past, lambda lam: 4, 0, GRID)
+def test_a_record_without_misses_counts_in_the_rate_only():
+    old = history(40, 10, [(0.0, 30), (GRID[3], 10)])  # the first version's records
+    assert all(p.options() == () for p in old)
+    this = deploy_like((4, 0), (1, 10))
+    sp = shadow_price(1000, NOW, old, this, 0, PRICE, MISS)
+    # 40 deploys in 10 days: 4 a day, each like this one (the only sample): 4 x 26.5 x 4
+    assert "4.0 a day; 428 paths expected" in sp.why and sp.value == 0.0
+
+
+def test_the_rest_of_the_account_counts_at_its_pace_today_included():
+    past = history(5, 5, deploy_like((4, 0), (1, 100)))
+    this = deploy_like((4, 0), (1, 100))
+    calm = shadow_price(1000, NOW, past, this, 0, PRICE, MISS)
     assert calm.value == 0.0
-    # another tool used 800 paths in the 4.5 days of the month so far, for 26.5 more
-    busy = shadow_price(200, NOW, past, paths_falling(4), 800, GRID)
-    assert busy.value == GRID[-1]  # nothing fits: a free path costs what a paid one does
-    assert "(4,711 by the rest of the account) for 200 free" in busy.why
+    # another tool used 800 paths in the 4.5 days of the month so far: 177.8 a day for the
+    # 27 days left, today included; nothing fits: a path is worth what a paid one costs
+    busy = shadow_price(1000, NOW, past, this, 800, PRICE, MISS)
+    assert busy.worth == PRICE and busy.value > 0
+    assert "(4,800 by the rest of the account) for 1,000 free" in busy.why
+
+
+def test_a_burst_of_the_rest_of_the_account_is_not_taken_for_its_pace():
+    # 700 paths on the 1st, none since: with the paths per day known, its pace over the
+    # last week is nothing; from the month's total alone, it is 156 a day
+    past = history(5, 5, deploy_like((4, 0), (1, 100)))
+    this = deploy_like((4, 0), (1, 100))
+    burst = (700, 0, 0, 0, 0)
+    assert others_pace(700, burst, NOW.replace(day=9)) == 0.0
+    assert others_pace(700, (), NOW) == pytest.approx(700 / 4.5)
+    assert others_pace(700, burst, NOW) == pytest.approx(700 / 4.5)  # still in the week
+    known = shadow_price(250, NOW.replace(day=9), past, this, 700, PRICE, MISS, burst)
+    assert known.value == 0.0 and "(0 by the rest of the account)" in known.why
+    assert shadow_price(250, NOW.replace(day=9), past, this, 700, PRICE, MISS).value > 0
 
 
 def test_the_last_day_keeps_only_the_rest_of_the_day():
     last = dt.datetime(2026, 12, 31, 20, tzinfo=dt.UTC)
-    past = history(100, 30, [(0.0, 50)])  # 16 in the window: 0.53 a day, 50 paths each
-    # this deploy's 50, and half a day of 0.53 deploys a day: 63 paths
-    assert shadow_price(70, last, past, lambda lam: 50, 0, GRID).value == 0.0
-    assert shadow_price(60, last, past, paths_falling(50), 0, GRID).value > 0
+    this = deploy_like((50, 0), (1, 1000))
+    past = tuple(PastDeploy(last - dt.timedelta(days=i + 1), 50, this) for i in range(29))
+    # (29 + 1 + 1) / 30.5 = 1.02 a day, half a day to come: 25 paths, and this one's 50
+    plenty = shadow_price(80, last, past, this, 0, PRICE, MISS)
+    assert plenty.value == 0.0 and plenty.worth == 0.0
+    # short for the half deploy to come, this one still takes its 50: what may come is half a
+    # deploy, what this one saves is sure
+    short = shadow_price(60, last, past, this, 0, PRICE, MISS)
+    assert short.value == 0.0 and short.worth > 0
+    # 50 would be paid for: one path
+    assert shadow_price(40, last, past, this, 0, PRICE, MISS).value > 0
 
 
 def test_plan_and_deploy_agree_within_a_day():
-    past = history(40, 10, [(0.0, 30), (GRID[3], 10), (GRID[6], 2)])
+    past = history(40, 10, deploy_like((30, 0), (10, 40), (2, 200)))
     morning = NOW.replace(hour=0, minute=1)
     night = NOW.replace(hour=23, minute=59)
-    this = paths_falling(40)
-    assert (shadow_price(1000, morning, past, this, 100, GRID)
-            == shadow_price(1000, night, past, this, 100, GRID))
+    this = deploy_like((40, 0), (12, 30), (3, 300))
+    for free in (100, 400, 900):
+        assert (shadow_price(free, morning, past, this, 100, PRICE, MISS)
+                == shadow_price(free, night, past, this, 100, PRICE, MISS))
+
+
+def test_a_tie_takes_the_fewer_paths():
+    # No history: the deploys to come are like this one, and when they cannot all take 30
+    # paths a free path is worth exactly what this one's 28 more would save a path: a tie
+    this = deploy_like((30, 0), (2, 28))
+    sp = shadow_price(500, NOW, (), this, 0, PRICE, MISS)
+    assert sp.worth == pytest.approx(MISS) and [p for p in this if p[0] == sp.value][0][1] == 2
+
+
+plans = st.lists(st.tuples(st.integers(1, 60), st.integers(0, 3000)), min_size=1, max_size=6)
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    free=st.integers(0, 1500),
-    at_zero=st.integers(1, 3000),
-    halving=st.integers(1, 4),
-    n=st.integers(0, 30),
-    days=st.integers(1, 30),
-    other=st.integers(0, 2000),
-    day=st.integers(1, 31),
-)
-def test_bisection_finds_the_lowest_price_that_fits(free, at_zero, halving, n, days, other, day):
-    now = NOW.replace(day=day)
-    this = paths_falling(at_zero, halving)
-    past = history(n, days, [(lam, this(lam)) for lam in GRID[::3]])
-    past = tuple(PastDeploy(h.when.replace(day=max(1, min(day, h.when.day))), h.submitted,
-                            h.frontier) for h in past if h.when <= now)
-    sp = shadow_price(free, now, past, this, other, GRID)
+@given(samples=st.lists(plans, min_size=1, max_size=8), weight=st.floats(0.1, 20),
+       room=st.floats(-200, 3000))
+def test_the_future_is_priced_by_the_dual_of_its_knapsack(samples, weight, room):
+    """Future.value against the dual written out: the most, over every price at which some
+    sample's cheapest plan changes (and 0 and the price), of weight x the sum of each
+    sample's cheapest plan at that price, less the price times the room."""
+    future = Future.of(samples, weight, PRICE, MISS)
+    candidates = {0.0, PRICE}
+    for opts in samples:
+        for (p1, m1) in opts:
+            for (p2, m2) in opts:
+                if p1 > p2 and m2 > m1 and MISS * (m2 - m1) / (p1 - p2) <= PRICE:
+                    candidates.add(MISS * (m2 - m1) / (p1 - p2))
 
-    today, days_left, elapsed = now.date(), 31 - day + 0.5, day - 0.5  # December: 31 days
-    recent = [h for h in past if 0 <= (today - h.when.date()).days < 30]
+    def dual(mu: float) -> float:
+        return weight * sum(min(MISS * m + mu * p for p, m in opts) for opts in samples) - mu * room
 
-    def need(lam: float) -> float:  # the expectation written out, each price tried in turn
-        if recent:
-            span = (today - min(h.when.date() for h in recent)).days + 1
-            n = len(recent) / span * days_left
-            each = [h.paths_at(lam) for h in recent]
-            mean = sum(each) / len(each)
-            sd = (sum((x - mean) ** 2 for x in each) / len(each)) ** 0.5
-            future = n * mean + sd * n ** 0.5
-        else:
-            future = days_left * this(lam)
-        return this(lam) + future + other / elapsed * days_left
+    best = max(dual(mu) for mu in candidates)
+    cost, mu = future.value(room)
+    assert cost == pytest.approx(best, rel=1e-9, abs=1e-12)
+    assert 0 <= mu <= PRICE
+    # less room never costs less, and the price of a path never falls as the room shrinks
+    cost2, mu2 = future.value(room - 7)
+    assert cost2 >= cost - 1e-12 and mu2 >= mu
 
-    def fits(lam: float) -> bool:
-        return need(lam) <= free
 
-    first = next((i for i, lam in enumerate(GRID) if fits(lam)), len(GRID) - 1)
-    if first > 0 and fits(GRID[first]) and need(GRID[first - 1]) > need(GRID[first]) and (
-            (free - need(GRID[first])) / (need(GRID[first - 1]) - need(GRID[first])) >= 0.9):
-        first -= 1  # the mix: nearly every deploy to come could take the lower price
-    assert sp.value == GRID[first]
+def test_lower_hull_keeps_the_plans_some_price_makes_cheapest():
+    # (5, 50) lies above the line from (1, 100) to (10, 0); (20, 0) is (10, 0) with more paths
+    assert lower_hull([(1, 100), (5, 50), (10, 0), (20, 0), (3, 30)]) == [(10, 0), (3, 30), (1, 100)]
+    assert lower_hull([(4, 4)]) == [(4, 4)]
 
 
 def test_paths_at_reads_the_dearest_price_not_above():
-    p = PastDeploy(NOW, 30, ((0.0, 30), (GRID[3], 10), (GRID[6], 2)))
+    p = PastDeploy(NOW, 30, ((0.0, 30, 0), (GRID[3], 10, 5), (GRID[6], 2, 50)))
     assert [p.paths_at(x) for x in (0.0, GRID[2], GRID[3], GRID[5], GRID[6], PRICE)] == \
         [30, 30, 10, 10, 2, 2]
+    assert p.options() == ((30, 0), (10, 5), (2, 50))
     assert PastDeploy(NOW, 7, ()).paths_at(PRICE) == 7  # no frontier: what it submitted
 
 
 def test_merged_frontier_sums_the_groups_at_each_price():
-    a = ((0.0, 10), (GRID[4], 4))
-    b = ((0.0, 6), (GRID[2], 3))
-    assert merged_frontier([a, b]) == ((0.0, 16), (GRID[2], 13), (GRID[4], 7))
+    a = ((0.0, 10, 0), (GRID[4], 4, 6))
+    b = ((0.0, 6, 0), (GRID[2], 3, 9))
+    assert merged_frontier([a, b]) == ((0.0, 16, 0), (GRID[2], 13, 9), (GRID[4], 7, 15))
 
 
 # --- the plan ----------------------------------------------------------------------------------
@@ -195,7 +250,8 @@ def test_pace_price_is_the_default_and_says_where_its_price_came_from():
     assert "shadow price of a free path: " in text and "no history" in text
     doc = plan_dict(plan)["invalidation"]
     assert doc["budget"]["shadow_price_usd"] == inv.shadow.value
-    assert doc["budget"]["frontier"][0] == {"shadow_price_usd": 0.0, "paths": inv.frontier[0][1]}
+    assert doc["budget"]["frontier"][0] == {"shadow_price_usd": 0.0, "paths": inv.frontier[0][1],
+                                            "misses": 0}
     sol = inv.solution
     assert sol.cost_usd == pytest.approx(sol.charge_usd + sol.miss_cost_usd + sol.shadow_usd)
 

@@ -562,20 +562,25 @@ def evaluate(problem: Problem, paths: tuple[str, ...]) -> Solution:
     return Solution.of(problem.model, tuple(paths), len(problem.changed), collateral)
 
 
-def frontier(problem: Problem, prices: tuple[float, ...]) -> tuple[tuple[tuple[float, int], ...], "_Search"]:
-    """The paths submitted (over every distribution) at each shadow price of a path: for a
-    price lam, the plan minimising lam x paths + miss cost x needless misses, from the
-    Lagrangian subproblem with slope lam x k (a tree knapsack: the supported points of the
-    frontier of paths against misses, without the limit on exact paths). Cheap next to
-    ``minimize``: the candidates are built once (pass the search returned to ``minimize``
-    as ``like`` to share them)."""
+def frontier(problem: Problem, prices: tuple[float, ...]) -> tuple[tuple[tuple[float, int, int], ...], "_Search"]:
+    """The plans at each shadow price of a path, as (price, paths submitted over every
+    distribution, needless misses over every distribution): for a price lam, the plan
+    minimising lam x paths + miss cost x needless misses, from the Lagrangian subproblem with
+    slope lam x k (a tree knapsack: the supported points of the frontier of paths against
+    misses, without the limit on exact paths). At a price of nothing, of the plans without a
+    needless miss the one with the fewest paths. Cheap next to ``minimize``: the candidates
+    are built once (pass the search returned to ``minimize`` as ``like`` to share them)."""
     search = _Search(problem)
+    # A slope this small takes every wildcard that covers no unchanged URL and none that does.
+    least = search.miss_k / (2 * search.m + 2) if search.miss_k > 0 else 1e-12
     out = []
     for lam in prices:
-        g = 0
+        saved = missed = 0
         if search.m and search.roots:
-            g = sum(n.saving for n in search.lagrange(lam * search.k)[1])
-        out.append((lam, (search.m - g) * search.k))
+            chosen = search.lagrange(max(lam * search.k, least))[1]
+            saved = sum(n.saving for n in chosen)
+            missed = sum(n.collateral for n in chosen)
+        out.append((lam, (search.m - saved) * search.k, missed * search.k))
     return tuple(out), search
 
 

@@ -41,6 +41,8 @@ class Usage:
     note: str = ""
     # distribution -> (wildcards, file paths) in progress; the limits are per distribution
     in_progress: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # paths submitted on each day of the month (UTC; day 1 first), when the source tells
+    daily: tuple[int, ...] = ()
 
     def room_on(self, distributions: tuple[str, ...]) -> tuple[int, int]:
         """(wildcard paths, other paths) CloudFront accepts now on every one of
@@ -89,12 +91,11 @@ def pace_allowance(free_left: int, days_left: int, burst: float = BURST) -> int:
 
 HISTORY_DAYS = 30  # the target's deploys that tell how it deploys
 PRIOR_DEPLOYS_PER_DAY = 1.0  # a target with no history: a deploy a day, each like this one
-MARGIN_SD = 1.0  # standard deviations of the future's paths kept in reserve
-# Between two prices of the grid no deploy has a plan: a deploy takes the lower one when at
-# least this share of the deploys to come could (measured on the month simulator: 0.5 took
-# the lower price too often on release storms, never mixing left blog months 1.3x to 1.5x).
-MIX_SHARE = 0.9
 GRID_STEPS = 12  # shadow prices tried: 0, and the price halved down to price / 2**12
+
+# A point of a frontier: (shadow price tried, paths submitted, needless misses). Records of
+# the first version with a frontier kept (price, paths) only.
+Point = tuple
 
 
 def price_grid(price: float) -> tuple[float, ...]:
@@ -107,114 +108,217 @@ def price_grid(price: float) -> tuple[float, ...]:
 @dataclass(frozen=True)
 class PastDeploy:
     """One of the target's earlier deploys, as the shadow price learns from it: when, the
-    paths it submitted, and its frontier: the paths it would have submitted at each shadow
-    price its planning tried (ascending prices)."""
+    paths it submitted, and its frontier: the plans its planning found at each shadow price
+    it tried (ascending prices), as (price, paths, needless misses)."""
 
     when: dt.datetime
     submitted: int
-    frontier: tuple[tuple[float, int], ...]
+    frontier: tuple[Point, ...]
 
     def paths_at(self, price: float) -> int:
         """Paths at ``price``: those at the dearest price tried that is not above it (paths
         fall as the price rises, so between two prices tried this over-estimates)."""
         out = self.frontier[0][1] if self.frontier else self.submitted
-        for lam, paths in self.frontier:
-            if lam > price + 1e-15:
+        for point in self.frontier:
+            if point[0] > price + 1e-15:
                 break
-            out = paths
+            out = point[1]
         return out
 
+    def options(self) -> tuple[tuple[int, int], ...]:
+        """Its plans as (paths, needless misses); none when its record has no misses."""
+        if not self.frontier or any(len(p) < 3 for p in self.frontier):
+            return ()
+        return tuple((p[1], p[2]) for p in self.frontier)
 
-def merged_frontier(frontiers: list[tuple[tuple[float, int], ...]]) -> tuple[tuple[float, int], ...]:
+
+def merged_frontier(frontiers: list[tuple[Point, ...]]) -> tuple[Point, ...]:
     """One deploy's frontier from its groups' (one per way the distributions serve the
-    target): at each price any of them tried, the sum of their paths there."""
-    prices = sorted({lam for f in frontiers for lam, _ in f})
-    parts = [PastDeploy(dt.datetime.min, 0, f) for f in frontiers if f]
-    return tuple((lam, sum(p.paths_at(lam) for p in parts)) for lam in prices)
+    target): at each price any of them tried, the sums of their paths and misses there."""
+    prices = sorted({p[0] for f in frontiers for p in f})
+    parts = [f for f in frontiers if f]
+    out = []
+    for lam in prices:
+        at = [_point_at(f, lam) for f in parts]
+        out.append((lam, sum(p[1] for p in at), sum(p[2] for p in at)))
+    return tuple(out)
+
+
+def _point_at(frontier: tuple[Point, ...], price: float) -> tuple[float, int, int]:
+    out = frontier[0]
+    for point in frontier:
+        if point[0] > price + 1e-15:
+            break
+        out = point
+    return (out[0], out[1], out[2] if len(out) > 2 else 0)
+
+
+def lower_hull(options) -> list[tuple[int, int]]:
+    """The (paths, misses) points that some price per path makes cheapest (the lower convex
+    hull of misses against paths), most paths first."""
+    pareto: list[tuple[int, int]] = []
+    for p, m in sorted(set(options)):
+        if not pareto or m < pareto[-1][1]:  # more paths only for fewer misses
+            pareto.append((p, m))
+    hull: list[tuple[int, int]] = []
+    for p, m in pareto:
+        while len(hull) >= 2:
+            (p1, m1), (p2, m2) = hull[-2], hull[-1]
+            if (m2 - m1) * (p - p1) < (m - m1) * (p2 - p1):
+                break  # hull[-1] lies below the line from hull[-2] to (p, m)
+            hull.pop()
+        hull.append((p, m))
+    return hull[::-1]
+
+
+@dataclass(frozen=True)
+class Future:
+    """The target's deploys to come this month as a fluid: ``weight`` deploys like each of
+    the samples (the plans of its earlier deploys). ``value(room)`` is the least they cost
+    (needless misses, and paths beyond ``room`` at the price of a path), by the dual of the
+    month's knapsack: the most, over a price mu of a free path in [0, price], of
+    ``weight x sum over samples of min over plans (miss x misses + mu x paths) - mu x room``.
+    That is the cost where their paths at mu come down to ``room``: the lowest such mu."""
+
+    # (mu from, sum of miss costs, sum of paths) over the samples: the sums of each sample's
+    # cheapest plan while mu is in [mu from, next mu from)
+    segments: tuple[tuple[float, float, float], ...]
+    weight: float
+    price: float
+
+    @classmethod
+    def of(cls, samples, weight: float, price: float, miss: float) -> "Future":
+        a = b = 0.0
+        events: list[tuple[float, float, float]] = []
+        for options in samples:
+            hull = lower_hull(options)
+            if not hull:
+                continue
+            a += miss * hull[0][1]
+            b += hull[0][0]
+            for (p1, m1), (p2, m2) in zip(hull, hull[1:]):
+                events.append((miss * (m2 - m1) / (p1 - p2), miss * (m2 - m1), p2 - p1))
+        events.sort()
+        segments = [(0.0, a, b)]
+        for mu, da, db in events:
+            a, b = a + da, b + db
+            if mu <= segments[-1][0]:
+                segments[-1] = (segments[-1][0], a, b)
+            else:
+                segments.append((mu, a, b))
+        return cls(tuple(segments), weight, price)
+
+    def paths(self, mu: float) -> float:
+        """The paths the deploys to come take at a price ``mu`` of a free path."""
+        seg = self.segments[0]
+        for s in self.segments:
+            if s[0] > mu:
+                break
+            seg = s
+        return self.weight * seg[2]
+
+    def value(self, room: float) -> tuple[float, float]:
+        """(the least cost of the deploys to come with ``room`` free paths, the price of a
+        free path at which they take no more than ``room``: ``price`` when they pay)."""
+        w = self.weight
+        last = self.segments[0]
+        for seg in self.segments:
+            mu, a, b = seg
+            if mu > self.price:
+                break
+            if w * b <= room:
+                return w * (a + mu * b) - mu * room, mu
+            last = seg
+        _, a, b = last  # they pay for paths: the segment the price falls in
+        mu = self.price
+        return w * (a + mu * b) - mu * room, mu
 
 
 @dataclass(frozen=True)
 class ShadowPrice:
-    value: float  # dollars per free path used
+    value: float  # dollars per free path used: the price this deploy's plan is made at
     why: str  # one line: where it came from
+    worth: float = 0.0  # what a free path left is worth to the deploys to come (dollars)
+
+
+# A target's first deploys: the rate of deploys is read as if a day of PRIOR_DEPLOYS_PER_DAY
+# had been seen besides (a day-one rate of 8 a day from 4 deploys in a morning misleads), and
+# this deploy joins the samples of the deploys to come while fewer than SELF_SAMPLE_UNTIL
+# earlier ones have frontiers (two fixes do not show what a month holds; once the history
+# is long, it does, and a sample of itself makes every deploy sit on its own price).
+PRIOR_DAYS = 1.0
+SELF_SAMPLE_UNTIL = 50
+OTHERS_DAYS = 7  # the rest of the account's pace: its paths of the last week, when known
 
 
 def shadow_price(
     free_left: int,
     now: dt.datetime,
     history: tuple[PastDeploy, ...],
-    this_paths: Callable[[float], int],
+    this: tuple[Point, ...],
     other_used: int,
-    grid: tuple[float, ...],
+    price: float,
+    miss: float,
+    other_daily: tuple[int, ...] = (),
 ) -> ShadowPrice:
-    """The lowest shadow price of a free path at which the paths expected until the month's
-    end fit in the ``free_left`` free paths; the dearest of ``grid`` when none does.
+    """The plan this deploy takes, one of ``this`` (its plans at each shadow price tried, as
+    (price, paths, needless misses)), and so the shadow price of a free path it is made at:
+    the plan whose needless misses, plus the least cost of everything to come this month
+    with the free paths it leaves, is the lowest; of plans that cost the same, the one with
+    the fewest paths.
 
-    Expected: this deploy's paths at that price (``this_paths``), the target's deploys to
-    come (its rate of deploys over the last HISTORY_DAYS days, times the days left after
-    today, times their mean paths at that price, read from their frontiers), and the rest of
-    the account (``other_used``, its paths this month not submitted by this target, at the
-    same pace for the days left). A target with no history is assumed to deploy once a day,
-    each deploy like this one. Whole days only, so ``plan`` and ``deploy`` agree within a day.
-    Paths fall as the price rises, so the grid is searched by bisection."""
+    Everything to come: the target's deploys (its rate of deploys over the last HISTORY_DAYS
+    days, times the days left after today, each like one of its recent deploys: their plans,
+    from their frontiers), as a fluid priced by the dual of the month's knapsack
+    (:class:`Future`); and the rest of the account (``other_used``, its paths this month not
+    submitted by this target; ``other_daily``, the same per day of the month when known) at
+    its pace for the days left, today included. A target with no history is assumed to
+    deploy once a day, each deploy like this one. Whole days only, so ``plan`` and ``deploy``
+    agree within a day."""
     today = now.date()
     # Whole days, and half of today on each side: the rest of today is still to come (later
-    # deploys, the other tools), and plan and deploy made the same day agree.
+    # deploys), and plan and deploy made the same day agree.
     days_left = days_left_in_month(now) - 0.5
-    elapsed = now.day - 0.5  # days of the month so far
     recent = [h for h in history if 0 <= (today - h.when.date()).days < HISTORY_DAYS]
+    mine = tuple((p[1], p[2]) for p in this)
     if recent:
         span = min(HISTORY_DAYS, (today - min(h.when.date() for h in recent)).days + 1)
-        rate = len(recent) / span
-
-        def future(lam: float) -> float:
-            """The paths expected of the deploys to come, and a margin of one standard
-            deviation of their total (a path beyond the free ones costs a thousand misses;
-            one spent early saves a few)."""
-            each = [h.paths_at(lam) for h in recent]
-            mean = sum(each) / len(each)
-            spread = (sum((x - mean) ** 2 for x in each) / len(each)) ** 0.5
-            return rate * days_left * mean + MARGIN_SD * spread * (rate * days_left) ** 0.5
-
+        # the deploys seen, this one included, over the days seen (today half), and the prior
+        rate = (len(recent) + 1 + PRIOR_DAYS * PRIOR_DEPLOYS_PER_DAY) / (span - 0.5 + PRIOR_DAYS)
+        samples = [o for o in (h.options() for h in recent) if o]
+        if len(samples) < SELF_SAMPLE_UNTIL:
+            samples.append(mine)
         basis = f"{plural(len(recent), 'deploy')} of this target in {plural(span, 'day')}"
     else:
-        rate = PRIOR_DEPLOYS_PER_DAY
-
-        def future(lam: float) -> float:
-            return rate * days_left * this_paths(lam)
-
+        rate, samples = PRIOR_DEPLOYS_PER_DAY, [mine]
         basis = "no history: a deploy a day like this one"
-    other = other_used / elapsed * days_left
-
-    def fits(lam: float) -> bool:
-        return this_paths(lam) + future(lam) + other <= free_left
-
-    lo, hi = 0, len(grid) - 1
-    if fits(grid[lo]):
-        hi = lo
-    elif not fits(grid[hi]):
-        lo = hi
-    while hi - lo > 1:  # fits(grid[hi]) and not fits(grid[lo])
-        mid = (lo + hi) // 2
-        if fits(grid[mid]):
-            hi = mid
-        else:
-            lo = mid
-    lam = grid[hi]
-    if lo < hi:
-        # Plans are whole: between the two prices no deploy has a plan, and the free paths
-        # left would take a mix (a share theta of the deploys at the lower price). Rounded:
-        # this deploy takes the lower price while nearly all of them may (MIX_SHARE). Each
-        # deploy decides again with what is left, so the mix tracks the free paths.
-        low, high = (this_paths(g) + future(g) + other for g in (grid[lo], grid[hi]))
-        if low > high and (free_left - high) / (low - high) >= MIX_SHARE:
-            lam = grid[lo]
-    need = this_paths(lam) + future(lam) + other
-    expected = round(need)
+    future = Future.of(samples, rate * days_left / len(samples), price, miss)
+    other = others_pace(other_used, other_daily, now) * days_left_in_month(now)
+    best = None
+    for lam, paths, misses in sorted(this, key=lambda p: (p[1], p[0])):
+        cost, worth = future.value(free_left - other - paths)
+        cost += miss * misses
+        # more paths only for a lower cost: at a tie, the deploys to come like this one are at
+        # the price where more paths save what they cost the others
+        if best is None or cost < best[0] - 1e-9 * max(abs(best[0]), miss):
+            best = (cost, lam, paths, worth)
+    _, lam, paths, worth = best
+    expected = round(paths + future.paths(worth) + other)
     why = (f"{basis}, {rate:.1f} a day; {plural(expected, 'path')} "
            f"expected by the month's end at this price ({round(other):,} by the rest of the "
            f"account) for {free_left:,} free")
-    return ShadowPrice(lam, why)
+    return ShadowPrice(lam, why, worth)
+
+
+def others_pace(other_used: int, other_daily: tuple[int, ...], now: dt.datetime) -> float:
+    """The rest of the account's paths a day: over the last OTHERS_DAYS days (today half)
+    when its paths per day of the month are known, so that a burst early in the month is not
+    taken for its pace; else over the month so far (today half)."""
+    if other_daily:
+        first = max(0, now.day - OTHERS_DAYS)
+        window = [other_daily[i] if i < len(other_daily) else 0 for i in range(first, now.day)]
+        return sum(window) / (len(window) - 0.5)
+    return other_used / (now.day - 0.5)
 
 
 def days_left_in_month(now: dt.datetime) -> int:
@@ -259,8 +363,10 @@ def usage_from(account: AccountInvalidations, targets: tuple[str, ...]) -> Usage
     per = {d: {"invalidations": 0, "paths": 0, "wildcards": 0} for d in account.distributions}
     total = wild_ip = files_ip = 0
     busy: dict[str, tuple[int, int]] = {}
+    daily = [0] * 31
     for inv in account.items:
         if month_of(inv.created) == account.month:
+            daily[inv.created.day - 1] += inv.paths
             stats = per.setdefault(
                 inv.distribution_id, {"invalidations": 0, "paths": 0, "wildcards": 0}
             )
@@ -275,7 +381,9 @@ def usage_from(account: AccountInvalidations, targets: tuple[str, ...]) -> Usage
             files_ip += inv.paths - inv.wildcards
             w, f = busy.get(inv.distribution_id, (0, 0))
             busy[inv.distribution_id] = (w + inv.wildcards, f + inv.paths - inv.wildcards)
-    return Usage(account.month, total, account.source, wild_ip, files_ip, per, in_progress=busy)
+    last = max((i + 1 for i, n in enumerate(daily) if n), default=0)
+    return Usage(account.month, total, account.source, wild_ip, files_ip, per, in_progress=busy,
+                 daily=tuple(daily[:last]))
 
 
 CACHE_MONTHS = 12  # months of counts kept before the month read

@@ -121,7 +121,7 @@ class Invalidation:
     # it would submit at each shadow price tried (the ledger keeps them: the next deploys'
     # history).
     shadow: ShadowPrice | None = None
-    frontier: tuple[tuple[float, int], ...] = ()
+    frontier: tuple[tuple[float, int, int], ...] = ()
 
     @property
     def shadow_price(self) -> float | None:
@@ -657,10 +657,11 @@ def plan_invalidation(
             Problem(universe, changed, model, max_wildcards=max_w, max_paths=max_p), grid
         )
         shadow = shadow_price(
-            free, now, options.pace_history, dict(frontier).__getitem__,
+            free, now, options.pace_history, frontier,
             max(0, used - sum(h.submitted for h in options.pace_history
                               if month_of(h.when) == month_of(now))),
-            grid,
+            options.price, model.miss,
+            others_daily(usage, options.pace_history, now) if options.paths_used is None else (),
         )
     solution, problem, must_wait = _solve(universe, changed, model, max_w, max_p,
                                           shadow.value if shadow else 0.0, like)
@@ -695,6 +696,19 @@ def plan_invalidation(
         shadow=shadow,
         frontier=frontier,
     )
+
+
+def others_daily(usage: Usage | None, history: tuple[PastDeploy, ...],
+                 now: _dt.datetime) -> tuple[int, ...]:
+    """The rest of the account's paths on each day of the month so far: the account's (from
+    ``usage``, when its source tells them per day) less this target's (its history)."""
+    if usage is None or not usage.daily:
+        return ()
+    daily = list(usage.daily)
+    for h in history:
+        if month_of(h.when) == month_of(now) and h.when.day <= len(daily):
+            daily[h.when.day - 1] -= h.submitted
+    return tuple(max(0, n) for n in daily)
 
 
 def _solve(universe: frozenset[str], changed: frozenset[str], model: CostModel, max_w: int,

@@ -166,7 +166,8 @@ def _budget_dict(inv) -> dict[str, Any] | None:
         # deploy would submit at each shadow price tried
         "shadow_price_usd": inv.shadow.value if inv.shadow is not None else None,
         "shadow_price_source": inv.shadow.why if inv.shadow is not None else None,
-        "frontier": [{"shadow_price_usd": lam, "paths": n} for lam, n in inv.frontier],
+        "frontier": [{"shadow_price_usd": lam, "paths": n, "misses": m}
+                     for lam, n, m in inv.frontier],
         "max_wildcards_now": inv.max_wildcards,
         "max_paths_now": inv.max_paths,
         "note": inv.usage.note if inv.usage is not None else "",

@@ -88,6 +88,13 @@ class Month:
         days = calendar.monthrange(year, mon)[1]
         return round(self.other_paths * min(1.0, (when - start) / dt.timedelta(days=days)))
 
+    def others_daily(self, when: dt.datetime) -> list[int]:
+        """The other distributions' paths on each day of the month up to ``when``."""
+        start = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        ends = [min(when, start + dt.timedelta(days=i + 1)) for i in range(when.day)]
+        totals = [0, *(self.others_by(e) for e in ends)]
+        return [b - a for a, b in zip(totals, totals[1:])]
+
 
 WORDS = (
     "api auth backup billing build cache cli cluster config deploy docker domain edge events "
@@ -441,16 +448,24 @@ def price_available() -> str | None:
     return None
 
 
-def plan_deploy(d: Deploy, pace: str, paths_used: int, history: Sequence = ()):
+def plan_deploy(d: Deploy, pace: str, paths_used: int, history: Sequence = (),
+                daily: Sequence[int] | None = None):
     """The real plan of ``d`` under ``pace`` with ``paths_used`` paths used this month, on one
-    distribution; ``history`` (price pace): the target's earlier deploys (``PastDeploy``)."""
+    distribution; ``history`` (price pace): the target's earlier deploys (``PastDeploy``);
+    ``daily``: the account's paths on each day of the month so far, read as CloudFront's
+    usage (else ``paths_used`` is passed as ``--paths-used``)."""
     previous, entries = manifests_of(d)
-    extra = {"pace_history": tuple(history)} if pace == "price" else {}
+    extra: dict = {"pace_history": tuple(history)} if pace == "price" else {}
+    used: int | None = paths_used
+    if daily is not None:
+        extra["usage"] = pacing.Usage(pacing.month_of(d.when), paths_used, "bench",
+                                      daily=tuple(daily))
+        used = None
     return compute_plan(
         site="/bench", target="bench",
         state=TargetState(previous, "v", None),
         entries=entries,
-        options=Options(now=d.when, paths_used=paths_used, pace=pace, distribution_ids=("E1",),
+        options=Options(now=d.when, paths_used=used, pace=pace, distribution_ids=("E1",),
                         max_deletes=1_000_000),
         tool_version="bench",
         **extra,
@@ -511,12 +526,16 @@ def run_policy(month: Month, policy: str,
             return out
     past = list(history)
     mine = 0
+    mine_daily = [0] * 31
     window = dt.timedelta(days=HISTORY_DAYS)
     for d in month.deploys:
         recent = [p for p in past if d.when - p.when <= window] if policy == "price" else ()
-        inv = plan_deploy(d, policy, month.others_by(d.when) + mine, recent).invalidations[0]
+        daily = [o + m for o, m in zip(month.others_daily(d.when), mine_daily)]
+        inv = plan_deploy(d, policy, month.others_by(d.when) + mine, recent,
+                          daily).invalidations[0]
         out.per_deploy.append((len(inv.paths), inv.solution.collateral_urls))
         mine += len(inv.paths)
+        mine_daily[d.when.day - 1] += len(inv.paths)
         if policy == "price":
             past.append(pacing.PastDeploy(d.when, len(inv.paths), inv.frontier))  # type: ignore[attr-defined]
     out.history = past
