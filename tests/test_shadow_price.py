@@ -155,6 +155,17 @@ def test_plan_and_deploy_agree_within_a_day():
                 == shadow_price(free, night, past, this, 100, PRICE, MISS))
 
 
+def test_a_free_path_must_save_a_quarter_of_a_miss_while_the_month_runs():
+    # Plenty left for the small deploys seen so far, but they do not show every kind of
+    # deploy the month holds: 131 paths more to save 18 misses are not taken; 10 more to
+    # save 10 are
+    past = history(20, 10, deploy_like((1, 0)))
+    sp = shadow_price(1000, NOW, past, deploy_like((135, 0), (4, 18)), 0, PRICE, MISS)
+    assert sp.worth == 0.0 and sp.value > 0
+    assert shadow_price(1000, NOW, past, deploy_like((20, 0), (10, 10)), 0, PRICE,
+                        MISS).value == 0.0
+
+
 def test_a_tie_takes_the_fewer_paths():
     # No history: the deploys to come are like this one, and when they cannot all take 30
     # paths a free path is worth exactly what this one's 28 more would save a path: a tie

@@ -54,10 +54,11 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                           "CloudFront, all distributions)."),
         click.option("--pace", type=click.Choice(["price", "even", "none"]), default="price",
                      show_default=True,
-                     help="price: each free path costs a shadow price, set so that the paths "
-                          "expected until the month's end (the target's ledger, the account's "
-                          "pace) fit in the free paths left; even: spend at most the free paths "
-                          "left / days left x 3 per deploy; none: all that is left, free."),
+                     help="price: take the plan whose misses, plus the least cost of the "
+                          "month's deploys to come (the target's ledger, the account's pace) "
+                          "with the free paths it leaves, are lowest; even: spend at most the "
+                          "free paths left / days left x 3 per deploy; none: all that is left, "
+                          "free."),
         click.option("--miss-cost", type=click.FloatRange(min=0), default=None,
                      help="Dollars per needless cache miss  [default: price-per-path / 1000]"),
         click.option("--wait-timeout", type=click.FloatRange(min=0), default=600.0,
