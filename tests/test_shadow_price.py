@@ -15,15 +15,19 @@ from manifests import Entry, Manifest
 from manifests.stores import LocalStore
 from planner import ledger
 from planner.core.pacing import (
+    AccountInvalidations,
     Future,
+    InvalidationCount,
     PastDeploy,
     lower_hull,
     merged_frontier,
     others_pace,
     price_grid,
+    Usage,
     shadow_price,
+    usage_from,
 )
-from planner.plan.compute import Options, TargetState, compute_plan
+from planner.plan.compute import Options, TargetState, compute_plan, others_daily
 from planner.plan.render import plan_dict, to_text
 
 PRICE = 0.005
@@ -236,13 +240,14 @@ def entry(h: str) -> Entry:
 SITE = {f"docs/v{v}/p{j}/index.html": entry(f"{v}{j}") for v in range(5) for j in range(40)}
 
 
-def plan_at(changed, past=(), **opts):
+def plan_at(changed, past=(), usage=None, **opts):
     new = dict(SITE, **{k: entry("f" + SITE[k].hash[:5]) for k in changed})
+    opts.setdefault("now", NOW)
     return compute_plan(
         site="/site", target="s3://b",
         state=TargetState(Manifest(dict(SITE), target="s3://b", deploy_id="prev"), "v", None),
-        entries=new, options=Options(now=NOW, distribution_ids=("E1",), **opts),
-        tool_version="test", pace_history=past,
+        entries=new, options=Options(distribution_ids=("E1",), **opts),
+        tool_version="test", pace_history=past, usage=usage,
     )
 
 
@@ -336,3 +341,51 @@ def test_history_leaves_out_old_deploys_and_reads_last_month_early_in_a_month(tm
     past = ledger.pace_history(store, now)
     assert sorted((now - p.when).days for p in past) == [1, 10, 29]
     json.dumps([p.frontier for p in past])
+
+
+# --- the rest of the account, per day ----------------------------------------------------------
+
+
+def test_cloudfronts_usage_tells_the_paths_per_day_of_the_month():
+    def inv(day: int, paths: int, month: int = 12, done: bool = True) -> InvalidationCount:
+        return InvalidationCount("E1", f"I{day}{month}", dt.datetime(2026, month, day, 9,
+                                 tzinfo=dt.UTC), paths, 0, done)
+
+    account = AccountInvalidations("2026-12", ("E1",),
+                                   (inv(1, 5), inv(3, 7), inv(3, 1), inv(30, 9, 11, False)))
+    usage = usage_from(account, ("E1",))
+    assert usage.daily == (5, 0, 8) and usage.paths_used == 13  # November's is not this month's
+
+
+def test_the_others_per_day_are_the_accounts_less_this_targets():
+    usage = Usage("2026-12", 900, "cloudfront", daily=(700, 0, 100, 0, 100))
+    mine = (PastDeploy(NOW.replace(day=3), 100, ()), PastDeploy(NOW, 40, ()),
+            PastDeploy(NOW - dt.timedelta(days=10), 50, ()))  # November's: not this month's
+    assert others_daily(usage, mine, NOW) == (700, 0, 0, 0, 60)
+    assert others_daily(None, mine, NOW) == ()
+    assert others_daily(Usage("2026-12", 900, "tool record"), mine, NOW) == ()
+
+
+def test_a_plan_reads_the_others_burst_from_cloudfronts_days():
+    # 700 paths of another tool on the 1st, none since: on the 9th its pace is nothing
+    burst = Usage("2026-12", 700, "cloudfront", daily=(700,))
+    ninth = NOW.replace(day=9)
+    plan = plan_at(SCATTERED, usage=burst, now=ninth)
+    assert "(0 by the rest of the account)" in plan.invalidation.shadow.why
+    # --paths-used gives no days: the month's pace so far, 700 in 8.5 days for 23 days left
+    plan = plan_at(SCATTERED, now=ninth, paths_used=700)
+    assert "(1,894 by the rest of the account)" in plan.invalidation.shadow.why
+
+
+def test_a_record_of_the_first_frontier_version_reads_without_misses(tmp_path):
+    store = LocalStore(str(tmp_path))
+    plan = plan_at(SCATTERED, paths_used=0)
+    for i, frontier in enumerate([[[0.0, 9], [0.1, 3]], [[0.0, 9, 0], [0.1, 3]]]):
+        record = ledger.complete(ledger.draft(plan, NOW - dt.timedelta(hours=i + 1)), {"E1": "I"},
+                                 NOW, resumed=False)
+        record["frontier"] = frontier
+        assert ledger.write(store, record)
+    old, mixed = sorted(ledger.pace_history(store, NOW), key=lambda p: p.when, reverse=True)
+    assert old.frontier == ((0.0, 9), (0.1, 3)) and old.options() == ()
+    assert old.paths_at(0.1) == 3
+    assert mixed.frontier == ()  # points of two shapes: not a frontier this tool wrote

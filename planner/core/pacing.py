@@ -275,8 +275,8 @@ def shadow_price(
     (:class:`Future`); and the rest of the account (``other_used``, its paths this month not
     submitted by this target; ``other_daily``, the same per day of the month when known) at
     its pace for the days left, today included. A target with no history is assumed to
-    deploy once a day, each deploy like this one. Whole days only, so ``plan`` and ``deploy``
-    agree within a day."""
+    deploy once a day, each deploy like this one (and like this one too when no recent
+    record kept its misses). Whole days only, so ``plan`` and ``deploy`` agree within a day."""
     today = now.date()
     # Whole days, and half of today on each side: the rest of today is still to come (later
     # deploys), and plan and deploy made the same day agree.
@@ -298,8 +298,7 @@ def shadow_price(
     for lam, paths, misses in sorted(this, key=lambda p: (p[1], p[0])):
         cost, worth = future.value(free_left - other - paths)
         cost += miss * misses + FLOOR * price * paths
-        # more paths only for a lower cost: at a tie, the deploys to come like this one are at
-        # the price where more paths save what they cost the others
+        # more paths only for a lower cost
         if best is None or cost < best[0] - 1e-9 * max(abs(best[0]), miss):
             best = (cost, lam, paths, worth)
     _, lam, paths, worth = best

@@ -19,11 +19,12 @@ What it does (the pieces are in ``tests/bench/month_sim.py``)
      of five deploys changing hundreds of pages across the site;
    - ``blog``: one new post a day (the post added; the home page and its pagination, the
      post's tag pages and feeds, the previous post and a few related ones changed), on an
-     account whose other distributions used 700 of the month's 1,000 free paths first.
+     account whose other distributions use 700 of the month's 1,000 free paths, evenly over
+     the month (``--others-upfront``: all before its first deploy).
 
 2. Plans every deploy with the real planning code (``planner.plan.compute.compute_plan``,
-   one distribution, the deploy's time as the clock, the paths used so far this month as
-   ``paths_used``) under each policy: ``--pace none``, ``--pace even``, ``--pace price`` (the
+   one distribution, the deploy's time as the clock, the account's paths so far this month,
+   in all and per day, as CloudFront's usage) under each policy: ``--pace none``, ``--pace even``, ``--pace price`` (the
    shadow price of issue 16, handed the target's deploys of the last 31 days; skipped, saying
    so, while the planning code has none), and always ``/*`` (not planned: one path, every
    cached URL but the changed ones a needless miss).
