@@ -22,6 +22,7 @@ from planner.core.pacing import (
     lower_hull,
     merged_frontier,
     others_pace,
+    point_at,
     price_grid,
     Usage,
     shadow_price,
@@ -214,12 +215,12 @@ def test_lower_hull_keeps_the_plans_some_price_makes_cheapest():
     assert lower_hull([(4, 4)]) == [(4, 4)]
 
 
-def test_paths_at_reads_the_dearest_price_not_above():
-    p = PastDeploy(NOW, 30, ((0.0, 30, 0), (GRID[3], 10, 5), (GRID[6], 2, 50)))
-    assert [p.paths_at(x) for x in (0.0, GRID[2], GRID[3], GRID[5], GRID[6], PRICE)] == \
-        [30, 30, 10, 10, 2, 2]
-    assert p.options() == ((30, 0), (10, 5), (2, 50))
-    assert PastDeploy(NOW, 7, ()).paths_at(PRICE) == 7  # no frontier: what it submitted
+def test_point_at_reads_the_dearest_price_not_above():
+    frontier = ((0.0, 30, 0), (GRID[3], 10, 5), (GRID[6], 2, 50))
+    assert [point_at(frontier, x)[1:] for x in (0.0, GRID[2], GRID[3], GRID[6], PRICE)] == \
+        [(30, 0), (30, 0), (10, 5), (2, 50), (2, 50)]
+    assert point_at(((0.0, 9), (0.1, 3)), 0.2) == (0.1, 3, 0)  # a first-version record
+    assert PastDeploy(NOW, 30, frontier).options() == ((30, 0), (10, 5), (2, 50))
 
 
 def test_merged_frontier_sums_the_groups_at_each_price():
@@ -327,7 +328,7 @@ def test_a_record_without_or_with_a_bad_frontier_counts_what_it_submitted(tmp_pa
         assert ledger.write(store, record)
     past = ledger.pace_history(store, NOW)
     assert len(past) == 4 and all(p.frontier == () for p in past)
-    assert all(p.paths_at(PRICE) == p.submitted for p in past)
+    assert all(p.options() == () for p in past)  # they count in the rate only
 
 
 def test_history_leaves_out_old_deploys_and_reads_last_month_early_in_a_month(tmp_path):
@@ -387,5 +388,4 @@ def test_a_record_of_the_first_frontier_version_reads_without_misses(tmp_path):
         assert ledger.write(store, record)
     old, mixed = sorted(ledger.pace_history(store, NOW), key=lambda p: p.when, reverse=True)
     assert old.frontier == ((0.0, 9), (0.1, 3)) and old.options() == ()
-    assert old.paths_at(0.1) == 3
     assert mixed.frontier == ()  # points of two shapes: not a frontier this tool wrote

@@ -115,16 +115,6 @@ class PastDeploy:
     submitted: int
     frontier: tuple[Point, ...]
 
-    def paths_at(self, price: float) -> int:
-        """Paths at ``price``: those at the dearest price tried that is not above it (paths
-        fall as the price rises, so between two prices tried this over-estimates)."""
-        out = self.frontier[0][1] if self.frontier else self.submitted
-        for point in self.frontier:
-            if point[0] > price + 1e-15:
-                break
-            out = point[1]
-        return out
-
     def options(self) -> tuple[tuple[int, int], ...]:
         """Its plans as (paths, needless misses); none when its record has no misses."""
         if not self.frontier or any(len(p) < 3 for p in self.frontier):
@@ -139,12 +129,14 @@ def merged_frontier(frontiers: list[tuple[Point, ...]]) -> tuple[Point, ...]:
     parts = [f for f in frontiers if f]
     out = []
     for lam in prices:
-        at = [_point_at(f, lam) for f in parts]
+        at = [point_at(f, lam) for f in parts]
         out.append((lam, sum(p[1] for p in at), sum(p[2] for p in at)))
     return tuple(out)
 
 
-def _point_at(frontier: tuple[Point, ...], price: float) -> tuple[float, int, int]:
+def point_at(frontier: tuple[Point, ...], price: float) -> tuple[float, int, int]:
+    """The plan of ``frontier`` at ``price``: that of the dearest price tried not above it
+    (the cheapest tried when none is), as (price, paths, misses; 0 when not recorded)."""
     out = frontier[0]
     for point in frontier:
         if point[0] > price + 1e-15:
@@ -445,6 +437,7 @@ __all__ = [
     "BURST",
     "PastDeploy",
     "ShadowPrice",
+    "point_at",
     "price_grid",
     "shadow_price",
     "AccountInvalidations",
