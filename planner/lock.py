@@ -19,7 +19,6 @@ over only once the lease *and* the margin are past.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import json
 import os
 import secrets
@@ -93,10 +92,7 @@ def _iso(t: float) -> str:
     return _dt.datetime.fromtimestamp(t, _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@functools.lru_cache(maxsize=64)
 def _epoch(text: str) -> float:
-    # Cached: check() reads the lease's end before every write, from up to --workers threads
-    # at once, and strptime takes a module-wide lock (at 64 workers it held the uploads back)
     return _dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=_dt.UTC).timestamp()
 
 

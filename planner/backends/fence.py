@@ -66,7 +66,6 @@ class Fence:
         self.monotonic, self.wall = monotonic, wall
         self._offset: float | None = None
         self._deadlines: dict[str, float] = {}
-        self._earliest: float | None = None
         self._mutex = threading.Lock()
 
     # --- S3's clock ---------------------------------------------------------------------------
@@ -78,9 +77,6 @@ class Fence:
         except (TypeError, ValueError, IndexError):
             return
         offset = server - (self.monotonic() if arrived is None else arrived)
-        current = self._offset
-        if current is not None and offset <= current:
-            return  # nothing new (most responses): no lock taken
         with self._mutex:
             if self._offset is None or offset > self._offset:
                 self._offset = offset
@@ -96,19 +92,16 @@ class Fence:
         """Writes are authorised until ``deadline`` (S3 epoch seconds) for lock ``token``."""
         with self._mutex:
             self._deadlines[token] = deadline
-            self._earliest = min(self._deadlines.values())
 
     def drop(self, token: str) -> None:
         with self._mutex:
             self._deadlines.pop(token, None)
-            self._earliest = min(self._deadlines.values()) if self._deadlines else None
 
     @property
     def deadline(self) -> float | None:
-        """The earliest lease end of the locks held; None when no lock is held (no fencing).
-        Kept by ``hold`` and ``drop``: read by every write, from every worker, without a
-        lock."""
-        return self._earliest
+        """The earliest lease end of the locks held; None when no lock is held (no fencing)."""
+        with self._mutex:
+            return min(self._deadlines.values()) if self._deadlines else None
 
     def validity(self) -> tuple[int, int] | None:
         """(X-Amz-Date as epoch seconds, X-Amz-Expires) for a write sent now: its signature
