@@ -95,6 +95,13 @@ def test_a_write_is_valid_until_the_earliest_lease_held_and_refused_once_it_is_o
     c.wall += 0.5  # no whole second left
     with pytest.raises(LockLost, match="lost the target's lock: its lease ended at "):
         fence.validity()
+    fence.hold("a", c.wall + 60)  # renewed: the same lock, a later end
+    assert fence.validity() == (int(c.wall), 60) and fence.deadline == c.wall + 60
+    fence.hold("b", c.wall + 5)
+    assert fence.deadline == c.wall + 5
+    fence.drop("a")
+    fence.drop("b")
+    assert fence.deadline is None and fence.validity() is None
 
 
 # --- a client with the fence, through the strict proxy ---------------------------------------
