@@ -298,5 +298,3 @@ def _frontier(value: Any) -> tuple[tuple, ...]:
     ok = all(len(p) in (2, 3) and math.isfinite(p[0]) and min(p) >= 0 for p in points)
     ok = ok and len({len(p) for p in points}) <= 1
     return points if ok and [p[0] for p in points] == sorted(p[0] for p in points) else ()
-
-
