@@ -233,5 +233,3 @@ def test_the_frontier_falls_as_the_price_rises_and_matches_the_minimizer(univers
             assert sol.collateral_urls == 0 and n <= len(sol.paths) * k
         else:
             assert lam * n + model.miss * m == pytest.approx(sol.cost_usd, abs=1e-12)
-
-
