@@ -152,22 +152,34 @@ class Handler(BaseHTTPRequestHandler):
         h.setdefault("Content-Type", "binary/octet-stream")
         return h
 
+    def _write(self):
+        """(bucket, key, query, body, the bucket's objects) of a write, or None once it is
+        answered: a query signature past its expiry is refused, as S3 does, and a write into
+        a bucket that does not exist (but CreateBucket)."""
+        bucket, key, query = self._target()
+        body = self._body()
+        if self._expired(query):
+            self._error(403, "AccessDenied", "Request has expired")
+            return None
+        objects = self._bucket(bucket)
+        if objects is None and not (self.command == "PUT" and not key):
+            self._error(404, "NoSuchBucket")
+            return None
+        return bucket, key, query, body, objects
+
     # --- verbs ---
 
     def do_PUT(self) -> None:
-        bucket, key, query = self._target()
-        body = self._body()
+        write = self._write()
+        if write is None:
+            return
+        bucket, key, _, body, objects = write
         store = self.server.store
-        if self._expired(query):
-            return self._error(403, "AccessDenied", "Request has expired")
         if not key:
             store.count("CreateBucket")
             with store.lock:
                 store.buckets.setdefault(bucket, {})
             return self._answer(200, headers={"Location": f"/{bucket}"})
-        objects = self._bucket(bucket)
-        if objects is None:
-            return self._error(404, "NoSuchBucket")
         headers = {k.lower(): v for k, v in self.headers.items()
                    if k.lower() in KEPT_HEADERS or k.lower().startswith("x-amz-meta-")}
         encodings = [e.strip() for e in headers.get("content-encoding", "").split(",")
@@ -247,27 +259,22 @@ class Handler(BaseHTTPRequestHandler):
         self.do_GET(head=True)
 
     def do_DELETE(self) -> None:
-        bucket, key, query = self._target()
+        write = self._write()
+        if write is None:
+            return
+        _, key, _, _, objects = write
         store = self.server.store
-        if self._expired(query):
-            return self._error(403, "AccessDenied", "Request has expired")
-        objects = self._bucket(bucket)
-        if objects is None:
-            return self._error(404, "NoSuchBucket")
         store.count("DeleteObject")
         with store.lock:
             objects.pop(key, None)
         self._answer(204)
 
     def do_POST(self) -> None:
-        bucket, _, query = self._target()
-        body = self._body()
+        write = self._write()
+        if write is None:
+            return
+        _, _, query, body, objects = write
         store = self.server.store
-        if self._expired(query):
-            return self._error(403, "AccessDenied", "Request has expired")
-        objects = self._bucket(bucket)
-        if objects is None:
-            return self._error(404, "NoSuchBucket")
         if "delete" not in query:
             return self._error(501, "NotImplemented", "only DeleteObjects is served")
         store.count("DeleteObjects")
