@@ -433,7 +433,7 @@ def wait_for_invalidations(
         left = deadline - waiting.clock()
         if left <= 0:
             return Wait(seen(), False, elapsed)
-        log(f"waiting for CloudFront: {done} of {len(todo)} invalidations completed "
+        log(f"waiting for CloudFront: {done} of {plural(len(todo), 'invalidation')} completed "
             f"({elapsed:.0f} s)")
         waiting.sleep(min(delay, left))
         delay = min(delay * 2, waiting.poll_max)
