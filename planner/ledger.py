@@ -26,13 +26,15 @@ from planner.core.pacing import HISTORY_DAYS, PastDeploy, merged_frontier, month
 from planner.core.cost import (
     billable as billable,  # re-exported: callers and tests know it here
 )
+from planner.plan.journal import (
+    RECORD_VERSION as RECORD_VERSION,  # re-exported: callers and tests know it here
+)
 
 if TYPE_CHECKING:
     from manifests import Store
     from planner.plan.compute import Invalidation, Plan
 
 LEDGER_DIR = "ledger"
-RECORD_VERSION = 1
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 _TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 

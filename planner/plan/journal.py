@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import xxhash
 
 from manifests.errors import CorruptManifest
-from planner.ledger import RECORD_VERSION
-
 JOURNAL_NAME = "pending.json"
+# The format version of a ledger record (planner.ledger). Kept here, not in the ledger, because
+# the pending record carries the record's draft and checks its version: the plan's pure parts
+# then load nothing of the ledger's store reads and writes. planner.ledger re-exports it.
+RECORD_VERSION = 1
 
 
 @dataclass(frozen=True)
