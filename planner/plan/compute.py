@@ -23,6 +23,7 @@ from planner.core.cost import (
     MAX_WILDCARDS_IN_PROGRESS,
     PRICE_PER_PATH,
     CostModel,
+    miss_dollars,
 )
 from planner.core.headers import (
     DEFAULT_CACHE_CONTROL,
@@ -112,7 +113,7 @@ class Invalidation:
     alternatives: tuple[Alternative, ...] = ()
     site_urls: int = 0  # URLs the site serves (what "/*" would invalidate)
     price: float = PRICE_PER_PATH
-    miss_cost: float = PRICE_PER_PATH / 1000  # dollars per needless miss (the cost model's)
+    miss_cost: float = miss_dollars(PRICE_PER_PATH)  # dollars per needless miss (the cost model's)
     changed: frozenset[str] = frozenset()  # the URLs that must be invalidated
     # Over --max-cost: the plan with the fewest needless misses that AWS would charge no
     # more than the cap for (None: none would, or no cap was passed).

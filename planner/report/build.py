@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from planner.core.cost import billable, dollars
+from planner.core.cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH, billable, dollars
 from planner.core.pacing import AccountInvalidations, month_of, month_start
 from planner.core.words import money, plural
 from planner.ledger import miss_cost, parse_iso
@@ -64,8 +64,8 @@ def build_report(
     target: str | None = None,
     unreadable: Iterable[str] = (),
     pending: Mapping[str, Any] | None = None,
-    free_per_month: int = 1000,
-    price: float = 0.005,
+    free_per_month: int = FREE_PATHS_PER_MONTH,
+    price: float = PRICE_PER_PATH,
     warn_over: float = 0.0,
     fail_over: float | None = None,
     notes: Iterable[str] = (),
