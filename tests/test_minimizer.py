@@ -86,6 +86,20 @@ def test_too_many_paths_without_wildcards_is_an_error():
         minimize(Problem(changed, changed, max_paths=3, max_wildcards=0))
 
 
+@pytest.mark.parametrize(
+    "changed, max_paths, message",
+    [
+        (["/p0"], 0, "1 changed URL needs more than the 0 paths and 0 wildcards"),
+        (["/p0", "/p1"], 1, "2 changed URLs need more than the 1 path and 0 wildcards"),
+    ],
+)
+def test_no_plan_counts_urls_paths_and_wildcards_in_words(changed, max_paths, message):
+    urls = frozenset(changed)
+    with pytest.raises(InvalidationError) as refused:
+        minimize(Problem(urls, urls, max_paths=max_paths, max_wildcards=0))
+    assert str(refused.value) == f"{message} CloudFront accepts now"
+
+
 def test_more_than_3000_changed_urls_use_wildcards():
     universe = [f"/s{i % 7}/p{i}" for i in range(5000)]
     sol = minimize(Problem(frozenset(universe), frozenset(universe[:4000]), CostModel()))

@@ -803,3 +803,28 @@ def test_every_plan_the_tool_writes_passes_its_checks_and_round_trips(
         again = kept.accept(plan)
         assert [i.paths for i in again.invalidations] == [i.paths for i in plan.invalidations]
         assert saved.dumps(again, kept.options, acl=kept.acl) == data
+
+
+@pytest.mark.parametrize(("row", "count"), [
+    pytest.param(["index.html"], "1 item", id="one-item"),
+    pytest.param(["index.html", "changed"], "2 items", id="two-items"),
+])
+def test_an_upload_row_of_the_wrong_length_is_counted_in_words(tmp_path, row, count):
+    """A hand-edited upload row (resealed, so only its shape tells) is refused with its
+    items counted as people count them: "1 item", "2 items"."""
+    from planner import __version__
+    from planner.backends import LocalBackend
+    from planner.backends.targets import LocalTarget
+    from planner.plan import saved
+    from planner.plan.build import build_plan
+    from planner.plan.compute import Options
+
+    public = write_site(tmp_path / "public", {"index.html": "home\n"})
+    backend = LocalBackend(LocalTarget(str(tmp_path / "out")))
+    options = Options(hash_workers=1)
+    doc = json.loads(saved.dumps(build_plan(str(public), backend, options, __version__), options))
+    doc["uploads"][0] = row
+    doc["checksum"] = checksum(doc)
+    with pytest.raises(saved.BadSavedPlan) as refused:
+        saved.load(json.dumps(doc).encode(), "plan.json")
+    assert f"uploads[0]: {count}, not [key, reason, hash]" in str(refused.value), refused.value

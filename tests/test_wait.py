@@ -91,6 +91,17 @@ def test_polls_with_backoff_until_every_invalidation_has_completed(tmp_path):
     ]
 
 
+def test_one_invalidation_is_counted_in_the_singular(tmp_path):
+    backend = scripted(tmp_path, {"I1": ["InProgress", "Completed"]})
+    fake, said = FakeClock(), []
+    got = wait_for_invalidations(backend, [("E1", "I1")], waiting(fake), said.append)
+    assert got.completed
+    assert said == [
+        "waiting for CloudFront: 0 of 1 invalidation completed (0 s)",
+        "CloudFront completed 1 invalidation (5 s)",
+    ]
+
+
 @pytest.mark.parametrize("status", [
     "Completed",  # AWS
     "COMPLETED",  # moto

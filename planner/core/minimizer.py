@@ -44,6 +44,7 @@ from planner.core.cost import (
     CostModel,
 )
 from planner.core.urls import covers, trim_escape  # noqa: F401 - trim_escape used here; covers: callers know it here too
+from planner.core.words import plural
 from planner.errors import InvalidationError
 
 _TOP = "\x7f"  # sorts after every character of an encoded URL path
@@ -725,6 +726,6 @@ def _improve(search: _Search, nodes: list[_Node]) -> list[_Node]:
 
 def _no_plan(search: _Search) -> str:
     return (
-        f"{search.m} changed URLs need more than the {search.M} paths and "
-        f"{search.W} wildcards CloudFront accepts now"
+        f"{plural(search.m, 'changed URL')} need{'s' if search.m == 1 else ''} more than the "
+        f"{plural(search.M, 'path')} and {plural(search.W, 'wildcard')} CloudFront accepts now"
     )

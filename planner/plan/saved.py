@@ -38,6 +38,7 @@ from planner.core.cost import MAX_PATHS_IN_PROGRESS, MAX_WILDCARDS_IN_PROGRESS
 from planner.core.headers import HeaderRule
 from planner.core.minimizer import Covered, Solution
 from planner.core.urls import covers, path_problem
+from planner.core.words import plural
 from planner.errors import PlannerError
 from planner.plan.compute import Alternative, Invalidation, Options, Plan
 from planner.plan.render import plan_dict
@@ -477,7 +478,7 @@ def _target(value: Any) -> str:
 def _upload(value: Any, field: str) -> tuple[str, str, str]:
     row = _list(value, field)
     if len(row) != 3:
-        raise _Bad(field, f"{len(row)} items, not [key, reason, hash]")
+        raise _Bad(field, f"{plural(len(row), 'item')}, not [key, reason, hash]")
     key, reason, hashed = (_text(v, f"{field}[{i}]") for i, v in enumerate(row))
     return key, reason, hashed
 
