@@ -86,7 +86,6 @@ def plan_of(old, new, journal=None, **opts):
         entries=dict(new),
         options=Options(**opts),
         tool_version="test-1.2",
-        default_distributions=(),
     )
 
 

@@ -131,9 +131,10 @@ def test_warnings_a_takeover_and_deletes_are_list_items_and_tables():
                  "s3://bucket")
     plan = compute_plan(
         site="/site", target="s3://bucket",
-        state=TargetState(None, None, None, takeover=t),
+        state=TargetState(None, None, None, takeover=t,
+                          warnings=("a warning with a_b and *stars*",)),
         entries=site, options=Options(paths_used=0, now=dt.datetime(2026, 12, 5, tzinfo=dt.UTC)),
-        tool_version="test", warnings=("a warning with a_b and *stars*",),
+        tool_version="test",
     )
     bs = blocks(render.to_text(plan, "markdown"))
     check_well_formed(bs)

@@ -34,7 +34,6 @@ def plan_for(old, new, journal=None, **opts):
         entries=dict(new),
         options=Options(**opts),
         tool_version="test",
-        default_distributions=(),
     )
 
 

@@ -29,6 +29,7 @@ from planner.errors import BadTarget
 from planner.plan import saved
 from planner.plan.build import url_groups_for
 from planner.plan.compute import (
+    Cdn,
     Options,
     TargetState,
     UrlGroup,
@@ -72,12 +73,12 @@ def plan_for(groups, old=SITE, new=CHANGED, usage=None, journal=None, **opts):
             Manifest(dict(old), target=TARGET, deploy_id="prev") if old else None,
             "etag" if old else None,
             journal,
+            cdn=Cdn(url_groups=tuple(groups)),
         ),
         entries=dict(new),
         options=Options(**opts),
         tool_version="test",
         usage=usage,
-        url_groups=tuple(groups),
     )
 
 

@@ -24,6 +24,7 @@ from planner.core.origins import Distribution
 from planner.core.pacing import month_of
 from planner.errors import BadTarget
 from planner.plan.compute import (
+    Cdn,
     Options,
     Plan,
     TargetState,
@@ -156,23 +157,21 @@ def _build_plan(
         site=os.path.abspath(site),
         target=target,
         state=TargetState(
-            previous, version, journal, state["journal_version"], adopted  # type: ignore[arg-type]
+            previous, version, journal, state["journal_version"], adopted,  # type: ignore[arg-type]
+            cdn=Cdn(backend.default_distributions, url_groups, tuple(seen.values())),
+            warnings=tuple(warnings),
+            suspects=suspects,
         ),
         entries=entries,
         options=options,
         tool_version=tool_version,
-        default_distributions=backend.default_distributions,
-        url_groups=url_groups,
         usage=lambda: backend.usage(
             month_of(options.now or _dt.datetime.now(_dt.UTC)),
             options.distribution_ids or backend.default_distributions,
         ),
-        distributions_seen=tuple(seen.values()),
-        warnings=tuple(warnings),
         pace_history=lambda: ledger.pace_history(
             backend.store, options.now or _dt.datetime.now(_dt.UTC)
         ),
-        suspects=suspects,
     )
 
 

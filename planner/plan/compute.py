@@ -202,16 +202,38 @@ def deploy_id_for(previous_deploy_id: str | None, target: str, manifest: Manifes
 
 
 @dataclass(frozen=True)
+class Cdn:
+    """What was read of the CloudFront distributions that serve the target (none on a target
+    without any): the target's default ones, how they serve its keys, what is known of each."""
+
+    # The target's own distributions (its configuration): those invalidated without
+    # --distribution.
+    default_ids: tuple[str, ...] = ()
+    # The distributions, grouped by how they serve the target's keys (see
+    # :func:`url_groups_for`); None: one group, all distributions, keys under "/" (or
+    # --url-prefix).
+    url_groups: tuple["UrlGroup", ...] | None = None
+    seen: tuple[Distribution, ...] = ()  # what is known of each one given (the plan shows it)
+
+
+@dataclass(frozen=True)
 class TargetState:
     """What was read from the target to plan a deploy: the committed manifest and the
     pending record, each with the store version read (a deploy goes ahead only while both are
-    unchanged, see :func:`state_unchanged`), and with no manifest what the target holds."""
+    unchanged, see :func:`state_unchanged`), with no manifest what the target holds, and the
+    distributions that serve it."""
 
     previous: Manifest | None = None
     previous_version: str | None = None
     journal: Journal | None = None
     journal_version: str | None = None
     takeover: Takeover | None = None  # see planner.core.adopt
+    cdn: Cdn = Cdn()
+    warnings: tuple[str, ...] = ()  # found while reading it; the plan shows them
+    # Keys whose objects may not hold what ``previous`` says (found so after the lock was
+    # taken over from a deploy that lost it): written again (or deleted) and invalidated, as
+    # the keys an interrupted deploy touched.
+    suspects: frozenset[str] = frozenset()
 
 
 def compute_plan(
@@ -222,33 +244,24 @@ def compute_plan(
     entries: dict[str, Entry],
     options: Options,
     tool_version: str,
-    default_distributions: tuple[str, ...] = (),
     usage: Usage | Callable[[], Usage] | None = None,
-    url_groups: tuple["UrlGroup", ...] | None = None,
-    distributions_seen: tuple[Distribution, ...] = (),
-    warnings: tuple[str, ...] = (),
-    suspects: frozenset[str] = frozenset(),
     pace_history: tuple[PastDeploy, ...] | Callable[[], tuple[PastDeploy, ...]] | None = None,
 ) -> Plan:
     """Everything a deploy will do. Pure, but for ``usage``, which may be a function that
     reads it: called only when there is something to invalidate.
 
-    ``url_groups``: the distributions, grouped by how they serve the target's keys (see
-    :func:`url_groups_for`); by default one group, all distributions, keys under "/" (or
-    --url-prefix). ``state.takeover``: with no manifest (``state.previous`` None), what the
-    target holds, which is then diffed against as the previous manifest (see
-    :mod:`planner.core.adopt`). ``suspects``: keys whose objects may not hold what
-    ``state.previous`` says (found so after the lock was taken over from a deploy that lost
-    it): written again (or deleted) and invalidated, as the keys an interrupted deploy
-    touched. ``pace_history``: the target's earlier deploys for ``--pace price`` (else
-    ``options.pace_history``; a function is called only when there is something to
-    invalidate, like ``usage``)."""
+    ``state``: what was read of the target (its manifest, pending record, distributions,
+    suspect keys: see :class:`TargetState`). ``state.takeover``: with no manifest
+    (``state.previous`` None), what the target holds, which is then diffed against as the
+    previous manifest (see :mod:`planner.core.adopt`). ``pace_history``: the target's earlier
+    deploys for ``--pace price`` (else ``options.pace_history``; a function is called only
+    when there is something to invalidate, like ``usage``)."""
     _refuse_empty(site, entries)
     if pace_history is not None and not callable(pace_history):
         options = dataclasses.replace(options, pace_history=tuple(pace_history))
     previous, takeover = state.previous, state.takeover
     previous_id = previous.deploy_id if previous else None
-    resume, dirty = _resume_or_dirty(previous, state.journal, suspects)
+    resume, dirty = _resume_or_dirty(previous, state.journal, state.suspects)
     new = Manifest(entries, target=target, previous_deploy_id=previous_id, tool_version=tool_version)
     old = previous if previous is not None or takeover is None else takeover.remote
     d = diff(old, new)
@@ -264,7 +277,7 @@ def compute_plan(
     # Every URL that may be cached matters for what a wildcard would also hit (and for the
     # ledger's "/*" alternative): with nothing to deploy, a 20,000-page site saves the work.
     invalidations = plan_invalidations(
-        _groups_given(url_groups, options, default_distributions),
+        _groups_given(state.cdn.url_groups, options, state.cdn.default_ids),
         must + deletes,
         lambda: set(old_entries) | set(new.entries) | set(orphans),
         options,
@@ -289,8 +302,8 @@ def compute_plan(
         fingerprinted_new=len(fingerprinted_new),
         takeover=takeover,
         known_etags=old.etags if old else {},
-        distributions=distributions_seen,
-        warnings=warnings,
+        distributions=state.cdn.seen,
+        warnings=state.warnings,
     )
     check_cap(plan, options.max_cost)
     return plan
