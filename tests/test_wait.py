@@ -6,6 +6,8 @@ proxy answering AWS's spelling, is in ``test_e2e_wait.py``."""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import json
 import os
 from pathlib import Path
@@ -431,9 +433,16 @@ def test_timeout_exits_7_with_one_line_and_the_json_result(cwd, tmp_path, monkey
 def test_quiet_shows_no_waiting_lines(cwd, tmp_path, monkeypatch):
     answers = iter(["InProgress", "Completed"])
     monkeypatch.setattr(LocalBackend, "invalidation_status", lambda self, d, i: next(answers))
-    monkeypatch.setattr("planner.apply.time.sleep", lambda s: None)
+    # The command's Waiting with the fake clock injected (its sleep is bound when the class is
+    # defined: patching time.sleep would leave the poll really sleeping 5 s).
+    fake = FakeClock()
+    command = importlib.import_module("planner.cli.deploy")  # the module: the package's
+    # attribute of that name is the command
+    monkeypatch.setattr(command, "Waiting",
+                        functools.partial(Waiting, sleep=fake.sleep, clock=fake.clock))
     run = deployed_twice(tmp_path, "--wait", "-q")
     assert run.exit_code == 0 and run.stderr == ""
+    assert fake.sleeps == [5.0]  # it did poll once, in silence
 
 
 @pytest.mark.parametrize("args, env, fragment", [
