@@ -129,6 +129,29 @@ def test_a_saved_plan_keeps_its_cap_and_a_lower_one_given_to_deploy_holds(moto, 
     assert doc["result"]["paths"] == 1
 
 
+def test_without_a_distribution_nothing_is_charged_and_no_cap_refuses(moto, site, public):
+    """An S3 target with no --distribution: the plan lists the paths but submits none, so
+    AWS bills nothing whatever the month's usage, and --max-cost 0 refuses neither the plan
+    nor the deploy."""
+    deploy(moto, public, site, dists=())
+    edit(public, ["about/index.html", "css/site.css"])
+    spent = ("--paths-used", "1000", "--max-cost", "0")  # no free path left; no dollar allowed
+    doc = plan(moto, public, site, *spent, dists=())
+    inv = doc["invalidation"]
+    assert inv["distribution_ids"] == [] and inv["paths"], inv
+    assert (inv["paid_paths"], inv["charge_usd"], inv["free_paths_used"]) == (0, 0.0, 0)
+    assert all(a["charge_usd"] == 0.0 for a in inv["alternatives"]), inv["alternatives"]
+    assert (doc["cost"]["paths"], doc["cost"]["charge_usd"]) == (0, 0.0)
+    text = run(args("plan", public, site, *spent, dists=()), moto.env, moto.cwd)
+    assert text.returncode == 0, text.stderr
+    assert "no distribution given (not submitted)" in text.stdout
+    assert "AWS charge: $0.00 (0 paid paths)" in text.stdout
+    before = len(invalidations(moto.cloudfront, site.distribution_id))
+    done = deploy(moto, public, site, *spent, dists=())
+    assert done["result"]["paths"] == 0 and not done["result"]["invalidations"]
+    assert len(invalidations(moto.cloudfront, site.distribution_id)) == before
+
+
 @pytest.mark.parametrize("value", ["-1", "abc", "nan"])
 def test_a_bad_max_cost_is_refused_as_usage(moto, site, public, value):
     proc = run(args("plan", public, site, "--max-cost", value), moto.env, moto.cwd)

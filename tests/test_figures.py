@@ -199,6 +199,31 @@ def test_no_change_no_charge_whatever_the_cap():
     assert not plan.has_work
 
 
+def test_no_distribution_submits_nothing_so_nothing_is_charged_or_refused():
+    """An S3 target planned without --distribution: its paths are listed, but nothing is
+    submitted, so AWS bills nothing and no URL is missed; no cap refuses it, not even 0."""
+    from planner.plan.render import plan_dict, to_text, totals
+
+    dear = plan_with(SCATTERED, paths_used=1000)  # on E1: 4 paid paths, refused by a cap of 0
+    assert charged(dear) == (0.02, 4)
+    plan = plan_with(SCATTERED, paths_used=1000, max_cost=0, distribution_ids=())
+    inv = plan.invalidation
+    assert inv.paths == dear.invalidation.paths and inv.distribution_ids == ()
+    sol = inv.solution
+    assert (sol.charge_usd, sol.paid_paths, sol.free_paths_used) == (0.0, 0, 0)
+    assert (sol.miss_cost_usd, sol.cost_usd) == (0.0, 0.0)
+    for alt in inv.alternatives:
+        assert alt.solution is not None and alt.solution.charge_usd == 0.0, alt
+        assert alt.solution.paid_paths == 0 and alt.solution.cost_usd == 0.0, alt
+    assert totals(plan) == {"paths": 0, "paid_paths": 0, "charge_usd": 0.0,
+                            "collateral_urls": 0, "miss_cost_usd": 0.0, "cost_usd": 0.0}
+    doc = plan_dict(plan)
+    assert doc["invalidation"]["charge_usd"] == 0.0 and doc["cost"]["charge_usd"] == 0.0
+    text = to_text(plan)
+    assert "on no distribution given (not submitted)" in text
+    assert "AWS charge: $0.00 (0 paid paths)" in text
+
+
 urls = st.lists(
     st.sampled_from([f"/{a}/{b}/{c}" for a in "xyz" for b in "pq" for c in "123"]),
     min_size=1, max_size=18, unique=True,

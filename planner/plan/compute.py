@@ -584,7 +584,7 @@ def _priced(inv: Invalidation, allowance: int, spent: int, options: Options) -> 
     """``inv`` after groups that took ``spent`` of the ``allowance`` (and of the account's
     free paths): paid paths and both figures again (paths and misses stay)."""
     free = max(0, allowance - spent)
-    if free == inv.free_paths:
+    if free == inv.free_paths or not inv.distribution_ids:  # none: nothing submitted, 0
         return inv
     free_left = inv.budget.free_left if inv.budget is not None else allowance
     model = CostModel(free_paths=free, price=options.price, miss_cost=options.miss_cost,
@@ -679,6 +679,8 @@ def plan_invalidation(
         )
     solution, problem, must_wait = _solve(universe, changed, model, max_w, max_p,
                                           shadow.value if shadow else 0.0, like)
+    unsent = _unsubmitted if not distributions else (lambda sol: sol)
+    solution = unsent(solution)
     within_cap = None
     if options.max_cost is not None and solution.charge_usd > options.max_cost:
         within_cap = fewest_misses_within(problem, options.max_cost)
@@ -686,8 +688,9 @@ def plan_invalidation(
     if changed:
         exact = tuple(sorted(changed))
         alternatives = (
-            Alternative("exact paths", evaluate(problem, exact) if len(exact) <= problem.max_paths else None),
-            Alternative("/*", evaluate(problem, ("/*",)) if problem.max_wildcards else None),
+            Alternative("exact paths", unsent(evaluate(problem, exact))
+                        if len(exact) <= problem.max_paths else None),
+            Alternative("/*", unsent(evaluate(problem, ("/*",))) if problem.max_wildcards else None),
             Alternative("chosen", solution),
         )
     return Invalidation(
@@ -710,6 +713,15 @@ def plan_invalidation(
         shadow=shadow,
         frontier=frontier,
     )
+
+
+def _unsubmitted(sol: Solution) -> Solution:
+    """``sol`` as no distribution takes it (an S3 target planned without --distribution):
+    its paths are listed, but nothing is submitted, so nothing is billed and no cached URL is
+    missed; both figures and the objective are 0. The paths were chosen as for one
+    distribution."""
+    return Solution.of(CostModel(distributions=0), sol.paths, sol.changed_urls,
+                       sol.collateral_urls, cover=sol.wildcard_cover)
 
 
 def others_daily(usage: Usage | None, history: tuple[PastDeploy, ...],

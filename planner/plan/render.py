@@ -379,8 +379,9 @@ def _figures_lines(doc: Doc, paid: int, charge: float, misses: int, miss_cost: f
 
 
 def totals(plan: Plan) -> dict[str, Any]:
-    """The plan's figures over every invalidation (the JSON's "cost")."""
-    sols = [(inv.solution, max(1, len(inv.distribution_ids))) for inv in plan.invalidations]
+    """The plan's figures over every invalidation (the JSON's "cost"): paths and misses
+    counted on each distribution they are submitted to (none without a distribution)."""
+    sols = [(inv.solution, len(inv.distribution_ids)) for inv in plan.invalidations]
     return {
         "paths": sum(len(s.paths) * k for s, k in sols),
         "paid_paths": sum(s.paid_paths for s, _ in sols),
