@@ -66,17 +66,31 @@ def _deployed(tmp_path: Path) -> tuple[Path, Path]:
 
 
 @pytest.mark.e2e
-def test_quiet_prints_only_the_summary_line(tmp_path):
+def test_quiet_silences_stderr_and_still_prints_the_plan_and_summary_on_stdout(tmp_path):
+    """-q silences only the lines for people on stderr (hashing, uploads, log): stdout holds
+    what was asked for, the plan (as a table or markdown) and deploy's summary line, exactly
+    as without -q."""
     site, target = _deployed(tmp_path)
     proc = run(["deploy", str(site), "--target", str(target), "--quiet"], {**_env()})
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
-    assert proc.stdout.strip().splitlines() == [
-        "Uploaded 12 (3.9 KB), deleted 0, skipped 0, no invalidation (100% changed)."
-    ]
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0].startswith("Plan: ") and "Uploads (12, 3.9 KB)" in lines, proc.stdout
+    assert lines[-1] == "Uploaded 12 (3.9 KB), deleted 0, skipped 0, no invalidation (100% changed)."
     (site / "index.html").write_text("<h1>new</h1>\n")
-    plan = run(["plan", str(site), "--target", str(target), "-q", "--detailed-exitcode"], _env())
-    assert (plan.returncode, plan.stdout, plan.stderr) == (2, "", "")
+    shown = {}
+    for fmt in ("table", "markdown"):
+        loud = run(["plan", str(site), "--target", str(target), "--format", fmt], _env())
+        quiet = run(["plan", str(site), "--target", str(target), "-q", "--format", fmt,
+                     "--detailed-exitcode"], _env())
+        assert loud.stderr and quiet.stderr == "", (fmt, loud.stderr, quiet.stderr)
+        assert quiet.returncode == 2 and quiet.stdout == loud.stdout, (fmt, quiet.stdout)
+        assert "index.html" in quiet.stdout
+        shown[fmt] = quiet.stdout
+    assert shown["table"].startswith("Plan: ")
+    assert shown["markdown"].startswith("## Plan: ")  # `plan -q --format markdown > plan.md`
+    dry = run(["deploy", str(site), "--target", str(target), "-q", "--dry-run"], _env())
+    assert (dry.returncode, dry.stderr) == (0, "") and dry.stdout == shown["table"]
 
 
 @pytest.mark.e2e

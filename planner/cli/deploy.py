@@ -55,12 +55,14 @@ def deploy(dry_run: bool, lock_timeout: float, lock_lease: float, lock_margin: f
     """
     site, backend, options, accept = _deploy_inputs(kw, plan_file)
     _debug_log(kw["verbose"])
+    # Lines for people on stderr (progress, log): none with --quiet or --format json. The
+    # output asked for (the plan as a table or markdown and the summary line, or the JSON)
+    # goes to stdout whatever -q says.
     people = kw["fmt"] != "json" and not kw["quiet"]
     if dry_run:
         with _hashing(people) as hashed:
             dry = plan_deploy(site, backend, options, __version__, accept, hashed)
-        if not kw["quiet"] or kw["fmt"] == "json":
-            _show(dry, kw["fmt"], kw["verbose"])
+        _show(dry, kw["fmt"], kw["verbose"])
         return
     with _hashing(people) as hashed:
         the_plan, result = deploy_site(
@@ -103,14 +105,15 @@ def _capped(options, max_cost: float | None):
 
 
 def _deploy_feedback(fmt: str, verbose: bool, people: bool) -> dict[str, Any]:
-    """``deploy_site``'s log, plan display and upload progress: on stderr for people, none
-    for --format json or --quiet."""
-    if not people:
-        return {}
-    return {
-        "log": lambda msg: click.echo(msg, err=True),
-        "show": lambda p: _show(p, fmt, verbose),
-        "progress": lambda p: UploadProgress(len(p.uploads), p.upload_bytes),
-    }
+    """``deploy_site``'s plan display (on stdout, as a table or markdown, also with --quiet;
+    --format json prints the plan with the result instead), log and upload progress (on
+    stderr for people, none with --format json or --quiet)."""
+    feedback: dict[str, Any] = {}
+    if fmt != "json":
+        feedback["show"] = lambda p: _show(p, fmt, verbose)
+    if people:
+        feedback["log"] = lambda msg: click.echo(msg, err=True)
+        feedback["progress"] = lambda p: UploadProgress(len(p.uploads), p.upload_bytes)
+    return feedback
 
 

@@ -44,8 +44,7 @@ def plan(detailed_exitcode: bool, out: str | None, **kw: Any) -> None:
                 f.write(saved.dumps(the_plan, options, acl=kw["acl"], state=kw["state"]))
         except OSError as exc:
             raise PlannerError(f"cannot write {out}: {exc.strerror}") from None
-    if kw["fmt"] == "json" or not kw["quiet"]:  # -q silences people's lines, never the JSON
-        _show(the_plan, kw["fmt"], kw["verbose"])
+    _show(the_plan, kw["fmt"], kw["verbose"])  # -q silences stderr's lines, never stdout
     if detailed_exitcode and (the_plan.has_work or the_plan.resume is not None):
         sys.exit(2)
 

@@ -82,8 +82,9 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--verbose", "-v", is_flag=True,
                      help="List every upload, delete and path, and log each step (debug)."),
         click.option("--quiet", "-q", is_flag=True,
-                     help="No plan, progress or log lines: errors and the summary line only "
-                          "(--format json still prints its JSON)."),
+                     help="No progress or log lines on stderr (errors only). The output asked "
+                          "for still goes to stdout: the plan as a table or markdown (and "
+                          "deploy's summary line), or the JSON."),
         click.option("--acl", type=click.Choice(["private", "public-read"]), default=None,
                      help="Canned ACL of uploaded site files (never of the tool's own state "
                           "objects)  [default: none: the bucket's setting]"),
