@@ -135,6 +135,46 @@ def test_a_burst_of_the_rest_of_the_account_is_not_taken_for_its_pace():
     assert shadow_price(250, NOW.replace(day=9), past, this, 700, PRICE, MISS).value > 0
 
 
+def test_a_burst_is_a_one_off_not_a_pace():
+    # 700 paths on the 1st, none since, 300 free left: 700 a day to the month's end would
+    # take them all, so the 1st counts as the month's next largest day (none) while it has
+    # not come again; without the free paths left, as before, it is a pace within the week
+    burst = (700,)
+    for day in (1, 2, 5):
+        now = NOW.replace(day=day)
+        assert others_pace(700, burst, now, 300) == 0.0
+        assert others_pace(700, burst, now) == pytest.approx(700 / (day - 0.5))
+    past = history(5, 5, deploy_like((4, 0), (1, 100)))
+    this = deploy_like((4, 0), (1, 100))
+    sp = shadow_price(250, NOW.replace(day=2), past, this, 700, PRICE, MISS, burst)
+    assert sp.value == 0.0 and "(0 by the rest of the account)" in sp.why
+    # over a steady pace the burst counts as the largest of the other days
+    steady = (20, 20, 500, 20, 20)
+    assert others_pace(580, steady, NOW, 300) == pytest.approx(100 / 4.5)
+    # a day that, repeated, leaves free paths is a pace: 20 a day for 27 days is 540
+    assert others_pace(60, (20, 20, 20), NOW.replace(day=3), 600) == pytest.approx(60 / 2.5)
+
+
+def test_a_burst_that_comes_again_is_a_pace():
+    # 300 paths every Monday (the 1st, 8th, 15th of a month starting on a Monday): the
+    # first is a one-off until the second comes; then each counts whole in its week
+    weekly = tuple(300 if i % 7 == 0 else 0 for i in range(15))
+    assert others_pace(300, weekly[:7], NOW.replace(day=7), 400) == 0.0
+    assert others_pace(600, weekly[:8], NOW.replace(day=8), 100) == pytest.approx(300 / 6.5)
+    assert others_pace(900, weekly, NOW.replace(day=15), 100) == pytest.approx(300 / 6.5)
+
+
+def test_a_weekly_cycle_is_kept_whole():
+    # 50 paths a weekday, none at weekends: any 7 days hold 250, whatever the day of the week
+    # (a window of 3 days would read a weekend on a Monday, three weekdays on a Friday); no
+    # day is a burst, however few free paths are left
+    cycle = tuple(0 if i % 7 in (5, 6) else 50 for i in range(21))
+    for d in range(8, 22):
+        for free in (900, 100):
+            assert others_pace(sum(cycle[:d]), cycle[:d], NOW.replace(day=d), free) == \
+                pytest.approx(250 / 6.5)
+
+
 def test_the_last_day_keeps_only_the_rest_of_the_day():
     last = dt.datetime(2026, 12, 31, 20, tzinfo=dt.UTC)
     this = deploy_like((50, 0), (1, 1000))

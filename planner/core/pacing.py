@@ -285,7 +285,7 @@ def shadow_price(
         rate, samples = PRIOR_DEPLOYS_PER_DAY, [mine]
         basis = "no history: a deploy a day like this one"
     future = Future.of(samples, rate * days_left / len(samples), price, miss)
-    other = others_pace(other_used, other_daily, now) * days_left_in_month(now)
+    other = others_pace(other_used, other_daily, now, free_left) * days_left_in_month(now)
     best = None
     for lam, paths, misses in sorted(this, key=lambda p: (p[1], p[0])):
         cost, worth = future.value(free_left - other - paths)
@@ -301,15 +301,26 @@ def shadow_price(
     return ShadowPrice(lam, why, worth)
 
 
-def others_pace(other_used: int, other_daily: tuple[int, ...], now: dt.datetime) -> float:
+def others_pace(other_used: int, other_daily: tuple[int, ...], now: dt.datetime,
+                free_left: int | None = None) -> float:
     """The rest of the account's paths a day: over the last OTHERS_DAYS days (today half)
-    when its paths per day of the month are known, so that a burst early in the month is not
-    taken for its pace; else over the month so far (today half)."""
-    if other_daily:
-        first = max(0, now.day - OTHERS_DAYS)
-        window = [other_daily[i] if i < len(other_daily) else 0 for i in range(first, now.day)]
-        return sum(window) / (len(window) - 0.5)
-    return other_used / (now.day - 0.5)
+    when its paths per day of the month are known, so that a weekly cycle counts whole and a
+    burst early in the month is soon out of the window; else over the month so far (today
+    half).
+
+    A burst is not a pace: when the month's largest day, repeated every day to the month's
+    end, would take more than ``free_left`` (the month's free paths left), it counts as a
+    one-off until another day like it comes: as large as the month's next largest day. A day
+    that recurs (a weekly run) is its own next largest, and counts whole."""
+    if not other_daily:
+        return other_used / (now.day - 0.5)
+    days = [other_daily[i] if i < len(other_daily) else 0 for i in range(now.day)]
+    largest, *rest = sorted(days, reverse=True)
+    if free_left is not None and largest * days_left_in_month(now) > free_left:
+        cap = rest[0] if rest else 0
+        days = [min(n, cap) for n in days]
+    window = days[max(0, now.day - OTHERS_DAYS):]
+    return sum(window) / (len(window) - 0.5)
 
 
 def days_left_in_month(now: dt.datetime) -> int:
