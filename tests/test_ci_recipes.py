@@ -17,8 +17,11 @@ shell-only lines (the build) are not run: the venv has the tool, the test writes
 The plan jobs are also run whole (every script but ``pip install``), their comment upsert
 included, with a fake ``gh`` (GitHub) and a fake ``curl`` (GitLab) first on ``PATH``
 (``fake_ci_api.py``): the plan becomes one pull-request comment / merge request note per
-target, created once and edited after. The pins (``invalidation-planner==X``) follow
-``planner/__init__.py``, and the release workflow (``examples/release``) is checked too.
+target, created once and edited after. GitLab's plan, deploy and report jobs are run whole
+too: their markdown goes to a file kept as an artifact, never into the job log (which shows
+it raw), where people get tables, progress and one-line results. The pins
+(``invalidation-planner==X``) follow ``planner/__init__.py``, and the release workflow
+(``examples/release``) is checked too.
 """
 
 from __future__ import annotations
@@ -173,6 +176,21 @@ def invokes_planner(line: str) -> bool:
     while words and re.fullmatch(r"[A-Za-z_]\w*=.*", words[0]):
         words.pop(0)
     return bool(words) and words[0] == "planner"
+
+
+# `> FILE.md` (not `>>`, not `2>`): a command's stdout into a markdown file.
+_INTO_MD = re.compile(r"""(?:^|[^>\d])>\s*["']?([\w./-]+\.md)["']?(?=\s|$)""")
+
+
+def _markdown_file(script: str) -> str | None:
+    """The markdown file a script's ``planner`` command writes its stdout to (``> plan.md``),
+    or None (stdout goes to the log, or to the step summary with ``>>``)."""
+    for line in logical_lines(script):
+        if invokes_planner(line):
+            m = _INTO_MD.search(line)
+            if m:
+                return m.group(1)
+    return None
 
 
 def subcommand(line: str) -> str:
@@ -350,10 +368,35 @@ def test_each_recipe_runs_planner_plan_deploy_and_report_in_their_jobs(recipe: R
     # GitLab's job log does not render markdown: its plan job prints tables there too.
     if recipe.kind == "gitlab":
         assert len(by_job["plan"]) == 2 and "--format" not in by_job["plan"][1], by_job["plan"]
+        _assert_no_markdown_into_the_gitlab_log(recipe, by_job)
     # The usual aws-cli deploy is gone from every script (it stays in a comment).
     for job in recipe.jobs():
         for line in recipe.commands(job):
             assert not line.startswith(("aws ", "pip install awscli")), f"{job}: {line}"
+
+
+def _assert_no_markdown_into_the_gitlab_log(recipe: Recipe, by_job: dict[str, list[str]]) -> None:
+    """Each job's markdown goes to a file of its own that the job keeps as an artifact (also
+    when the job fails), and no script line sends markdown to the log: no planner line prints
+    it there, and no line shows a markdown file (cat, tee, less...) but into another file."""
+    jobs = recipe.jobs()
+    for role, job in recipe.roles.items():
+        [markdown] = [line for line in by_job[job] if "--format markdown" in line]
+        written = _markdown_file(markdown)
+        assert written, f"{job}: the markdown goes to the job log: {markdown}"
+        artifacts = jobs[job].get("artifacts") or {}
+        assert written in artifacts.get("paths", []), f"{job}: {written} is no artifact"
+        if role != "plan":  # a failed deploy's plan, an over-budget report: kept too
+            assert artifacts.get("when") == "always", f"{job}: {artifacts}"
+        others = [line for line in by_job[job] if line != markdown]
+        assert all("--format" not in line for line in others), others  # tables for people
+        for line in recipe.commands(job):
+            if re.search(r"\b(cat|tee|less|more|head)\b[^|;]*\.md\b", line):
+                assert re.search(r"(?<!>)>\s*\S+\s*$", line), f"{job}: into the log: {line}"
+            assert "| tee" not in line, f"{job}: {line}"
+    # The report job still fails over $5: on its line for people, the job's last.
+    [fails] = [line for line in by_job[recipe.roles["report"]] if "--fail-over" in line]
+    assert "--format" not in fails, fails
 
 
 def test_gitlab_jobs_run_in_the_right_pipelines() -> None:
@@ -390,8 +433,9 @@ def test_gitlab_jobs_run_in_the_right_pipelines() -> None:
     # The merge request's plan in markdown, kept as an artifact shown on the merge request.
     assert jobs["plan"]["artifacts"]["paths"] == ["plan.md"]
     assert jobs["plan"]["artifacts"]["expose_as"]
-    [report] = [c for c in gitlab_commands(doc, jobs["invalidation_report"]) if invokes_planner(c)]
-    assert '--target "s3://$S3_BUCKET"' in report and "--fail-over 5" in report
+    reports = [c for c in gitlab_commands(doc, jobs["invalidation_report"]) if invokes_planner(c)]
+    assert reports and all('--target "s3://$S3_BUCKET"' in r for r in reports), reports
+    assert [r for r in reports if "--fail-over 5" in r] == reports[-1:], reports
 
 
 def test_github_workflow_triggers_oidc_permissions_and_summary() -> None:
@@ -463,7 +507,8 @@ class Ran:
     line: str  # as run, variables filled in
     proc: subprocess.CompletedProcess
     summary: str | None  # GitHub: what the step appended to $GITHUB_STEP_SUMMARY
-    plan_md: str | None = None  # plan.md, if the script writes it (`> plan.md`)
+    # The markdown file the script writes (`> plan.md`, `> deploy.md`, ...), if it does.
+    md_file: str | None = None
 
     def ok(self) -> Ran:
         assert self.proc.returncode == 0, self.describe()
@@ -471,10 +516,10 @@ class Ran:
 
     @property
     def markdown(self) -> str:
-        """The job's markdown: plan.md if the script writes it, else the step summary (GitHub)
-        or the job log (GitLab)."""
-        if self.plan_md is not None:
-            return self.plan_md
+        """The job's markdown: the file the script writes it to (plan.md, deploy.md...), else
+        the step summary (GitHub) or the job log."""
+        if self.md_file is not None:
+            return self.md_file
         return self.proc.stdout if self.summary is None else self.summary
 
     def describe(self) -> str:
@@ -512,8 +557,8 @@ class CI:
              env: dict[str, str] | None = None,
              context: dict[str, str] | None = None) -> list[Ran]:
         values = {"S3_BUCKET": bucket or self.bucket, "CLOUDFRONT_DISTRIBUTION_ID": self.dist}
-        plan_md = self.workdir / "plan.md"
-        plan_md.unlink(missing_ok=True)
+        for old in self.workdir.glob("*.md"):  # a job's markdown files: this run's only
+            old.unlink()
         out = []
         for script in scripts:
             text = script.text
@@ -535,10 +580,12 @@ class CI:
                 ["bash", "-eo", "pipefail", "-c", text], cwd=self.workdir, env=run_env,
                 capture_output=True, text=True, encoding="utf-8", timeout=TIMEOUT, check=False,
             )
-            writes_plan = re.search(r"[^>]> plan\.md\b", text) and plan_md.exists()
+            written = _markdown_file(text)
+            md_path = self.workdir / written if written else None
             out.append(Ran(job, text, proc,
                            None if summary is None else summary.read_text(encoding="utf-8"),
-                           plan_md.read_text(encoding="utf-8") if writes_plan else None))
+                           md_path.read_text(encoding="utf-8")
+                           if md_path is not None and md_path.exists() else None))
             if proc.returncode != 0:
                 break  # the job fails here
         return out
@@ -581,13 +628,13 @@ def _assert_markdown(ran: Ran, title: str) -> None:
     md = ran.markdown
     assert md.startswith(f"## {title}"), ran.describe()
     assert re.search(r"^\|.*\|$", md, re.M), f"no markdown table\n{ran.describe()}"
-    if ran.summary is not None or ran.plan_md is not None:  # all of stdout went there
+    if ran.summary is not None or ran.md_file is not None:  # all of stdout went there
         assert ran.proc.stdout == "", ran.describe()
 
 
 def _assert_plan(ran: Ran) -> None:
     """A plan line's output: markdown into plan.md, or (GitLab's log) tables."""
-    if ran.plan_md is not None or ran.summary is not None:
+    if ran.md_file is not None or ran.summary is not None:
         _assert_markdown(ran, "Plan")
     else:
         assert ran.proc.stdout.startswith("Plan: "), ran.describe()
@@ -618,7 +665,7 @@ def test_recipe_plan_deploy_and_report_run_against_moto(recipe: Recipe, ci: CI, 
     before = history(s3, site.bucket)
     for ran in ci.run(recipe, "plan"):
         _assert_plan(ran.ok())
-        assert CHANGED_PAGE in (ran.markdown if ran.plan_md is not None else ran.proc.stdout)
+        assert CHANGED_PAGE in (ran.markdown if ran.md_file is not None else ran.proc.stdout)
     assert history(s3, site.bucket) == before
 
     # ... and the next deploy uploads it and invalidates its URLs on the distribution.
@@ -628,10 +675,15 @@ def test_recipe_plan_deploy_and_report_run_against_moto(recipe: Recipe, ci: CI, 
     [inv] = invalidations(moto.cloudfront, site.distribution_id)
     assert inv_paths(inv) and all(p.startswith("/about") for p in inv_paths(inv)), inv_paths(inv)
 
-    # The scheduled report: under $5 this month, so exit 0 (3 only if over), in markdown.
-    [ran] = ci.run(recipe, "report")
-    _assert_markdown(ran.ok(), "")
+    # The scheduled report: under $5 this month, so exit 0 (3 only if over), in markdown
+    # (GitLab: into report.md, and as tables in the log).
+    reports = [r.ok() for r in ci.run(recipe, "report")]
+    [ran] = [r for r in reports if "--format markdown" in r.line]
+    _assert_markdown(ran, "")
     assert "2 deploys" in ran.markdown, ran.describe()
+    for ran in reports:
+        if ran.md_file is None and ran.summary is None:
+            assert re.search(r"^-+  -+", ran.proc.stdout, re.M), f"no table\n{ran.describe()}"
 
 
 # With --detailed-exitcode, exit 2 means only "something would change": bad usage and a bad
@@ -725,7 +777,7 @@ def test_plan_job_comments_the_plan_once_per_target_then_edits_it(recipe: Recipe
     ran = _run_plan_job(recipe, ci, api)
     for r in ran:
         r.ok()
-    [plan] = [r.plan_md for r in ran if r.plan_md is not None]
+    [plan] = [r.md_file for r in ran if r.md_file is not None]
     assert "## Plan:" in plan, plan  # the plan's heading; the rest of its text is not ours
     calls = api.take_calls()
     assert [_method(c) for c in calls] == ["GET", "POST"], calls
@@ -767,6 +819,49 @@ def test_gitlab_plan_job_without_the_note_token_writes_no_note(ci: CI) -> None:
     assert len(ran) == len(job_scripts(GITLAB_RECIPE.doc, "gitlab", "plan")) - 1  # all but pip
     assert "PLANNER_NOTE_TOKEN is not set" in ran[-1].proc.stdout, ran[-1].describe()
     assert api.read()["calls"] == [] and api.read()["comments"] == []
+
+
+# Markdown as a log would show it raw: a heading, a table row, a bold line.
+MARKDOWN_LINE = re.compile(r"^(#{1,6} .*|\|.*\||\*\*.*\*\*)$", re.M)
+
+
+def test_gitlab_jobs_keep_their_markdown_out_of_the_job_log(ci: CI) -> None:
+    """GitLab's job log shows markdown raw. The plan, deploy and report jobs, run whole (but
+    pip install) against moto, write it into plan.md / deploy.md / report.md, their artifacts,
+    and print for people in the log: the plan and report as tables, the deploy's progress and
+    its one-line result."""
+    def log(ran: list[Ran]) -> str:
+        for r in ran:
+            r.ok()
+        text = "".join(r.proc.stdout + r.proc.stderr for r in ran)
+        assert not MARKDOWN_LINE.search(text), f"markdown in the job log:\n{text}"
+        return text
+
+    api = FakeAPI(ci.tmp, [])
+    plan = _run_plan_job(GITLAB_RECIPE, ci, api, token=None)
+    assert "Plan: " in log(plan)
+    assert [r.md_file for r in plan if r.md_file is not None][0].startswith("## Plan: ")
+
+    deploy = ci.run_job(GITLAB_RECIPE, "deploy", env={}, context={})
+    text = log(deploy)
+    [md] = [r.md_file for r in deploy if r.md_file is not None]
+    assert md.startswith("## Plan: ") and MARKDOWN_LINE.search(md), md
+    result = md.rstrip("\n").splitlines()[-1]
+    assert result.startswith("**Uploaded ") and result.endswith("**"), md
+    # The log: progress lines (stderr), then the result as one line for people.
+    assert "uploaded " in text and deploy[-1].proc.stdout == result.strip("*") + "\n", text
+    assert (ci.workdir / "deploy.md").read_text(encoding="utf-8") == md
+
+    report = ci.run_job(GITLAB_RECIPE, "report", env={}, context={})
+    text = log(report)
+    [md] = [r.md_file for r in report if r.md_file is not None]
+    assert md.startswith("## ") and MARKDOWN_LINE.search(md), md
+    assert re.search(r"^-+  -+", text, re.M), f"no table in the log\n{text}"
+    assert (ci.workdir / "report.md").read_text(encoding="utf-8") == md
+    artifacts = {job: GITLAB_RECIPE.jobs()[job]["artifacts"]["paths"]
+                 for job in GITLAB_RECIPE.roles.values()}
+    assert artifacts == {"plan": ["plan.md"], "prod_deploy": ["deploy.md"],
+                         "invalidation_report": ["report.md"]}
 
 
 # --- the version the recipes install --------------------------------------------------------
