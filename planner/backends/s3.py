@@ -15,6 +15,7 @@ from manifests.stores import ANY
 from planner.backends import cloudfront
 from planner.backends.aws import Clients, aws_errors
 from planner.backends.base import MULTIPART_THRESHOLD, Distribution
+from planner.backends.fastput import FastPut, Redirected, open_fast_put
 from planner.backends.fence import Fence
 from planner.backends.targets import S3Target
 from planner.core.adopt import Head, Listing, Stored, split_listing
@@ -59,6 +60,7 @@ class S3Backend:
         self.bucket = target.bucket
         self.prefix = target.prefix
         self._store: S3Store | None = None
+        self._fast: FastPut | None | bool = False  # False: not tried yet; None: botocore only
 
     @property
     def fence(self) -> Fence:
@@ -90,8 +92,20 @@ class S3Backend:
         self, key: str, data: bytes, content_type: str, cache_control: str,
         content_encoding: str = "",
     ) -> str:
+        what = f"upload s3://{self.bucket}/{self.prefix}{key}"
+        fast = self._fast_put()
+        if fast is not None:
+            headers = {"content-type": content_type, "cache-control": cache_control}
+            if content_encoding:
+                headers["content-encoding"] = content_encoding
+            if "ACL" in self.site_args:
+                headers["x-amz-acl"] = self.site_args["ACL"]
+            try:
+                return normal(fast.put(self.prefix + key, data, headers, what))
+            except Redirected:
+                self._fast = None  # the bucket is elsewhere: botocore follows, for the rest too
         extra = {"ContentEncoding": content_encoding} if content_encoding else {}
-        with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
+        with aws_errors(what):
             resp = self.clients.s3.put_object(
                 Bucket=self.bucket,
                 Key=self.prefix + key,
@@ -102,6 +116,18 @@ class S3Backend:
                 **self.site_args,
             )
         return normal(resp.get("ETag") or "")
+
+    def _fast_put(self) -> FastPut | None:
+        """The lean PutObject path (see :mod:`planner.backends.fastput`), made on first use;
+        None where botocore must send every PUT."""
+        if self._fast is False:
+            clients = self.clients
+            with aws_errors("S3 client"):
+                self._fast = open_fast_put(
+                    clients.s3, clients.session, self.bucket, clients.fence,
+                    clients.max_attempts, clients.retry_mode,
+                )
+        return self._fast  # type: ignore[return-value]
 
     def put_stream(self, key: str, stream: BinaryIO, content_type: str, cache_control: str) -> str:
         """boto3's managed (multipart) upload. ``stream`` is read in order; a read that raises
