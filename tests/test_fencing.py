@@ -7,7 +7,8 @@ that stalls, as S3 does with RequestTimeout).
 The main test freezes a deploy (SIGSTOP) at a random moment of its uploads and deletes, lets a
 second deploy of another build take the lock over and finish, and resumes the first: the
 bucket must equal the manifest and the second build, and the first must fail saying it lost
-the lock. The lease is short (``--lock-lease``, a setting), so a trial takes seconds.
+the lock. The lease is short (``--lock-lease``, a setting), so a trial takes seconds. The
+second build holds pages the first one deletes, so a late delete of the first would show.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,7 @@ from e2e_helpers import (
     site_objects,
 )
 from e2e_helpers import write_site as write_files
-from fault_proxy import Entry, FaultProxy, Hook, Rule
+from fault_proxy import Entry, FaultProxy, Hook, Rewrite, Rule
 
 from planner.backends.fence import FENCED, Fence, attach
 from planner.errors import LockLost
@@ -237,32 +239,88 @@ def from_app(e: Entry, app: str) -> bool:
     return f"app/{app}" in e.headers.get("user-agent", "")
 
 
-class Freezer:
-    """A proxy hook: at the ``k``-th site write (upload or delete) of deploy A, SIGSTOP A's
-    process group after ``delay`` seconds (mid-request, or between requests)."""
+UPLOAD_TRIALS = 12  # the trials after these freeze A in its delete phase
+# Deploy A's delete phase (it committed its manifest; its DeleteObjects is next), in turn:
+# - "delete-signed": in A's own process, its DeleteObjects signed and about to be sent: frozen
+#   between its checks and its request, which only the fence answers (S3 refuses it, expired);
+# - "commit": as S3 answers A's manifest commit: A wakes before its DeleteObjects, which its
+#   lock check then stops (it is never sent);
+# - "delete": a random few ms after A's DeleteObjects reached S3 (it lands, before B starts).
+DELETE_MOMENTS = ("delete-signed", "commit", "delete")
+STOP_BEFORE_SEND = Path(__file__).with_name("stop_before_send.py")
 
-    def __init__(self, bucket: str, k: int, delay: float) -> None:
-        self.bucket, self.k, self.delay = bucket, k, delay
+
+def freeze_point(trial: int, uploads: int) -> tuple[str, int, float]:
+    """(moment, k, delay) of a trial, drawn with a fixed seed: the first UPLOAD_TRIALS
+    trials freeze A ``delay`` s after its ``k``-th upload reached S3 (mid-request or between
+    requests), the others at each moment of its delete phase in turn."""
+    rng = random.Random(f"fence-{trial}")
+    if trial < UPLOAD_TRIALS:
+        return "upload", rng.randint(1, uploads), rng.uniform(0, 0.03)
+    moment = DELETE_MOMENTS[(trial - UPLOAD_TRIALS) % len(DELETE_MOMENTS)]
+    return moment, 0, rng.uniform(0, 0.03) if moment == "delete" else 0.0
+
+
+def is_delete_objects(e: Entry) -> bool:
+    return e.service == "s3" and e.method == "POST" and "delete" in e.query
+
+
+def deleted_keys(e: Entry) -> set[str]:
+    """The keys a DeleteObjects request names."""
+    assert e.body is not None, e.describe()
+    return {el.text or "" for el in ET.fromstring(e.body).iter() if el.tag.endswith("Key")}
+
+
+class Freezer:
+    """Proxy hooks that SIGSTOP deploy A's process group: ``delay`` seconds after its ``k``-th
+    upload (moment "upload") or its DeleteObjects ("delete") arrived, or as S3 answers its
+    manifest commit ("commit"). Moment "delete-signed" is A's own doing (STOP_BEFORE_SEND)."""
+
+    def __init__(self, bucket: str, moment: str, k: int, delay: float) -> None:
+        self.bucket, self.moment, self.k, self.delay = bucket, moment, k, delay
         self.pid: int | None = None
         self.seen = 0
-        self.frozen = threading.Event()
+        self.fired = threading.Event()
         self.at: Entry | None = None
 
-    def __call__(self, e: Entry) -> None:
-        site_write = is_write(e, self.bucket) and from_app(e, "deploy-a") and (
-            (e.key is not None and not e.key.startswith(STATE_PREFIX)) or "delete" in e.query
-        )
-        if not site_write or self.frozen.is_set():
+    def arrived(self, e: Entry) -> None:
+        if self.fired.is_set() or not (is_write(e, self.bucket) and from_app(e, "deploy-a")):
             return
-        self.seen += 1
-        if self.seen == self.k:
-            self.at = e
-            threading.Timer(self.delay, self._stop).start()
+        if self.moment == "upload" and e.key is not None and not e.key.startswith(STATE_PREFIX):
+            self.seen += 1
+            if self.seen == self.k:
+                self._fire(e, self.delay)
+        elif self.moment == "delete" and is_delete_objects(e):
+            self._fire(e, self.delay)
+
+    def answered(self, e: Entry, data: bytes) -> bytes:
+        """The manifest commit, applied by S3: A is stopped before it reads the answer."""
+        if self.moment == "commit" and from_app(e, "deploy-a") and not self.fired.is_set():
+            self._fire(e, None)
+        return data
+
+    def _fire(self, e: Entry, delay: float | None) -> None:
+        self.at = e
+        self.fired.set()
+        if delay is None:
+            self._stop()
+        else:
+            threading.Timer(delay, self._stop).start()
 
     def _stop(self) -> None:
         assert self.pid is not None
         os.killpg(self.pid, signal.SIGSTOP)
-        self.frozen.set()
+
+
+def wait_stopped(proc: subprocess.Popen, timeout: float) -> bool:
+    """Until ``proc`` is stopped (SIGSTOP); False if it ended or the time ran out first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            if f.read().rpartition(")")[2].split()[0] == "T":
+                return True
+        time.sleep(0.005)
+    return False
 
 
 def check_bucket_is_build(moto, site: Site, files: dict[str, str]) -> list[str]:
@@ -285,25 +343,32 @@ def check_bucket_is_build(moto, site: Site, files: dict[str, str]) -> list[str]:
 def test_a_frozen_deploy_that_lost_its_lock_writes_nothing_after_the_takeover(
     moto, site, tmp_path, trial
 ):
-    rng = random.Random(f"fence-{trial}")
     base, a, b = (write_files(tmp_path / k, build_files(k)) for k in ("base", "A", "B"))
-    files_b = build_files("B")
+    files_a, files_b = build_files("A"), build_files("B")
+    # Pages A deletes that B deploys (changed): a late delete of A would remove them.
+    exposed = (set(build_files("base")) - set(files_a)) & set(files_b)
+    assert exposed, "build B must hold pages build A deletes"
     first = run(deploy_args(base, site), moto.env, moto.cwd)
     assert first.returncode == 0, first.stderr
 
-    writes_a = len(set(build_files("A").items()) - set(build_files("base").items())) + 1
-    freezer = Freezer(site.bucket, rng.randint(1, writes_a), rng.uniform(0, 0.03))
+    uploads_a = len(set(files_a.items()) - set(build_files("base").items()))
+    moment, k, delay = freeze_point(trial, uploads_a)
+    freezer = Freezer(site.bucket, moment, k, delay)
+    stop_at_delete = moment == "delete-signed"
+    cli = [str(STOP_BEFORE_SEND), "DeleteObjects"] if stop_at_delete else ["-m", "planner"]
     with FaultProxy(moto.endpoint, strict=True, body_timeout=BODY_TIMEOUT) as proxy:
-        proxy.add(Rule(Hook(freezer, then=None)))
+        proxy.add(Rule(Rewrite(freezer.answered), method="PUT",
+                       path=rf"^/{site.bucket}/{STATE_PREFIX}manifest\.json\.gz$"))
+        proxy.add(Rule(Hook(freezer.arrived, then=None)))
         env = proxy.env(moto.env)
         proc_a = subprocess.Popen(
-            [sys.executable, "-m", "planner", *deploy_args(a, site, "--workers", "2")],
+            [sys.executable, *cli, *deploy_args(a, site, "--workers", "2")],
             env=env | {"AWS_SDK_UA_APP_ID": "deploy-a"}, cwd=moto.cwd, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True,
         )
         freezer.pid = proc_a.pid
         try:
-            assert freezer.frozen.wait(60), "deploy A never reached its freeze point"
+            assert wait_stopped(proc_a, 60), f"deploy A never reached its freeze point ({moment})"
             # B starts while A is frozen holding the lock, waits for it, takes it over.
             run_b = run(deploy_args(b, site, "--lock-timeout", "60"),
                         env | {"AWS_SDK_UA_APP_ID": "deploy-b"}, moto.cwd, timeout=120)
@@ -316,7 +381,9 @@ def test_a_frozen_deploy_that_lost_its_lock_writes_nothing_after_the_takeover(
         proxy.wait_idle()
         log = proxy.since()
 
-    where = f"trial {trial}: A frozen {freezer.delay * 1000:.0f} ms after {freezer.at.describe()}"
+    where = f"trial {trial}: A frozen " + (
+        f"{delay * 1000:.0f} ms after {freezer.at.describe()}" if freezer.at is not None
+        else "with its DeleteObjects signed, before sending it")
     assert run_b.returncode == 0, f"{where}\nB failed: {run_b.stderr[-3000:]}"
     took_over = [e for e in log if from_app(e, "deploy-b") and e.method == "PUT" and e.applied
                  and e.key == STATE_PREFIX + "lock.json" and "if-match" in e.headers]
@@ -340,6 +407,22 @@ def test_a_frozen_deploy_that_lost_its_lock_writes_nothing_after_the_takeover(
     unsigned = [e.describe() for e in a_writes[1:] if presigned_until(e) is None]
     if unsigned:
         problems.append(f"writes of A not pre-signed: {unsigned}")
+    # A's delete: on time before the takeover, refused by S3 after it, or never sent.
+    deletes_a = [e for e in a_writes if is_delete_objects(e)]
+    if moment == "delete-signed":
+        late_deletes = [e for e in deletes_a if e.arrived > b_first]
+        if not (len(deletes_a) == len(late_deletes) == 1 and deletes_a[0].status == 403
+                and deletes_a[0].action == "error:403:AccessDenied"
+                and deletes_a[0].upstream_status is None
+                and exposed <= deleted_keys(deletes_a[0])):
+            problems.append("A's DeleteObjects, sent after B began, was not refused as expired: "
+                            f"{[e.describe() for e in deletes_a]}")
+    elif moment == "commit" and deletes_a:
+        problems.append(f"A sent a DeleteObjects after its lease: {deletes_a[0].describe()}")
+    elif moment == "delete" and not (len(deletes_a) == 1 and deletes_a[0].applied
+                                     and deletes_a[0].arrived < b_first):
+        problems.append(f"A's DeleteObjects did not land before B: "
+                        f"{[e.describe() for e in deletes_a]}")
     refused = sum(1 for e in a_writes if e.action in ("error:403:AccessDenied", "request timeout"))
     assert not problems, f"{where}; {refused} late writes of A refused\n" + "\n".join(problems)
 
