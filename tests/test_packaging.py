@@ -1,11 +1,12 @@
 """The package as it ships: ``python -m build`` makes an sdist and a wheel of a copy of this
 tree, ``twine check`` accepts both, the wheel holds the packages ``planner`` (every subpackage)
 and ``manifests`` with their ``py.typed`` and nothing else, the sdist holds what the tests and
-docs need, and the wheel installed into a fresh venv (its dependencies from the package index,
-through pip's cache) runs ``planner --version`` and plans the sample site.
+docs need, and each of them installed into a fresh venv (its dependencies from the package
+index, through pip's cache; the sdist built into a wheel by pip on the way, as a packager or a
+platform without the wheel would) runs ``planner --version`` and plans the sample site.
 
 End to end (network for the build's isolated environment and the dependencies, a venv, about
-half a minute with a warm pip cache): ``pytest tests/test_packaging.py``.
+a minute with a warm pip cache): ``pytest tests/test_packaging.py``.
 """
 
 from __future__ import annotations
@@ -140,14 +141,24 @@ def test_the_sdist_holds_the_tests_docs_and_examples(built: Built) -> None:
     assert not junk, junk
 
 
-def test_the_wheel_installs_into_a_fresh_venv_and_plans_the_sample_site(
-    built: Built, tmp_path: Path
+@pytest.mark.parametrize("kind", ["wheel", "sdist"])
+def test_each_file_installs_into_a_fresh_venv_and_plans_the_sample_site(
+    built: Built, tmp_path: Path, kind: str
 ) -> None:
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", venv])
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
-    _run([python, "-m", "pip", "install", "--quiet", built.wheel])  # dependencies: the index
+    # Dependencies: the index. The sdist: pip builds its wheel first (in an isolated build
+    # environment, from the sdist alone), so whatever the build needs must be in it.
+    installed = _run([python, "-m", "pip", "install", "--progress-bar", "off",
+                      getattr(built, kind)])
+    built_here = re.search(r"Building wheels? for invalidation[-_]planner", installed.stdout,
+                           re.I)
+    assert bool(built_here) == (kind == "sdist"), installed.stdout  # not a wheel from elsewhere
+    files = _run([python, "-m", "pip", "show", "--files", "invalidation-planner"])
+    assert f"\nVersion: {VERSION}\n" in files.stdout, files.stdout
+    assert "planner/cli/__init__.py" in files.stdout, files.stdout
 
     # Run from a folder that is not the checkout: what runs is the installed copy.
     work = tmp_path / "work"
