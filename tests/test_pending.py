@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from e2e_helpers import (
     SITE,
     history,
@@ -33,20 +34,32 @@ def deploy(root, site, env, cwd, *extra):
                 site.distribution_id, *extra], env, cwd)
 
 
+# CloudFront's answers to a CreateInvalidation that no retry changes (apply.REFUSED_FOR_GOOD):
+# a path it refuses, a batch too large, the deploy's CallerReference already used for other
+# paths (a pending record edited by hand).
+REFUSALS = [
+    Error(400, "InvalidArgument", "Your request contains one or more invalid invalidation "
+          "paths.", service="cloudfront"),
+    Error(413, "BatchTooLarge", "Invalidation batch specified is too large.",
+          service="cloudfront"),
+    Error(409, "InvalidationBatchAlreadyExists", "The CallerReference you attempted to use "
+          "is already used by another invalidation batch.", service="cloudfront"),
+]
+
+
+@pytest.mark.parametrize("refused", REFUSALS, ids=lambda e: e.code)
 def test_a_batch_cloudfront_refuses_for_good_is_replaced_and_the_next_deploys_go_on(
-    moto, site, tmp_path
+    moto, site, tmp_path, refused
 ):
     v1, v2 = write_site(tmp_path / "v1"), write_site(tmp_path / "v2", V2)
     assert deploy(v1, site, moto.env, moto.cwd).returncode == 0
-    refused = Error(400, "InvalidArgument", "Your request contains one or more invalid "
-                    "invalidation paths.", service="cloudfront")
     with FaultProxy(moto.endpoint) as proxy:
         proxy.add(Rule(refused, method="POST", path=INVALIDATION, times=1))
         done = deploy(v2, site, proxy.env(moto.env), moto.cwd)
         sent = [e.invalidation_batch() for e in proxy.invalidation_requests()]
 
     assert done.returncode == 0, done.stderr
-    assert "cannot be accepted (InvalidArgument): replaced by 1 valid path covering" in done.stderr
+    assert f"cannot be accepted ({refused.code}): replaced by 1 valid path covering" in done.stderr
     (first, ref1), (second, ref2) = sent
     assert first == ["/css/site.css"] and second == ["/*"]  # the tool's own: only "/*" is left
     assert ref2.startswith(ref1 + "-"), (ref1, ref2)
