@@ -100,15 +100,21 @@ def test_error_bodies_give_code_and_message():
 
 
 def client_for(monkeypatch, endpoint: str | None = None, **config):
-    import boto3
+    """A botocore session and S3 client as planner's Clients makes them (no request made)."""
+    import botocore.session
     from botocore.config import Config
 
     for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY",
                 "no_proxy", "AWS_CA_BUNDLE"):
         monkeypatch.delenv(var, raising=False)
-    session = boto3.Session(aws_access_key_id="a", aws_secret_access_key="b",
-                            region_name="eu-west-1")
-    client = session.client("s3", endpoint_url=endpoint, config=Config(**config))
+    session = botocore.session.Session()
+    session.set_credentials("a", "b")
+    session.set_config_variable("region", "eu-west-1")
+    client = session.create_client("s3", endpoint_url=endpoint, config=Config(**config))
+    # Once moto is imported (other test files do), every new client carries its stubber on
+    # before-send, which rightly keeps the lean path away: take it off, as in the CLI's process.
+    for handler in client.meta.events._emitter._handlers.prefix_search("before-send.s3"):
+        client.meta.events.unregister("before-send", handler)
     return client, session
 
 

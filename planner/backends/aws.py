@@ -1,7 +1,7 @@
 """The one place that creates AWS clients, and the one boundary that turns botocore's
 exceptions into PlannerError messages (keeping AWS's error code, never credentials).
 
-boto3 is imported here and only when a client is needed, so commands on the local backend
+botocore is imported here and only when a client is needed, so commands on the local backend
 start fast. ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL_CLOUDFRONT``
 are honoured by botocore itself.
 """
@@ -28,10 +28,17 @@ class Clients:
 
     @cached_property
     def session(self) -> Any:
-        import boto3
+        """botocore's session (profiles, regions, credentials, ``AWS_ENDPOINT_URL*``): boto3's
+        layer on top of it is not loaded (about a tenth of a second at every start), only
+        its managed transfer, for a file big enough to need one (``S3Backend.put_stream``)."""
+        import botocore.session
 
         with aws_errors("AWS session"):
-            return boto3.Session(profile_name=self.profile, region_name=self.region)
+            session = botocore.session.Session(profile=self.profile)
+            if self.region:
+                session.set_config_variable("region", self.region)
+            session.get_scoped_config()  # a missing profile fails here, as boto3's would
+            return session
 
     def _config(self) -> Any:
         from botocore.config import Config
@@ -52,7 +59,7 @@ class Clients:
     def s3(self) -> Any:
 
         with aws_errors("S3 client"):
-            client = self.session.client("s3", config=self._config())
+            client = self.session.create_client("s3", config=self._config())
         attach(client, self.fence)
         return client
 
@@ -60,7 +67,9 @@ class Clients:
     def cloudfront(self) -> Any:
         # CloudFront is a global service; its API lives in us-east-1.
         with aws_errors("CloudFront client"):
-            return self.session.client("cloudfront", region_name="us-east-1", config=self._config())
+            return self.session.create_client(
+                "cloudfront", region_name="us-east-1", config=self._config()
+            )
 
 
 def error_code(exc: BaseException) -> str:

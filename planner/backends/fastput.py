@@ -271,7 +271,7 @@ def _proxied(client: Any, url: str) -> bool:
 def open_fast_put(
     client: Any, session: Any, bucket: str, fence: Fence, attempts: int, retry_mode: str
 ) -> FastPut | None:
-    """A FastPut for ``bucket`` through botocore ``client`` (of boto3 ``session``), or None
+    """A FastPut for ``bucket`` through botocore ``client`` (of botocore ``session``), or None
     where botocore must send every PUT itself (see the module's text)."""
     import urllib.request  # noqa: F401 - used by _proxied; imported only when uploading
 
@@ -293,7 +293,7 @@ def open_fast_put(
     base = f"{parts.scheme}://{parts.netloc}{parts.path[: -len(PROBE)]}"
     ca_bundle = None
     if parts.scheme == "https":
-        ca_bundle = session._session.get_config_variable("ca_bundle")
+        ca_bundle = session.get_config_variable("ca_bundle")
         if not ca_bundle:
             from botocore.httpsession import get_cert_path
 

@@ -118,10 +118,13 @@ class S3Backend:
         return normal(resp.get("ETag") or "")
 
     def _fast_put(self) -> FastPut | None:
-        """The lean PutObject path (see :mod:`planner.backends.fastput`), made on first use;
-        None where botocore must send every PUT."""
+        """The lean PutObject path (see :mod:`planner.backends.fastput`), made on first use
+        from the session our Clients made; None where botocore must send every PUT."""
         if self._fast is False:
             clients = self.clients
+            if not isinstance(clients, Clients):  # a caller's own clients: botocore sends
+                self._fast = None
+                return None
             with aws_errors("S3 client"):
                 self._fast = open_fast_put(
                     clients.s3, clients.session, self.bucket, clients.fence,
@@ -134,11 +137,13 @@ class S3Backend:
         fails the upload before it is completed (boto3 aborts the multipart upload). boto3
         does not hand back the ETag: a HeadObject reads it (under the deploy lock, no other
         deploy writes the key meanwhile)."""
+        from boto3.s3.inject import upload_fileobj  # boto3's S3 client method, as a function
         from boto3.s3.transfer import TransferConfig
 
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, max_concurrency=4)
         with aws_errors(f"upload s3://{self.bucket}/{self.prefix}{key}"):
-            self.clients.s3.upload_fileobj(
+            upload_fileobj(
+                self.clients.s3,
                 stream,
                 self.bucket,
                 self.prefix + key,
