@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import click
 
+from planner.apply import WORKERS
 from planner.backends.targets import check_apart
 from planner.cli import config
 from planner.cli.common import (
@@ -75,8 +76,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
                      default=FREE_PATHS_PER_MONTH, show_default=True),
         click.option("--price-per-path", type=click.FloatRange(min=0), default=PRICE_PER_PATH,
                      show_default=True, help="Dollars per paid invalidation path."),
-        click.option("--workers", type=click.IntRange(min=1), default=8, show_default=True,
-                     help="Parallel uploads."),
+        click.option("--workers", type=click.IntRange(min=1), default=WORKERS, show_default=True,
+                     help="Uploads in flight at once (files of 1 MiB or more: at most 8)."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
                      default="table", show_default=True),
         click.option("--verbose", "-v", is_flag=True,
