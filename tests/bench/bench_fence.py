@@ -12,6 +12,7 @@ difference is the signing.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
@@ -77,6 +78,10 @@ def main() -> None:
     ratio = statistics.median(times["fenced (query-signed)"]) / statistics.median(
         times["header-signed"])
     print(f"  fenced / header-signed: {ratio:.2f}")
+    print(json.dumps({"puts": args.puts, "bytes": len(body), "workers": args.workers,
+                      "rounds": args.rounds,
+                      "median_s": {k: round(statistics.median(v), 4) for k, v in times.items()},
+                      "ratio_median": round(ratio, 3)}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ what it saves in dollars. The cyclic garbage collector is off, as ``planner plan
 from __future__ import annotations
 
 import argparse
+import json
 import gc
 import random
 import time
@@ -55,6 +56,7 @@ def main() -> None:
     gc.disable()
     print(f"{args.keys} keys, {args.changed} changed")
     print(f"{'layout':>6} {'free':>6} {'one group':>16} {'two, in order':>20} {'two, shared':>20}")
+    rows = []
     for layout, free in [(name, free) for name in layouts for free in (1000, 5000)]:
         sub = layouts[layout]
         options = Options(distribution_ids=("EROOT", "ESITE"), paths_used=0,
@@ -69,6 +71,13 @@ def main() -> None:
         shared = timed((root, sub), changed, every, options)
         print(f"{layout:>6} {free:>6} " + " ".join(f"{t:6.2f}s ${c:8.4f}".rjust(20 if i else 16)
                                        for i, (t, c) in enumerate((one, in_order, shared))))
+        rows.append({"layout": layout, "free_paths": free,
+                     **{f"{name}_s": round(t, 4) for name, (t, _) in
+                        (("one_group", one), ("in_order", in_order), ("shared", shared))},
+                     **{f"{name}_usd": round(c, 6) for name, (_, c) in
+                        (("one_group", one), ("in_order", in_order), ("shared", shared))}})
+    print(json.dumps({"keys": args.keys, "changed": args.changed, "seed": args.seed,
+                      "cases": rows}))
 
 
 if __name__ == "__main__":
