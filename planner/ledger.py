@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from manifests.errors import ConflictError
 from manifests.stores import ABSENT
+from planner.core import places
 from planner.core.cost import PRICE_PER_PATH, dollars, miss_dollars
 from planner.core.pacing import HISTORY_DAYS, PastDeploy, merged_frontier, month_of
 from planner.core.cost import (
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from manifests import Store
     from planner.plan.compute import Invalidation, Plan
 
-LEDGER_DIR = "ledger"
+LEDGER_DIR = places.LEDGER_DIR  # "ledger": state places are known by it (planner.core.places)
 _TIME = "%Y-%m-%dT%H:%M:%SZ"
 _TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
@@ -219,6 +220,12 @@ def record_name(record: Mapping[str, Any]) -> str:
     return (
         f"{LEDGER_DIR}/{started:%Y-%m}/{started:%Y%m%dT%H%M%SZ}-{record['deploy_id']}{kind}.json"
     )
+
+
+def is_deploy_record(name: str) -> bool:
+    """A deploy's record (``record_name``), not a repair's (``...-<deploy id>-repair-<id>.json``)
+    nor anything else in the ledger's folder. Pure."""
+    return places.is_record(name) and "-" not in name.rsplit("Z-", 1)[1]
 
 
 def write(store: "Store", record: Mapping[str, Any]) -> bool:

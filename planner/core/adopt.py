@@ -18,6 +18,7 @@ from typing import Mapping, NamedTuple
 from manifests import Entry, Manifest
 from manifests.etags import parts_of
 from manifests.model import STATE_DIR
+from planner.core.places import STATE, TARGET, split_keys
 
 # CopyObject copies objects up to 5 GB; a larger one would need UploadPartCopy.
 MAX_COPY_BYTES = 5 * 1000**3
@@ -32,34 +33,34 @@ class Stored(NamedTuple):
 
 @dataclass(frozen=True)
 class Listing:
-    """What a target holds: its site objects, and the places below it that hold another
-    target (a folder with its own state), which are not this target's and are left out."""
+    """What a target holds: its site objects, and the places below it that belong to the tool
+    (another target, or the state place of one: see :mod:`planner.core.places`), which are
+    not this target's and are left out."""
 
     objects: dict[str, Stored]
     nested: tuple[str, ...] = ()  # relative prefixes, like "docs/"
+    states: tuple[str, ...] = ()  # those of ``nested`` that are state places
+    itself: str | None = None  # places.STATE when the target's own place is a state place
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """Each nested prefix -> its kind (places.TARGET or places.STATE)."""
+        return {p: STATE if p in self.states else TARGET for p in self.nested}
 
 
 def split_listing(raw: Mapping[str, Stored]) -> Listing:
     """``raw`` (every key under the target, relative to it) without the tool's own state
-    (``.planner/...``) and without every key under a folder that holds a state folder of its
-    own (``docs/.planner/...``: another target, its state and its site)."""
-    marker = f"/{STATE_DIR}/"
-    nested = sorted(
-        {key[: key.index(marker) + 1] for key in raw if marker in key}
-    )
-    # An outer nested target covers an inner one: keep the outermost.
-    outer: list[str] = []
-    for prefix in nested:
-        if not any(prefix.startswith(o) for o in outer):
-            outer.append(prefix)
+    (``.planner/...``) and without every key under a folder that belongs to the tool
+    (``docs/.planner/...``: another target, its state and its site; or a state place)."""
+    places, itself = split_keys(raw)
+    found = tuple(places)
     own_state = f"{STATE_DIR}/"
-    found = tuple(outer)
     objects = {
         key: stored
         for key, stored in raw.items()
         if not key.startswith(own_state) and not (found and key.startswith(found))
     }
-    return Listing(objects, found)
+    return Listing(objects, found, tuple(p for p in found if places[p] == STATE), itself)
 
 
 class Head(NamedTuple):
