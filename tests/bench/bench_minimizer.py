@@ -2,8 +2,8 @@
 
 Usage::
 
-    python tests/bench/bench_minimizer.py [--urls 100000] [--changed 10000] [--repeat 5]
-                                          [--seed 100000] [--no-cli]
+    python tests/bench/bench_minimizer.py [--urls 100000] [--changed 10000[,2999,...]]
+        [--repeat 5] [--seed 100000] [--no-cli] [--no-anchor] [--anchor-repeat 1]
 
 What it does
 ------------
@@ -36,13 +36,23 @@ What it does
    once, untimed, with ``planner.core.minimizer.evaluate``: it covers every changed URL, has at
    most 15 wildcards and 3,000 other paths, and its collateral and cost are what the
    minimizer says.
-4. Times the real CLI, ``planner paths --universe U --changed C --format json`` in a
+4. The anchor: the exact optimum of every case, a mixed-integer programme of the same problem
+   solved by HiGHS (``tests/bench/exact_anchor.py``: built from the cost model alone, none
+   of the minimizer's code; ``highspy`` is installed with pip into
+   ``~/.cache/planner-bench/highspy`` on first use, never a dependency of the planner). Its
+   runs alternate with the timed ``minimize()`` runs of the same case (``--anchor-repeat``
+   of them), so both see the same load on a shared machine. Each case reports the
+   minimizer's gap to the optimum, (cost - optimum) / optimum, and the goals: gap <= 0.5 %,
+   median <= 2 s, and a proven-exact plan (``Solution.exact``) whenever fewer than 3,000
+   URLs changed (``--changed 2000,2999`` runs such cases; several counts, comma-separated,
+   run one after the other).
+5. Times the real CLI, ``planner paths --universe U --changed C --format json`` in a
    subprocess (interpreter start-up, reading 100,000 lines and JSON output included), on
    the case whose in-process median was the slowest, and checks that it prints the same
    plan. When ``planner.cli`` does not register ``paths`` yet, the same group with the
    command added is run (``python -c``), and the table says so.
 
-Prints the table, then one JSON line (the last line).
+Prints the table, then one JSON line (the last line; HiGHS's banner goes to stderr).
 """
 
 from __future__ import annotations
@@ -62,12 +72,15 @@ from dataclasses import dataclass
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from planner.core.cost import CostModel  # noqa: E402
 from planner.core.minimizer import WORK_BUDGET, Problem, evaluate, minimize  # noqa: E402
 from planner.core.urls import covers, key_urls  # noqa: E402
 
 TARGET_S = 2.0
+TARGET_GAP = 0.005  # within 0.5 % of the exact optimum
+EXACT_BELOW = 3000  # proven exact whenever fewer URLs than this changed
 BUDGETS = (1000, 0, 20000)
 
 WORDS = (
@@ -323,18 +336,24 @@ def check(problem: Problem, sol) -> None:
     assert sol.cost_lower_bound_usd <= sol.cost_usd + 1e-12
 
 
-def time_minimize(problem: Problem, repeat: int, budget: int, collect: bool):
+def time_minimize(problem: Problem, repeat: int, budget: int, collect: bool,
+                  between=None, rounds: int = 0):
     """Wall times of ``repeat`` runs after an untimed warm-up, with the cyclic garbage
-    collector off (as ``build_plan`` and ``planner paths`` run it) or on."""
+    collector off (as ``build_plan`` and ``planner paths`` run it) or on; ``between`` (the
+    anchor) is called after each of the first ``rounds`` timed runs, so the two alternate."""
     sol = minimize(problem, budget)
     times = []
     was = gc.isenabled()
     (gc.enable if collect else gc.disable)()
     try:
-        for _ in range(repeat):
+        for r in range(repeat):
             t0 = time.perf_counter()
             sol = minimize(problem, budget)
             times.append(time.perf_counter() - t0)
+            if between is not None and r < rounds:
+                gc.enable()
+                between()
+                (gc.enable if collect else gc.disable)()
     finally:
         (gc.enable if was else gc.disable)()
     return sol, times
@@ -373,7 +392,8 @@ def time_cli(universe: list[str], changed: set[str], free: int, repeat: int, exp
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--urls", type=int, default=100_000)
-    ap.add_argument("--changed", type=int, default=10_000)
+    ap.add_argument("--changed", default="10000",
+                    help="changed URLs per pattern; several comma-separated (default: 10000)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per case (default: 5)")
     ap.add_argument("--seed", type=int, default=100_000)
     ap.add_argument("--gc-repeat", type=int, default=3,
@@ -381,9 +401,29 @@ def main() -> None:
     ap.add_argument("--work-budget", type=int, default=WORK_BUDGET,
                     help=f"minimize()'s work budget for the exact search (default: {WORK_BUDGET})")
     ap.add_argument("--no-cli", action="store_true", help="skip the CLI subprocess timing")
+    ap.add_argument("--no-anchor", action="store_true",
+                    help="skip the exact optimum (HiGHS); no gap is reported")
+    ap.add_argument("--anchor-repeat", type=int, default=1,
+                    help="HiGHS runs per case, alternating with the timed minimize() runs "
+                         "(default: 1)")
+    ap.add_argument("--patterns", default=",".join(PATTERNS),
+                    help="comma-separated subset of the patterns (default: all four)")
+    ap.add_argument("--free", default=",".join(str(b) for b in BUDGETS),
+                    help="comma-separated free paths left (default: 1000,0,20000)")
     args = ap.parse_args()
-    if args.urls < 1 or not 0 < args.changed <= args.urls or args.repeat < 1:
-        ap.error("need 0 < --changed <= --urls and --repeat >= 1")
+    counts = [int(c) for c in args.changed.split(",") if c.strip()]
+    patterns = [p.strip() for p in args.patterns.split(",") if p.strip()]
+    budgets = [int(b) for b in args.free.split(",") if b.strip()]
+    if (args.urls < 1 or not counts or any(not 0 < c <= args.urls for c in counts)
+            or args.repeat < 1 or any(p not in PATTERNS for p in patterns)):
+        ap.error("need 0 < --changed <= --urls, --repeat >= 1 and known --patterns")
+    highspy = None
+    if not args.no_anchor:
+        import exact_anchor
+
+        highspy = exact_anchor.highspy_module(install=True)
+        if highspy is None:
+            print("highspy could not be installed: no anchor", file=sys.stderr)
 
     t0 = time.perf_counter()
     site = generate(args.urls, args.seed)
@@ -392,38 +432,72 @@ def main() -> None:
     universe = frozenset(site.urls)
 
     rows, cases = [], []
-    for p_index, (name, make) in enumerate(PATTERNS.items()):
-        changed = frozenset(make(site, args.changed, random.Random(args.seed + p_index)))
-        assert len(changed) == args.changed and changed <= universe, (name, len(changed))
-        for free in BUDGETS:
-            problem = Problem(universe, changed, CostModel(free_paths=free))
-            sol, times = time_minimize(problem, args.repeat, args.work_budget, False)
-            check(problem, sol)
-            med = statistics.median(times)
-            gc_med = None
-            if args.gc_repeat:
-                gc_med = statistics.median(
-                    time_minimize(problem, args.gc_repeat, args.work_budget, True)[1])
-            print(f"  {name:10} free={free:<6} {med:.3f} s", file=sys.stderr)
-            rows.append([name, free, len(sol.paths), sol.wildcards, sol.collateral_urls,
-                         sol.cost_usd, sol.cost_lower_bound_usd, sol.exact, med, min(times),
-                         gc_med])
-            cases.append({
-                "pattern": name, "free_paths": free, "paths": len(sol.paths),
-                "wildcards": sol.wildcards, "collateral_urls": sol.collateral_urls,
-                "cost_usd": round(sol.cost_usd, 6),
-                "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 6),
-                "exact": sol.exact, "median_s": round(med, 4), "min_s": round(min(times), 4),
-                "gc_on_median_s": None if gc_med is None else round(gc_med, 4),
-                "_changed": changed, "_solution": sol,
-            })
+    for n_changed in counts:
+        for p_index, name in enumerate(PATTERNS):
+            if name not in patterns:
+                continue
+            make = PATTERNS[name]
+            changed = frozenset(make(site, n_changed, random.Random(args.seed + p_index)))
+            assert len(changed) == n_changed and changed <= universe, (name, len(changed))
+            for free in budgets:
+                problem = Problem(universe, changed, CostModel(free_paths=free))
+                anchors: list = []
+
+                def anchor(problem=problem, anchors=anchors):
+                    anchors.append(exact_anchor.solve(problem, highspy))
+
+                sol, times = time_minimize(problem, args.repeat, args.work_budget, False,
+                                           anchor if highspy else None, args.anchor_repeat)
+                check(problem, sol)
+                med = statistics.median(times)
+                gc_med = None
+                if args.gc_repeat:
+                    gc_med = statistics.median(
+                        time_minimize(problem, args.gc_repeat, args.work_budget, True)[1])
+                opt = anchors[0] if anchors else None
+                optimum = gap = anchor_s = None
+                if opt is not None:
+                    optimum = opt.cost_usd
+                    assert opt.proven, f"HiGHS did not prove its optimum ({name}, {free})"
+                    assert sol.cost_lower_bound_usd <= optimum + 1e-9, (
+                        "the minimizer's lower bound exceeds the optimum",
+                        sol.cost_lower_bound_usd, optimum)
+                    assert optimum <= sol.cost_usd + 1e-9, ("the anchor is worse", optimum,
+                                                            sol.cost_usd)
+                    gap = (sol.cost_usd - optimum) / optimum if optimum > 0 else (
+                        0.0 if sol.cost_usd <= 1e-12 else float("inf"))
+                    anchor_s = statistics.median(a.seconds + a.build_seconds for a in anchors)
+                print(f"  {name:10} changed={n_changed:<6} free={free:<6} {med:.3f} s"
+                      + ("" if gap is None else f", gap {100 * gap:.3f} %, HiGHS {anchor_s:.2f} s"),
+                      file=sys.stderr)
+                exact_needed = n_changed < EXACT_BELOW
+                ok = (med <= TARGET_S and (gap is None or gap <= TARGET_GAP)
+                      and (sol.exact or not exact_needed))
+                rows.append([name, n_changed, free, len(sol.paths), sol.wildcards,
+                             sol.collateral_urls, sol.cost_usd, sol.cost_lower_bound_usd,
+                             optimum, gap, sol.exact, med, min(times), gc_med, anchor_s, ok])
+                cases.append({
+                    "pattern": name, "changed": n_changed, "free_paths": free,
+                    "paths": len(sol.paths), "wildcards": sol.wildcards,
+                    "collateral_urls": sol.collateral_urls,
+                    "cost_usd": round(sol.cost_usd, 6),
+                    "cost_lower_bound_usd": round(sol.cost_lower_bound_usd, 6),
+                    "optimum_usd": None if optimum is None else round(optimum, 6),
+                    "gap_pct": None if gap is None else round(100 * gap, 4),
+                    "exact": sol.exact, "median_s": round(med, 4), "min_s": round(min(times), 4),
+                    "gc_on_median_s": None if gc_med is None else round(gc_med, 4),
+                    "anchor_median_s": None if anchor_s is None else round(anchor_s, 3),
+                    "goals_met": ok,
+                    "_changed": changed, "_solution": sol,
+                })
 
     cli = None
     if not args.no_cli:
         slow = max(cases, key=lambda c: c["median_s"])
         times, label, doc = time_cli(site.urls, slow["_changed"], slow["free_paths"],
                                      args.repeat, slow["_solution"])
-        cli = {"pattern": slow["pattern"], "free_paths": slow["free_paths"], "command": label,
+        cli = {"pattern": slow["pattern"], "changed": slow["changed"],
+               "free_paths": slow["free_paths"], "command": label,
                "median_s": round(statistics.median(times), 4), "min_s": round(min(times), 4)}
 
     from tabulate import tabulate
@@ -434,29 +508,54 @@ def main() -> None:
           f"{platform.release()}, Python {platform.python_version()}")
     print(f"minimize(work_budget={args.work_budget:g}), in process, after a warm-up: median and"
           f" min of {args.repeat} runs with the garbage collector off (as the tool runs it),"
-          f" median of {args.gc_repeat} with it on\n")
+          f" median of {args.gc_repeat} with it on; optimum: HiGHS (median of"
+          f" {args.anchor_repeat}, alternating)\n")
+
+    def money(x):
+        return "-" if x is None else f"${x:.6f}"
+
     print(tabulate(
-        [[r[0], r[1], r[2], r[3], r[4], f"${r[5]:.6f}", f"${r[6]:.6f}", r[7], f"{r[8]:.3f}",
-          f"{r[9]:.3f}", "-" if r[10] is None else f"{r[10]:.3f}"] for r in rows],
-        headers=["pattern", "free", "paths", "wildcards", "needless", "cost", "lower bound",
-                 "exact", "median s", "min s", "GC on s"],
-        tablefmt="simple", disable_numparse=True, colalign=("left",) + ("right",) * 10,
+        [[r[0], r[1], r[2], r[3], r[4], r[5], money(r[6]), money(r[7]), money(r[8]),
+          "-" if r[9] is None else f"{100 * r[9]:.3f}%", r[10], f"{r[11]:.3f}", f"{r[12]:.3f}",
+          "-" if r[13] is None else f"{r[13]:.3f}", "-" if r[14] is None else f"{r[14]:.2f}",
+          "yes" if r[15] else "NO"] for r in rows],
+        headers=["pattern", "changed", "free", "paths", "wildcards", "needless", "cost",
+                 "lower bound", "optimum", "gap", "exact", "median s", "min s", "GC on s",
+                 "HiGHS s", "goals"],
+        tablefmt="simple", disable_numparse=True, colalign=("left",) + ("right",) * 15,
     ))
-    worst = max(r[8] for r in rows)
-    print(f"\nslowest median: {worst:.3f} s (target < {TARGET_S:.0f} s: "
-          f"{'met' if worst < TARGET_S else 'NOT met'})")
+    worst = max(r[11] for r in rows)
+    gaps = [r[9] for r in rows if r[9] is not None]
+    worst_gap = max(gaps) if gaps else None
+    print(f"\nslowest median: {worst:.3f} s (target <= {TARGET_S:.0f} s: "
+          f"{'met' if worst <= TARGET_S else 'NOT met'})")
+    if worst_gap is not None:
+        print(f"largest gap to the optimum: {100 * worst_gap:.3f} % (target <= "
+              f"{100 * TARGET_GAP:.1f} %: {'met' if worst_gap <= TARGET_GAP else 'NOT met'})")
     if cli:
         print(f"CLI ({cli['command']}, --format json), {cli['pattern']} free={cli['free_paths']}:"
               f" median {cli['median_s']:.3f} s, min {cli['min_s']:.3f} s (start-up, reading"
-              f" {len(site.urls)} + {args.changed} lines and output included)")
+              f" {len(site.urls)} + {cli['changed']} lines and output included)")
     print(json.dumps({
-        "urls": len(site.urls), "changed": args.changed, "seed": args.seed,
+        "urls": len(site.urls), "changed": counts, "seed": args.seed,
         "repeat": args.repeat, "gc_repeat": args.gc_repeat, "work_budget": args.work_budget,
+        "anchor": None if highspy is None else f"HiGHS MIP (highspy {_version('highspy')})",
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "cases": [{k: v for k, v in c.items() if not k.startswith("_")} for c in cases],
-        "slowest_median_s": round(worst, 4), "target_met": worst < TARGET_S, "cli": cli,
+        "slowest_median_s": round(worst, 4), "target_met": worst <= TARGET_S,
+        "largest_gap_pct": None if worst_gap is None else round(100 * worst_gap, 4),
+        "goals_met": all(r[15] for r in rows), "cli": cli,
     }))
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return "?"
 
 
 def _cpu_model() -> str:
