@@ -201,6 +201,39 @@ def test_minimizer_matches_brute_force(universe, data):
     assert (check.collateral_urls, check.paid_paths) == (sol.collateral_urls, sol.paid_paths)
 
 
+@settings(max_examples=800, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sets(url, min_size=1, max_size=7), st.data())
+def test_out_of_work_the_bound_stays_below_the_optimum(universe, data):
+    """However little work the exact search may do, the plan is valid, costs at least the
+    optimum, its bound is at most the optimum, and a plan called exact is optimal."""
+    ordered = sorted(universe)
+    changed = data.draw(st.sets(st.sampled_from(ordered)), label="changed")
+    model = CostModel(
+        free_paths=data.draw(st.integers(0, 5), label="free"),
+        miss_cost=data.draw(st.sampled_from([0.000005, 0.001, 0.004, 0.02]), label="miss"),
+        distributions=data.draw(st.integers(1, 2), label="k"),
+        free_price=data.draw(st.sampled_from([0.0, 0.0005, 0.005]), label="lambda"),
+    )
+    problem = Problem(frozenset(ordered), frozenset(changed), model,
+                      max_wildcards=data.draw(st.integers(0, 3), label="W"),
+                      max_paths=data.draw(st.integers(0, 7), label="M"))
+    want = brute_force(problem)
+    budget = data.draw(st.sampled_from([0, 1, 3, 10, 40]), label="budget")
+    try:
+        sol = minimize(problem, work_budget=budget)
+    except InvalidationError:
+        assert want is None
+        return
+    assert want is not None
+    assert all(any(covers(p, u) for p in sol.paths) for u in changed)
+    assert sol.wildcards <= problem.max_wildcards
+    assert len(sol.paths) - sol.wildcards <= problem.max_paths
+    assert round(sol.cost_usd, 9) >= want[0]
+    assert sol.cost_lower_bound_usd <= want[0] + 1e-12
+    if sol.exact:
+        assert round(sol.cost_usd, 9) == want[0]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1))
 def test_lower_bound_never_exceeds_the_cost_on_larger_instances(seed):

@@ -24,13 +24,33 @@ How (and why it is exact):
 
 2. With g(S) = sum(c_v - 1) the paths S saves and u(S) = sum(u_v) its collateral, the cost is
    phi(g) + miss*k*u with phi convex in g. A tree dynamic programme over (wildcards used,
-   Pareto frontier of (g, u)) is exact; an incumbent plan and a lower bound prune it.
+   Pareto frontier of (g, u)) is exact; a lower bound prunes it.
 
-3. The incumbent and the bound come from Lagrangian relaxation: for mu in [0, price*k],
-   phi(g) >= mu * (g_free - g), so cost >= mu * g_free + min_S (miss*k*u - mu*g), and the
-   inner minimum is a small tree knapsack over at most W nodes. When the exact programme
-   would exceed its work budget (very large, adversarial inputs), the best plan found is
-   returned with ``exact=False`` and the best Lagrangian bound as ``cost_lower_bound_usd``.
+3. The bound, and the first plans, come from Lagrangian relaxation: for a slope s >= 0,
+   cost(S) >= D(s) := min_g (phi(g) + s*g) + min_{|S| <= W} (miss*k*u(S) - s*g(S)) for
+   every valid S (phi(g) + s*g >= the first minimum at g = g(S)), and the inner minimum is a
+   tree knapsack over at most W nodes, solved exactly per node and count of wildcards
+   (``lagrange``). D is concave; the best s is found by cutting planes (``_dual``).
+
+4. The exact search (``exact``) drops a partial plan (a point of a node's frontier: w
+   wildcards, savings g, collateral u) only when no completion of it can cost at most a
+   limit L: (a) any completion adds an antichain outside the node, disjoint from it and from
+   its ancestors, of at most W - w wildcards, whose reduced value miss*k*u - s*g is at least
+   the best such antichain's (``_outside``, per count of wildcards left: the tree knapsack
+   again, top down), so cost >= alpha(s) + (miss*k*u - s*g) + that best; (b) the changed
+   URLs outside the point can at best all be saved, so at least m - g - (those) paths remain;
+   and a point is dropped as dominated only by one with no more wildcards (or, when the limit
+   on exact paths binds, as many), at least the savings and at most the collateral, which
+   every completion of the first completes as well. So the search keeps every plan of cost
+   at most L: if it finds one, the cheapest it finds is optimal; if it finds none, the
+   optimum is above L, and L is a proven lower bound. It is run with limits rising from just
+   above the Lagrangian bound to the best plan known (``_DEEPEN``): the first that finds a
+   plan ends it, exact. The limits before it raise the bound.
+
+When the searches together would exceed the work budget (very large, adversarial inputs), the
+best plan met (improved by hill-climbing) is returned with ``exact=False`` and, as
+``cost_lower_bound_usd``, the larger of the Lagrangian bound and the last limit proven empty:
+both are lower bounds of every valid plan's cost by the arguments above.
 """
 
 from __future__ import annotations
@@ -48,10 +68,14 @@ from planner.core.words import plural
 from planner.errors import InvalidationError
 
 _TOP = "\x7f"  # sorts after every character of an encoded URL path
-# Frontier points the exact search may combine before it returns the best plan found (with its
-# proven bound). A count, not a clock, so the same input gives the same plan on every machine
-# (plan and deploy agree); about half a second here.
-WORK_BUDGET = 250_000
+# Pairs of frontier points the exact searches may combine (those that pass the Lagrangian
+# test) before the best plan found is returned with its proven bound. A count, not a clock, so
+# the same input gives the same plan on every machine (plan and deploy agree); about a second
+# here.
+WORK_BUDGET = 1_000_000
+# The limits of the deepening exact searches, as fractions of the way from the Lagrangian
+# bound to the incumbent (the last search's limit is the incumbent itself).
+_DEEPEN = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2)
 
 
 @dataclass(frozen=True)
@@ -219,15 +243,23 @@ def _postorder(roots: list[_Node]) -> list[_Node]:
 
 def _min_plus(acc: list[float], arr: list[float], W: int) -> list[float]:
     """Best value with at most t wildcards split between two parts (t <= W): the min-plus
-    convolution of two 'at most t' arrays, kept non-increasing."""
-    out = [0.0] * min(W + 1, len(acc) + len(arr) - 1)
-    for i, a in enumerate(acc):
-        for j, b in enumerate(arr):
-            if i + j > W:
-                break
-            if a + b < out[i + j]:
-                out[i + j] = a + b
-    for t in range(1, len(out)):
+    convolution of two 'at most t' arrays (each non-increasing, 0 at t = 0), kept
+    non-increasing. Either argument may be returned as it is: never change the result."""
+    if len(arr) == 1:
+        return acc if len(acc) <= W + 1 else acc[:W + 1]
+    if len(acc) == 1:
+        return arr if len(arr) <= W + 1 else arr[:W + 1]
+    if len(acc) < len(arr):
+        acc, arr = arr, acc
+    n = min(W + 1, len(acc) + len(arr) - 1)
+    out = acc[:n]
+    if len(out) < n:
+        out += [acc[-1]] * (n - len(out))
+    for j in range(1, min(len(arr), n)):
+        b = arr[j]
+        seg = [a + b for a in acc[:n - j]]
+        out[j:j + len(seg)] = map(min, out[j:j + len(seg)], seg)
+    for t in range(1, n):
         if out[t - 1] < out[t]:
             out[t] = out[t - 1]
     return out
@@ -279,7 +311,7 @@ class _Search:
 
     # --- Lagrangian relaxation: min over antichains |S| <= W of sum(miss_k*u - mu*(c-1)) --
 
-    def lagrange(self, mu: float) -> tuple[float, list[_Node]]:
+    def lagrange(self, mu: float) -> tuple[float, list[_Node], dict[int, list[float]]]:
         W = self.W
         best: dict[int, list[float]] = {}
         pres: dict[int, list[list[float]]] = {}
@@ -313,7 +345,7 @@ class _Search:
             used.append(root)
         chosen: list[_Node] = []
         self._pick(used, pre, best, pres, len(acc) - 1, acc[-1], mu, chosen)
-        return acc[-1], chosen
+        return acc[-1], chosen, best
 
     def _pick(self, kids, pre, best, pres, w, target, mu, chosen) -> None:
         """Walk back through the sequential merges to find the chosen nodes."""
@@ -351,56 +383,82 @@ class _Search:
 
     # --- exact search over Pareto frontiers -------------------------------------------------
 
-    def exact(self, incumbent: float, budget: int, slope: float = 0.0, alpha: float = -1e300):
+    def exact(self, incumbent: float, budget: int, slope: float = 0.0, alpha: float = -1e300,
+              inside: dict[int, list[float]] | None = None,
+              outside: dict[int, list[float]] | None = None, rests: tuple | None = None):
         """Exact search: per node and wildcard count, the Pareto frontier of (savings g,
         collateral u). A partial point is dropped when even the best completion cannot beat
         the incumbent: cost >= alpha + sum over S of (miss_k*u - slope*g) (the Lagrangian
-        bound), with the part outside the node bounded by the best antichain there, ignoring
-        the wildcard limit. Returns the chosen nodes, or None if no plan is valid."""
-        inside = self._best_inside(slope)
-        outside = self._best_outside(inside)
+        bound), the part outside the point bounded by the best antichain there with the
+        wildcards left (``inside``: per node, the best reduced value of its subtree with at
+        most t wildcards, from ``lagrange``). Returns the chosen nodes, or None if no plan is
+        valid. ``self.work``: the work it took (or had taken when it ran out)."""
+        if inside is None:
+            inside = self.lagrange(slope)[2]
+        if outside is None:
+            outside = self._outside(inside)
+        if rests is None or rests[0] is not inside:
+            rests = (inside, {})
+        self.rests = rests[1]  # per parent: the bound on the rest when merging each child
         fronts = _Frontiers(self, incumbent + 1e-9, budget, slope, alpha)
+        self.work = 0
+        try:
+            return self._exact(fronts, inside, outside)
+        finally:
+            self.work = fronts.work
+
+    def _exact(self, fronts: "_Frontiers", inside, outside):
         frontier: dict[int, list[list[tuple]]] = {}
+        wild = self.W >= 1
+        cost_ok, m = fronts.cost_ok, self.m
         for node in self.order:
-            acc = fronts.merge_siblings(node.children, frontier, inside, outside[id(node)])
-            if node.prefix and self.W >= 1:
-                acc = fronts.with_wildcard(acc, node, outside[id(node)])
+            if not node.children:
+                # A leaf: its own wildcard or nothing (its Lagrangian test comes with its
+                # parent's merge).
+                if node.prefix and wild and cost_ok(node.saving, node.collateral,
+                                                     m - node.changed):
+                    frontier[id(node)] = [[(0, 0, None)],
+                                          [(node.saving, node.collateral, node)]]
+                continue
+            up = outside.get(id(node))
+            acc = fronts.merge_siblings(node, frontier, inside, up)
+            if node.prefix and wild:
+                acc = fronts.with_wildcard(acc, node, up)
             if len(acc) > 1:
                 frontier[id(node)] = acc
-        return self._cheapest(fronts.merge_siblings(self.roots, frontier, inside, 0.0))
+        return self._cheapest(fronts.merge_siblings(None, frontier, inside, [0.0]),
+                              fronts.limit)
 
-    def _best_inside(self, slope: float) -> dict[int, float]:
-        """Per node: the best reduced value of an antichain inside its subtree (no wildcard
-        limit), at most 0 (the empty one)."""
-        miss_k = self.miss_k
-        f: dict[int, float] = {}
-        for node in self.order:
-            inside = sum(f[id(c)] for c in node.children)
-            if node.prefix:
-                inside = min(inside, miss_k * node.collateral - slope * node.saving)
-            f[id(node)] = min(0.0, inside)
-        return f
-
-    def _best_outside(self, inside: dict[int, float]) -> dict[int, float]:
-        """Per node: the best reduced value of an antichain outside its subtree, its
-        ancestors excluded."""
-        out: dict[int, float] = {}
-        total_roots = sum(inside[id(r)] for r in self.roots)
-        stack = [(r, total_roots - inside[id(r)]) for r in self.roots]
+    def _outside(self, inside: dict[int, list[float]]) -> dict[int, list[float]]:
+        """Per node with children: the best reduced value of an antichain of at most t
+        wildcards outside its subtree, its ancestors excluded (a lower bound of what the rest
+        of a plan adds)."""
+        W = self.W
+        out: dict[int, list[float]] = {}
+        stack: list[tuple[list[_Node], list[float]]] = [(self.roots, [0.0])]
         while stack:
-            node, outside = stack.pop()
-            out[id(node)] = outside
-            kids_total = sum(inside[id(c)] for c in node.children)
-            stack.extend((c, outside + kids_total - inside[id(c)]) for c in node.children)
+            kids, up = stack.pop()
+            if not any(c.children for c in kids):
+                continue
+            suf = _suffixes(kids, inside, W)
+            pre = [0.0]
+            for i, c in enumerate(kids):
+                if c.children:
+                    o = _min_plus(_min_plus(up, pre, W), suf[i + 1], W)
+                    out[id(c)] = o
+                    stack.append((c.children, o))
+                a = inside.get(id(c))
+                if a is not None:
+                    pre = _min_plus(pre, a, W)
         return out
 
-    def _cheapest(self, acc: list[list[tuple]]) -> list[_Node] | None:
-        """The valid plan of least cost key among the points of ``acc`` (per wildcard count),
-        or None."""
+    def _cheapest(self, acc: list[list[tuple]], limit: float) -> list[_Node] | None:
+        """The valid plan of least cost key among the points of ``acc`` (per wildcard count)
+        that cost at most ``limit``, or None."""
         best = None
         for w, level in enumerate(acc):
             for g, u, ref in level:
-                if not self.feasible(w, g):
+                if not self.feasible(w, g) or self.cost(self.m - g, u) > limit:
                     continue
                 key = self.key(w, g, u)
                 if best is None or key < best[0]:
@@ -419,10 +477,20 @@ class _Frontiers:
     def __init__(self, search: _Search, limit: float, budget: int, slope: float,
                  alpha: float) -> None:
         self.W, self.m = search.W, search.m
+        self.search, self.rests = search, search.rests
         self.work, self.budget = 0, budget
         # Across wildcard counts only when the exact-path limit cannot bind (see pareto()).
         self.cross = search.m <= search.M
         miss_k, m, cost = search.miss_k, search.m, search.cost
+
+        self.miss_k, self.slope, self.alpha, self.limit = miss_k, slope, alpha, limit
+
+        def cost_ok(g: int, u: int, others: int) -> bool:
+            """Whether savings g and collateral u may still beat the limit when ``others``
+            changed URLs are left to cover by exact paths at most."""
+            return cost(max(0, m - g - others), u) <= limit
+
+        self.cost_ok = cost_ok
 
         # A closure, not a method: it runs for every point combined (the inner loop).
         def keep(g: int, u: int, rest: float, others: int) -> bool:
@@ -435,36 +503,64 @@ class _Frontiers:
 
         self.keep = keep
 
-    def merge_siblings(self, kids: list[_Node], frontier: dict[int, list[list[tuple]]],
-                       inside: dict[int, float], outside: float) -> list[list[tuple]]:
-        """The frontier of ``kids`` (taken out of ``frontier``) combined, under a parent
-        whose outside is bounded by ``outside``."""
+    def merge_siblings(self, parent: _Node | None, frontier: dict[int, list[list[tuple]]],
+                       inside: dict[int, list[float]], up: list[float] | None
+                       ) -> list[list[tuple]]:
+        """The frontier of the children of ``parent`` (None: the roots), taken out of
+        ``frontier``, combined, under a parent whose outside is bounded by ``up`` (per count
+        of wildcards left; None: no bound)."""
         acc: list[list[tuple]] = [[(0, 0, None)]]
-        rest = sum(inside[id(c)] for c in kids)
+        kids = self.search.roots if parent is None else parent.children
+        W = self.W
+        rests = None
         merged = 0
-        for child in kids:
-            rest -= inside[id(child)]
+        for i, child in enumerate(kids):
             fc = frontier.pop(id(child), None)
             if fc is None or len(fc) == 1:
                 continue
             merged += child.changed
-            acc = self.merge(acc, fc, outside + rest, self.m - merged)
+            rest = None
+            if up is not None:
+                if rests is None:
+                    key = id(parent)
+                    rests = self.rests.get(key)
+                    if rests is None:
+                        rests = self.rests[key] = [None] * len(kids)
+                    suf = None
+                rest = rests[i]
+                if rest is None:
+                    if suf is None:
+                        suf = _suffixes(kids, inside, W)
+                    rest = rests[i] = _min_plus(up, suf[i + 1], W)
+            acc = self.merge(acc, fc, rest, self.m - merged)
         return acc
 
     def with_wildcard(self, acc: list[list[tuple]], node: _Node,
-                      outside: float) -> list[list[tuple]]:
+                      up: list[float] | None) -> list[list[tuple]]:
         """``acc`` (the node's children's) with the node's own wildcard as a one-wildcard
         point."""
-        levels = [list(x) for x in acc] + [[] for _ in range(self.W + 1 - len(acc))]
-        if self.keep(node.saving, node.collateral, outside, self.m - node.changed):
-            levels[1].append((node.saving, node.collateral, node))
+        rest = -1e300 if up is None else up[min(self.W - 1, len(up) - 1)]
+        if not self.keep(node.saving, node.collateral, rest, self.m - node.changed):
+            return acc
+        point = (node.saving, node.collateral, node)
+        if len(acc) == 1:
+            return [acc[0], [point]]
+        levels = [list(x) for x in acc] + [[] for _ in range(2 - len(acc))]
+        levels[1].append(point)
         return self.pareto(levels)
 
     def merge(self, A, B, rest, others):
         """Every point of ``A`` combined with every point of ``B`` (at most W wildcards in
-        all) that ``keep`` keeps, then the dominated ones dropped."""
-        W, keep, budget, work = self.W, self.keep, self.budget, self.work
+        all) that ``keep`` keeps, then the dominated ones dropped; ``rest``: per count of
+        wildcards left, a bound on the reduced value of the rest of a plan (None: none).
+        The points of ``B`` are taken in order of reduced value (miss_k*u - slope*g), so
+        only the pairs that pass the Lagrangian test are met (and counted as work)."""
+        W, budget, work = self.W, self.budget, self.work
+        miss_k, slope, head = self.miss_k, self.slope, self.limit - self.alpha
+        cost_ok = self.cost_ok
         res: list[list[tuple]] = [[] for _ in range(min(W + 1, len(A) + len(B) - 1))]
+        last = len(rest) - 1 if rest is not None else 0
+        sorted_b: list = [None] * len(B)
         for wa, la in enumerate(A):
             if not la:
                 continue
@@ -473,15 +569,28 @@ class _Frontiers:
                     break
                 if not lb:
                     continue
-                work += len(la) * len(lb)
-                if work > budget:
-                    raise _Budget
+                sb = sorted_b[wb]
+                if sb is None:
+                    sb = sorted((miss_k * u - slope * g, g, u, ref) for g, u, ref in lb)
+                    sorted_b[wb] = sb = (sb, [p[0] for p in sb])
+                pts, keys = sb
                 bucket = res[wa + wb]
+                top = head - (-1e300 if rest is None else rest[min(W - wa - wb, last)])
+                first = keys[0]
                 for ga, ua, ra in la:
-                    for gb, ub, rb in lb:
+                    cut = top - (miss_k * ua - slope * ga)
+                    if first > cut:
+                        continue
+                    j = bisect.bisect_right(keys, cut)
+                    work += j + 1
+                    for i in range(j):
+                        _, gb, ub, rb = pts[i]
                         g, u = ga + gb, ua + ub
-                        if keep(g, u, rest, others):
+                        if cost_ok(g, u, others):
                             bucket.append((g, u, (ra, rb)))
+                if work > budget:
+                    self.work = work
+                    raise _Budget
         self.work = work
         return self.pareto(res)
 
@@ -520,6 +629,18 @@ class _Frontiers:
         while kept_levels and not kept_levels[-1]:
             kept_levels.pop()
         return kept_levels
+
+
+def _suffixes(kids: list[_Node], inside: dict[int, list[float]], W: int) -> list[list[float]]:
+    """suf[i]: the best reduced value of kids[i:] together, per count of wildcards."""
+    suf = [[0.0]] * (len(kids) + 1)
+    acc = [0.0]
+    for i in range(len(kids) - 1, -1, -1):
+        a = inside.get(id(kids[i]))
+        if a is not None:
+            acc = _min_plus(acc, a, W)
+        suf[i] = acc
+    return suf
 
 
 def _collect(ref) -> list[_Node]:
@@ -606,35 +727,57 @@ def minimize(problem: Problem, work_budget: int = WORK_BUDGET,
                 best[:] = [(key, nodes)]
 
     consider([])  # exact paths
-    bound, slope, alpha = _dual(search, consider) if search.roots else (0.0, 0.0, -1e300)
-    for _, nodes in sorted(seen.values(), key=lambda kn: kn[0])[:3]:
-        consider(_improve(search, nodes))
+    bound, slope, alpha, inside = (_dual(search, consider) if search.roots
+                                   else (0.0, 0.0, -1e300, None))
     if not best and not search.roots:
         raise InvalidationError(_no_plan(search))
     incumbent = best[0][0][0] if best else float("inf")
-    if best and incumbent <= bound + 1e-9 and not search.roots:
-        return _solution(search, best[0][1], bound, True)
-    try:
-        nodes = search.exact(incumbent, work_budget, slope, alpha) if search.roots else None
-    except _Budget:
-        if not best:
-            raise InvalidationError(_no_plan(search)) from None
-        return _solution(search, best[0][1], bound, incumbent <= bound + 1e-9)
-    if nodes is None:
+    if not search.roots:
         if not best:
             raise InvalidationError(_no_plan(search))
-        nodes = best[0][1]
-    return _solution(search, nodes, bound, True)
+        return _solution(search, best[0][1], bound, True)
+    # Deepening: search for a plan of cost at most a limit between the bound and the
+    # incumbent, rising from just above the bound. Every plan that costs no more than the
+    # limit survives the pruning, so a search that finds one has found the optimum, and one
+    # that finds none proves the limit a lower bound. The work budget is for all of them.
+    outside = search._outside(inside)
+    rests = (inside, {})  # bounds shared by the searches
+    left = work_budget
+    limits = [bound + (incumbent - bound) * f for f in _DEEPEN] if best else []
+    limits = [x for x in limits if x < incumbent - 1e-9] + [incumbent]
+    for limit in limits:
+        try:
+            nodes = search.exact(limit, left, slope, alpha, inside, outside, rests)
+        except _Budget:
+            # Out of work: the best plan met, improved by hill-climbing, with the best bound.
+            for _, nodes in sorted(seen.values(), key=lambda kn: kn[0])[:3]:
+                consider(_improve(search, nodes))
+            if not best:
+                # No valid plan met (only when the limit on exact paths binds hard, e.g.
+                # one-URL wildcards needed): search for one, without a budget.
+                nodes = search.exact(float("inf"), 1 << 62, slope, alpha, inside, outside, rests)
+                if nodes is None:
+                    raise InvalidationError(_no_plan(search)) from None
+                return _solution(search, nodes, bound, True)
+            incumbent = best[0][0][0]
+            return _solution(search, best[0][1], bound, incumbent <= bound + 1e-9)
+        left -= search.work
+        if nodes is not None:
+            return _solution(search, nodes, bound, True)
+        bound = max(bound, limit)
+    if not best:
+        raise InvalidationError(_no_plan(search))
+    return _solution(search, best[0][1], bound, True)
 
 
-def _dual(search: _Search, consider) -> tuple[float, float, float]:
+def _dual(search: _Search, consider) -> tuple[float, float, float, dict | None]:
     """Best Lagrangian lower bound on the cost; every plan met on the way goes to ``consider``.
 
     psi(g) = lam * min(k*(m - g), F) + price * max(0, k*(m - g) - F) (lam, the shadow price of
     a free path, at most price), for g >= g_min (fewer savings would need more
     exact paths than allowed: infinite), is convex; for a slope s >= 0,
-    cost(S) >= min_g (psi(g) + s*g) + min_S (miss_k*u(S) - s*g(S)), and the best s is found
-    by bisection on the sign of the subgradient.
+    cost(S) >= min_g (psi(g) + s*g) + min_S (miss_k*u(S) - s*g(S)) =: D(s), a valid bound for
+    every s; the best s is found by cutting planes (D is concave).
     """
     m, k, price = search.m, search.k, search.price
     g_min = max(0, m - search.M - search.W)
@@ -650,35 +793,56 @@ def _dual(search: _Search, consider) -> tuple[float, float, float]:
         return min((psi(g) + slope * g, g) for g in (g_min, g_free, m))
 
     bound, best_slope, best_alpha = 0.0, 0.0, 0.0
+    best_inside: dict[int, list[float]] | None = None
+
+    lines: list[tuple[float, float]] = []  # D(s) <= a + b*s for every slope s
 
     def probe(slope: float) -> float:
         """Evaluate the bound at ``slope``; return its subgradient (>0: a larger slope helps)."""
-        nonlocal bound, best_slope, best_alpha
-        value, nodes = search.lagrange(slope)
+        nonlocal bound, best_slope, best_alpha, best_inside
+        value, nodes, inside = search.lagrange(slope)
         consider(nodes)
         a, g_star = alpha(slope)
-        if a + value > bound:
-            bound, best_slope, best_alpha = a + value, slope, a
-        return g_star - sum(n.saving for n in nodes)
+        if a + value > bound or best_inside is None:
+            bound, best_slope, best_alpha, best_inside = max(bound, a + value), slope, a, inside
+        g = sum(n.saving for n in nodes)
+        u = sum(n.collateral for n in nodes)
+        lines.append((psi(g_star) + search.miss_k * u, g_star - g))
+        return g_star - g
 
     # The useful slopes are up to price*k, and beyond only when the exact-path limit binds
     # (g_min > 0), up to one that makes every wildcard worth taking.
     lo, hi = 0.0, price * k
     if probe(hi) > 0:
         if g_min == 0:
-            return bound, best_slope, best_alpha
+            return bound, best_slope, best_alpha, best_inside
         lo, hi = hi, price * k + search.miss_k * len(search.universe) + 1.0
         if probe(hi) > 0:
-            return bound, best_slope, best_alpha
-    for _ in range(20):
-        mid = (lo + hi) / 2
-        if probe(mid) > 0:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo <= 1e-7 * price * k:
+            return bound, best_slope, best_alpha, best_inside
+    # The dual D(s) is concave: each probe gives a line above it (the plan found and the g
+    # that attains alpha, both fixed), and the next probe is where the lowest of the lines is
+    # highest (Kelley's cutting planes in one dimension), until that is no more than a
+    # hundredth of a needless miss above the best bound. Without a left line yet: the empty
+    # plan with g = m.
+    lines.append((psi(m), float(m)))
+    tol = max(1e-12, 0.01 * search.miss_k, 1e-6 * price * k)
+    for _ in range(40):
+        best_s, best_v = lo, None
+        points = {lo, hi}
+        for i, (a1, b1) in enumerate(lines):
+            for a2, b2 in lines[i + 1:]:
+                if b1 != b2:
+                    x = (a2 - a1) / (b1 - b2)
+                    if lo < x < hi:
+                        points.add(x)
+        for x in points:
+            v = min(a + b * x for a, b in lines)
+            if best_v is None or v > best_v:
+                best_s, best_v = x, v
+        if best_v is None or best_v <= bound + tol:
             break
-    return bound, best_slope, best_alpha
+        probe(best_s)
+    return bound, best_slope, best_alpha, best_inside
 
 
 def _improve(search: _Search, nodes: list[_Node]) -> list[_Node]:
