@@ -44,8 +44,8 @@ How (and why it is exact):
    every completion of the first completes as well. So the search keeps every plan of cost
    at most L: if it finds one, the cheapest it finds is optimal; if it finds none, the
    optimum is above L, and L is a proven lower bound. It is run with limits rising from just
-   above the Lagrangian bound to the best plan known (``_DEEPEN``): the first that finds a
-   plan ends it, exact. The limits before it raise the bound.
+   above the Lagrangian bound (``_DEEPEN_FIRST``, doubling the distance) to the best plan
+   known: the first that finds a plan ends it, exact. The limits before it raise the bound.
 
 When the searches together would exceed the work budget (very large, adversarial inputs), the
 best plan met (improved by hill-climbing) is returned with ``exact=False`` and, as
@@ -73,9 +73,10 @@ _TOP = "\x7f"  # sorts after every character of an encoded URL path
 # the same input gives the same plan on every machine (plan and deploy agree); about a second
 # here.
 WORK_BUDGET = 1_000_000
-# The limits of the deepening exact searches, as fractions of the way from the Lagrangian
-# bound to the incumbent (the last search's limit is the incumbent itself).
-_DEEPEN = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2)
+# The deepening exact searches: the first limit this far above the Lagrangian bound (relative;
+# at least one needless miss), each next one twice as far, the last the incumbent itself.
+_DEEPEN_FIRST = 2 ** -10
+_DEEPEN_RATIO = 2 ** 0.5
 
 
 @dataclass(frozen=True)
@@ -411,12 +412,18 @@ class _Search:
         frontier: dict[int, list[list[tuple]]] = {}
         wild = self.W >= 1
         cost_ok, m = fronts.cost_ok, self.m
+        # A plan holding a node holds at most W - 1 others, whose reduced value is at least
+        # the best of any W - 1 nodes: a leaf failing that test is left out at once.
+        best_rest = _suffixes(self.roots, inside, self.W)[0]
+        room = fronts.limit - fronts.alpha - best_rest[min(self.W - 1, len(best_rest) - 1)]
+        miss_k, slope = self.miss_k, fronts.slope
         for node in self.order:
             if not node.children:
-                # A leaf: its own wildcard or nothing (its Lagrangian test comes with its
-                # parent's merge).
-                if node.prefix and wild and cost_ok(node.saving, node.collateral,
-                                                     m - node.changed):
+                # A leaf: its own wildcard or nothing (its full Lagrangian test comes with
+                # its parent's merge).
+                if (node.prefix and wild
+                        and miss_k * node.collateral - slope * node.saving <= room
+                        and cost_ok(node.saving, node.collateral, m - node.changed)):
                     frontier[id(node)] = [[(0, 0, None)],
                                           [(node.saving, node.collateral, node)]]
                 continue
@@ -557,7 +564,9 @@ class _Frontiers:
         only the pairs that pass the Lagrangian test are met (and counted as work)."""
         W, budget, work = self.W, self.budget, self.work
         miss_k, slope, head = self.miss_k, self.slope, self.limit - self.alpha
-        cost_ok = self.cost_ok
+        search, limit = self.search, self.limit
+        k, free, price, fp = search.k, search.free, search.price, search.free_price
+        mo = self.m - others  # paths left at least: mo - g (the cost test of cost_ok, inline)
         res: list[list[tuple]] = [[] for _ in range(min(W + 1, len(A) + len(B) - 1))]
         last = len(rest) - 1 if rest is not None else 0
         sorted_b: list = [None] * len(B)
@@ -571,7 +580,8 @@ class _Frontiers:
                     continue
                 sb = sorted_b[wb]
                 if sb is None:
-                    sb = sorted((miss_k * u - slope * g, g, u, ref) for g, u, ref in lb)
+                    sb = sorted(((miss_k * u - slope * g, g, u, ref) for g, u, ref in lb),
+                                key=_first)
                     sorted_b[wb] = sb = (sb, [p[0] for p in sb])
                 pts, keys = sb
                 bucket = res[wa + wb]
@@ -586,8 +596,15 @@ class _Frontiers:
                     for i in range(j):
                         _, gb, ub, rb = pts[i]
                         g, u = ga + gb, ua + ub
-                        if cost_ok(g, u, others):
-                            bucket.append((g, u, (ra, rb)))
+                        n = mo - g
+                        if n > 0:
+                            kn = k * n
+                            c = (fp * free + price * (kn - free) if kn > free else fp * kn)
+                            if c + miss_k * u > limit:
+                                continue
+                        elif miss_k * u > limit:
+                            continue
+                        bucket.append((g, u, (ra, rb)))
                 if work > budget:
                     self.work = work
                     raise _Budget
@@ -629,6 +646,10 @@ class _Frontiers:
         while kept_levels and not kept_levels[-1]:
             kept_levels.pop()
         return kept_levels
+
+
+def _first(point: tuple) -> float:
+    return point[0]
 
 
 def _suffixes(kids: list[_Node], inside: dict[int, list[float]], W: int) -> list[list[float]]:
@@ -743,8 +764,12 @@ def minimize(problem: Problem, work_budget: int = WORK_BUDGET,
     outside = search._outside(inside)
     rests = (inside, {})  # bounds shared by the searches
     left = work_budget
-    limits = [bound + (incumbent - bound) * f for f in _DEEPEN] if best else []
-    limits = [x for x in limits if x < incumbent - 1e-9] + [incumbent]
+    limits = []
+    step = max(bound * _DEEPEN_FIRST, search.miss_k, 1e-12)
+    while best and bound + step < incumbent - 1e-9:
+        limits.append(bound + step)
+        step *= _DEEPEN_RATIO
+    limits.append(incumbent)
     for limit in limits:
         try:
             nodes = search.exact(limit, left, slope, alpha, inside, outside, rests)
