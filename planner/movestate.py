@@ -69,5 +69,9 @@ def move_state(
             if name in names:
                 here.check()
                 old.remove(name)
+        unmark = getattr(old, "unmark", None)  # a state place apart: no longer one
+        if unmark is not None:
+            here.check()
+            unmark()
         log(f"moved {len(names)} state objects of {target} from {old.location} to {new.location}")
         return names

@@ -22,7 +22,7 @@ from planner.backends import Backend
 from planner.core.drift import Drift, compare
 from planner.core.headers import headers_for, is_page
 from planner.errors import PlannerError
-from planner.plan.build import read_journal, url_groups_for
+from planner.plan.build import check_state_given, read_journal, url_groups_for
 from planner.plan.compute import (
     Invalidation,
     Options,
@@ -48,6 +48,7 @@ class Verification:
     invalidations: tuple[Invalidation, ...] = ()
     invalidation_ids: dict[str, str] = field(default_factory=dict)
     nested: tuple[str, ...] = ()  # folders holding another target: never this one's extras
+    states: tuple[str, ...] = ()  # those of ``nested`` that are another target's state place
     deep: bool = False  # headers compared too (HeadObject per object)
     version: str | None = None  # the manifest's store version (ETag) when it was read
 
@@ -99,6 +100,7 @@ def verify(backend: Backend, deep: bool = False) -> tuple[Manifest, Verification
     target = backend.target.uri
     manifest, version = load_manifest(backend.store, target)
     if manifest is None:
+        check_state_given(backend)  # its state is kept apart: --state was forgotten
         raise NothingDeployed(f"{target} has no manifest: nothing was deployed there yet")
     listing = backend.list_site()
     heads = None
@@ -106,7 +108,8 @@ def verify(backend: Backend, deep: bool = False) -> tuple[Manifest, Verification
         heads = backend.heads(sorted(k for k in manifest.entries if k in listing.objects))
     drift = compare(manifest, listing.objects, heads)
     return manifest, Verification(target, manifest.deploy_id, len(manifest.entries), drift,
-                                  nested=listing.nested, deep=heads is not None, version=version)
+                                  nested=listing.nested, states=listing.states,
+                                  deep=heads is not None, version=version)
 
 
 def refuse_pending(backend: Backend) -> None:

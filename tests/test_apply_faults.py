@@ -61,6 +61,7 @@ class FailingBackend:
         self.target = inner.target
         self.default_distributions = inner.default_distributions
         self.state_apart = inner.state_apart
+        self.state = inner.state
         self.store = FailingStore(inner.store, counter)
         self.fence = inner.fence  # the wall clock: nothing to fail
 
@@ -91,8 +92,11 @@ class FailingBackend:
         return self.inner.copy_in_place(*a)
 
     # Reads: not steps.
-    def enclosing_targets(self):
-        return self.inner.enclosing_targets()
+    def surroundings(self):
+        return self.inner.surroundings()
+
+    def owned(self, folders):
+        return self.inner.owned(folders)
 
     def list_site(self):
         return self.inner.list_site()

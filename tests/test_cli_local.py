@@ -310,7 +310,8 @@ def test_state_in_a_folder_of_its_own_from_the_configuration(site, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "planner", "deploy", str(site), "-t", "prod"],
                           capture_output=True, text=True, timeout=60, cwd=cwd)
     assert proc.returncode == 0, proc.stderr
-    assert not (tmp_path / "out" / ".planner").exists()  # the site holds only the site
+    # The site holds only the site, and the marker that says its state is kept elsewhere.
+    assert sorted(p.name for p in (tmp_path / "out" / ".planner").iterdir()) == ["target.json"]
     assert (tmp_path / "state" / "manifest.json.gz").is_file()
     assert not (tmp_path / "state" / "invalidations.jsonl").exists()  # nothing invalidated yet
     again = subprocess.run([sys.executable, "-m", "planner", "plan", str(site), "-t", "prod",
@@ -327,7 +328,7 @@ def test_a_folder_inside_another_target_is_refused_and_left_unwritten(site, tmp_
         r = run("deploy", str(site), "--target", str(inner))
         assert r.returncode == 1
         line = [x for x in without_progress(r.stderr) if x.startswith("Error:")]
-        assert line == [f"Error: file://{inner} lies inside the target file://{outer} (its state "
-                        f"is in file://{outer}/.planner/), whose deploys own every key under it; "
-                        "deploy to a place outside it"], r.stderr
+        assert line == [f"Error: file://{inner} lies inside the target file://{outer} "
+                        f"(file://{outer}/.planner/ marks it), whose deploys own every key under "
+                        "it; deploy to a place outside it"], r.stderr
         assert not inner.exists()

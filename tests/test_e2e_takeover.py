@@ -39,6 +39,7 @@ from e2e_helpers import (
 from fault_proxy import FaultProxy
 
 from planner.core.headers import headers_for
+from planner.core.places import SITE_MARK, mark_document
 
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +149,7 @@ def test_a_lost_manifest_is_a_takeover_that_says_so(moto, site, tmp_path):
     with FaultProxy(moto.endpoint) as proxy:
         proc = run(args, proxy.env(moto.env), moto.cwd)
         assert proc.returncode == 0, proc.stderr
-        assert "the manifest is missing although the ledger records 1 earlier deploys" in proc.stdout
+        assert "the manifest is missing although the ledger records 1 earlier deploy:" in proc.stdout
         assert "previous none (first deploy)" not in proc.stdout
         assert bytes_sent(proxy, 0) == SENT and copies(proxy, 0) == set()
     check_bucket_is_the_build(moto, site, NEW)
@@ -226,7 +227,11 @@ def test_state_apart_keeps_every_state_object_out_of_the_site_bucket(moto, site,
     proc = run(["deploy", str(public), *args], moto.env, moto.cwd)
     assert proc.returncode == 0, proc.stderr
     assert "warning:" not in proc.stdout  # nothing exposed: the state is not in the site
-    assert set(objects(moto.s3, site.bucket)) == set(SITE)  # not a single .planner/ object
+    # Not a single state object: only the marker that says the state is kept elsewhere (so
+    # that other targets see this one), with nothing of the site or the state place in it.
+    assert set(objects(moto.s3, site.bucket)) == set(SITE) | {SITE_MARK}
+    assert json.loads(body(moto.s3, site.bucket, SITE_MARK)) == json.loads(
+        mark_document("target"))
     ops = objects(moto.s3, "planner-ops")
     assert "planner/www/manifest.json.gz" in ops
     assert any(k.startswith("planner/www/ledger/") for k in ops)
@@ -253,7 +258,7 @@ def test_move_state_moves_the_state_out_of_a_served_site_and_the_warning_goes(
     moved = run(["move-state", "-t", site.target(), "--state", "s3://planner-ops/www"],
                 moto.env, moto.cwd)
     assert moved.returncode == 0, moved.stderr
-    assert set(objects(moto.s3, site.bucket)) == set(SITE)
+    assert set(objects(moto.s3, site.bucket)) == set(SITE) | {SITE_MARK}
     from manifests import Manifest
 
     after = Manifest.loads(body(moto.s3, "planner-ops", "www/manifest.json.gz"))

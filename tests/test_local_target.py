@@ -233,11 +233,27 @@ def test_a_folder_holding_another_target_is_never_removed(tmp_path):
     site, target = tmp_path / "site", tmp_path / "out"
     deployed(write_build(site, FILE_TO_FOLDER[1]), target)
     (target / "docs" / "guide" / ".planner").mkdir()
+    before = site_of(target)
+    # Refused while planning (it would delete docs/guide/a.html there), nothing written...
     error = one_line_error(deploy(write_build(site, FILE_TO_FOLDER[0]), target))
-    assert error == (f"Error: cannot write docs in file://{target}: the folder docs/ there holds "
-                     "another target (docs/guide/.planner/), which a deploy never removes")
+    assert error == (f"Error: file://{target} holds another target at docs/guide/ (marked by "
+                     "docs/guide/.planner/), and this deploy would delete docs/guide/a.html "
+                     "there; a target may not contain another one: deploy the two to places "
+                     "apart")
+    assert site_of(target) == before
     assert (target / "docs" / "guide" / ".planner").is_dir()
-    assert (target / "docs" / "guide" / "a.html").read_text() == "a"
+    # ...and the backend itself never removes such a folder to make room for a file, even
+    # when the deploy under way deletes every file in it.
+    from planner.errors import BadTarget
+    from planner.plan.journal import JOURNAL_NAME, Journal
+
+    backend = LocalBackend(LocalTarget(str(target)))
+    gone = ("docs/guide/a.html", "docs/index.html")
+    backend.store.write(JOURNAL_NAME, Journal("d", None, gone, gone, (), (), "r").dumps())
+    with pytest.raises(BadTarget, match=r"the folder docs/ there holds another target "
+                       r"\(docs/guide/\.planner/\), which a deploy never removes"):
+        backend.put_bytes("docs", b"docs, a file", "text/plain", "")
+    assert site_of(target) == before
 
 
 def test_a_link_in_a_folders_place_is_replaced_never_followed(tmp_path):

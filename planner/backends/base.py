@@ -11,6 +11,7 @@ from planner.backends.targets import Target
 from planner.core.adopt import Head, Listing
 from planner.core.origins import Distribution
 from planner.core.pacing import AccountInvalidations, Usage
+from planner.core.places import Place, Surroundings
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 INVALIDATION_LOG = "invalidations.jsonl"
@@ -62,7 +63,13 @@ class Backend(Protocol):
         """Headers of ``keys`` (and the part size of those in ``multipart``); keys gone are
         left out; None where objects have no headers (a local folder)."""
 
-    def enclosing_targets(self) -> list[str]: ...
+    def surroundings(self) -> Surroundings:
+        """The places above the target and its state place that belong to the tool (a
+        ``.planner/`` of their own), what the target's and the state place's own ``.planner/``
+        say, and what the state place holds besides state (see :mod:`planner.core.places`)."""
+
+    def owned(self, folders: Sequence[str]) -> list[Place]:
+        """Those of ``folders`` (relative to the target: "docs/") that belong to the tool."""
 
     def allow_writes(self) -> None: ...
 

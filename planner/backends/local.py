@@ -17,6 +17,7 @@ from manifests import LocalStore
 from manifests.model import STATE_DIR, check_key
 from planner.backends.base import INVALIDATION_LOG, Distribution
 from planner.backends.fence import Fence
+from planner.backends.places import MarkingStore, read_surroundings
 from planner.backends.targets import LocalTarget
 from planner.core.adopt import Listing, Stored, split_listing
 from planner.core.pacing import (
@@ -25,6 +26,14 @@ from planner.core.pacing import (
     Usage,
     month_of,
     usage_from,
+)
+from planner.core.places import (
+    STATE,
+    STATE_MARK,
+    TARGET,
+    Place,
+    Surroundings,
+    marked_target,
 )
 from planner.errors import BadTarget, InvalidationError
 from planner.plan.journal import JOURNAL_NAME, Journal
@@ -49,6 +58,16 @@ def _md5_of(path: str) -> str:
 
 
 
+def _top(place: LocalTarget) -> list[str]:
+    """The names in a folder (a folder's name ending with '/'); none when it is missing."""
+    try:
+        with os.scandir(place.root) as found:
+            return sorted(e.name + ("/" if e.is_dir(follow_symlinks=False) else "")
+                          for e in found)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 class LocalBackend:
     """A folder that plays bucket and CDN: files mirrored, invalidations appended to a log.
     Its "ETag" is the MD5 of a file, as S3's is of an object written in one request.
@@ -69,7 +88,11 @@ class LocalBackend:
         self.root = os.path.normpath(target.root)
         self.state = state  # --state: the state's own folder; None: <target>/.planner/
         self.state_apart = state is not None
-        self.store = LocalStore(self.root) if state is None else LocalStore(state.root, folder="")
+        if state is None:
+            self.store = LocalStore(self.root)
+        else:  # marked, with the target, on its first write (see planner.backends.places)
+            self.store = MarkingStore(LocalStore(state.root, folder=""), LocalStore(self.root),
+                                      target.uri)
         self.fence = Fence()  # the wall clock; a file system cannot refuse a late write
         # Uploads run on threads: one at a time makes room (removes what is in a key's way).
         self._room = threading.Lock()
@@ -273,7 +296,8 @@ class LocalBackend:
 
     def list_site(self) -> Listing:
         """Every file in the folder (size and MD5: the folder's ETags) but the tool's state
-        and folders holding another target (their own state folder)."""
+        and folders that belong to the tool (another target, a state place: their own
+        ``.planner/``)."""
         raw: dict[str, Stored] = {}
         if not os.path.isdir(self.root):
             return Listing({})
@@ -283,6 +307,8 @@ class LocalBackend:
             if STATE_DIR in dirs:  # the state folder: listed by name only, never read
                 dirs.remove(STATE_DIR)
                 raw[f"{base}{STATE_DIR}/"] = Stored(0, "")
+                if os.path.isfile(os.path.join(here, *STATE_MARK.split("/"))):
+                    raw[base + STATE_MARK] = Stored(0, "")  # a state place's marker
             for name in files:
                 if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX):
                     continue  # a write of this backend under way (or left by a crash)
@@ -297,17 +323,34 @@ class LocalBackend:
         """Files have no headers."""
         return None
 
-    def enclosing_targets(self) -> list[str]:
-        """Folders above the target that hold another target's state, outermost first."""
+    def surroundings(self) -> Surroundings:
+        """The folders above the target and its state place that belong to the tool, what
+        their own ``.planner/`` folders say, and what the state place holds besides state."""
+        return read_surroundings(self.target, self.state, self._probe, _top)
+
+    def owned(self, folders: Sequence[str]) -> list[Place]:
+        """Those of ``folders`` (relative: "docs/") that belong to the tool."""
         out = []
-        folder = os.path.dirname(self.root)
-        while True:
-            if os.path.isdir(os.path.join(folder, STATE_DIR)):
-                out.append("file://" + folder)
-            parent = os.path.dirname(folder)
-            if parent == folder:
-                return out[::-1]
-            folder = parent
+        for folder in folders:
+            place = self._probe(LocalTarget(os.path.join(self.root, *folder.split("/"))))
+            if place is not None:
+                out.append(place._replace(where=folder))
+        return out
+
+    @staticmethod
+    def _probe(place: LocalTarget) -> Place | None:
+        """What the folder's own ``.planner/`` says: None when it has none."""
+        folder = os.path.join(place.root, STATE_DIR)
+        if not os.path.isdir(folder):
+            return None
+        mark = os.path.join(place.root, *STATE_MARK.split("/"))
+        if not os.path.isfile(mark):
+            return Place(place.uri, TARGET)
+        try:
+            with open(mark, "rb") as f:
+                return Place(place.uri, STATE, marked_target(f.read(4096)))
+        except OSError:
+            return Place(place.uri, STATE)
 
     def check_distributions(self, distribution_ids: Sequence[str]) -> None:
         """Any name will do: the local log plays every distribution."""

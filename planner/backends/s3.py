@@ -17,6 +17,7 @@ from planner.backends.aws import Clients, aws_errors
 from planner.backends.base import MULTIPART_THRESHOLD, Distribution
 from planner.backends.fastput import FastPut, Redirected, open_fast_put
 from planner.backends.fence import Fence
+from planner.backends.places import MarkingStore, read_surroundings
 from planner.backends.targets import S3Target
 from planner.core.adopt import Head, Listing, Stored, split_listing
 from planner.core.origins import served
@@ -29,10 +30,21 @@ from planner.core.pacing import (
     recorded_usage,
     usage_from,
 )
+from planner.core.places import (
+    STATE,
+    STATE_MARK,
+    TARGET,
+    Place,
+    Surroundings,
+    kind_under,
+    marked_target,
+    split_keys,
+)
 from planner.core.words import plural
 from planner.errors import AwsError, BadTarget, InvalidationError
 
 HEAD_WORKERS = 32  # HeadObject requests at once (a takeover, verify --deep)
+OWNED_PROBES = 64  # folders looked at one by one before a deploy; more: the target is listed
 NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")  # XML 1.0 cannot carry
 
 
@@ -82,9 +94,12 @@ class S3Backend:
         if self._store is None:
             if self.state is None:
                 self._store = _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
-            else:
-                self._store = _GuardedS3Store(
-                    self.clients.s3, self.state.bucket, self.state.prefix, folder=""
+            else:  # marked, with the target, on its first write (see planner.backends.places)
+                self._store = MarkingStore(  # type: ignore[assignment]
+                    _GuardedS3Store(self.clients.s3, self.state.bucket, self.state.prefix,
+                                    folder=""),
+                    _GuardedS3Store(self.clients.s3, self.bucket, self.prefix),
+                    self.target.uri,
                 )
         return self._store
 
@@ -203,7 +218,11 @@ class S3Backend:
 
     def list_site(self) -> Listing:
         """Every object under the prefix (size, ETag; one ListObjectsV2 pass) but the tool's
-        state and folders holding another target (their own ``.planner/``)."""
+        state and folders that belong to the tool (another target, a state place: their own
+        ``.planner/``)."""
+        return split_listing(self._raw_listing())
+
+    def _raw_listing(self) -> dict[str, Stored]:
         raw: dict[str, Stored] = {}
         args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix}
         cut = len(self.prefix)
@@ -213,7 +232,7 @@ class S3Backend:
             for item in resp.get("Contents", []):
                 raw[item["Key"][cut:]] = Stored(item["Size"], normal(item.get("ETag") or ""))
             if not resp.get("IsTruncated"):
-                return split_listing(raw)
+                return raw
             args["ContinuationToken"] = resp["NextContinuationToken"]
 
     def heads(self, keys: Sequence[str], multipart: frozenset[str] = frozenset()) -> dict[str, Head]:
@@ -249,20 +268,62 @@ class S3Backend:
         with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(keys))) as pool:
             return {k: h for k, h in pool.map(head, keys) if h is not None}
 
-    def enclosing_targets(self) -> list[str]:
-        """Prefixes above the target's that hold another target's state, outermost first (one
-        ListObjectsV2 of at most one key per level: s3:ListBucket is all it needs)."""
-        parts = self.prefix.split("/")[:-1]
-        out = []
-        for depth in range(len(parts)):
-            above = "".join(p + "/" for p in parts[:depth])
-            with aws_errors(f"list s3://{self.bucket}/{above}{STATE_DIR}/"):
-                resp = self.clients.s3.list_objects_v2(
-                    Bucket=self.bucket, Prefix=f"{above}{STATE_DIR}/", MaxKeys=1
-                )
-            if resp.get("KeyCount") or resp.get("Contents"):
-                out.append(f"s3://{self.bucket}/{above}".rstrip("/"))
-        return out
+    def surroundings(self) -> Surroundings:
+        """The prefixes above the target and its state place that belong to the tool, what
+        their own ``.planner/`` says, and what the state place holds besides state (a
+        ListObjectsV2 of at most one key per place looked at, and one of the state place's
+        top: s3:ListBucket is all it needs)."""
+        return read_surroundings(self.target, self.state, self._probe, self._top)
+
+    def owned(self, folders: Sequence[str]) -> list[Place]:
+        """Those of ``folders`` (relative: "docs/") that belong to the tool: a look at each
+        one's ``.planner/`` on a pool of threads, or, for more than OWNED_PROBES folders, one
+        listing of the target."""
+        if not folders:
+            return []
+        if len(folders) > OWNED_PROBES:
+            places, _ = split_keys(self._raw_listing())
+            wanted = set(folders)
+            return [Place(p, kind) for p, kind in places.items() if p in wanted]
+        from concurrent.futures import ThreadPoolExecutor
+
+        def probe(folder: str) -> Place | None:
+            place = self._probe(S3Target(self.bucket, self.prefix + folder))
+            return None if place is None else place._replace(where=folder)
+
+        with ThreadPoolExecutor(max_workers=min(HEAD_WORKERS, len(folders))) as pool:
+            return [p for p in pool.map(probe, folders) if p is not None]
+
+    def _probe(self, place: S3Target) -> Place | None:
+        """What the place's own ``.planner/`` says (its first key tells a state place's
+        marker from a target's state or marker): None when it has none."""
+        under = f"{place.prefix}{STATE_DIR}/"
+        with aws_errors(f"list s3://{place.bucket}/{under}"):
+            resp = self.clients.s3.list_objects_v2(Bucket=place.bucket, Prefix=under, MaxKeys=1)
+        found = resp.get("Contents") or []
+        if not found:
+            return None
+        if kind_under(found[0]["Key"][len(place.prefix):]) == TARGET:
+            return Place(place.uri, TARGET)
+        try:
+            with aws_errors(f"read s3://{place.bucket}/{place.prefix}{STATE_MARK}"):
+                resp = self.clients.s3.get_object(Bucket=place.bucket,
+                                                  Key=place.prefix + STATE_MARK)
+                data = resp["Body"].read(4096)
+        except AwsError:
+            data = b""
+        return Place(place.uri, STATE, marked_target(data))
+
+    def _top(self, place: S3Target) -> list[str]:
+        """The names at the top of the place (a "folder" ending with '/'; up to 1,000)."""
+        with aws_errors(f"list s3://{place.bucket}/{place.prefix}"):
+            resp = self.clients.s3.list_objects_v2(
+                Bucket=place.bucket, Prefix=place.prefix, Delimiter="/", MaxKeys=1000
+            )
+        cut = len(place.prefix)
+        names = [item["Key"][cut:] for item in resp.get("Contents") or []]
+        names += [item["Prefix"][cut:] for item in resp.get("CommonPrefixes") or []]
+        return sorted(names)
 
     def distributions(self, distribution_ids: Sequence[str]) -> dict[str, Distribution]:
         """Each distribution's domain, aliases and how it serves this bucket (GetDistribution);

@@ -107,6 +107,21 @@ def parse_state(text: str, target: Target) -> Target:
     return state
 
 
+def ancestors(place: Target) -> list[Target]:
+    """The places above ``place``, outermost first: the bucket's root and each prefix above
+    (an S3 place), or every folder above (a local one)."""
+    if isinstance(place, S3Target):
+        parts = place.prefix.split("/")[:-1]
+        return [S3Target(place.bucket, "".join(p + "/" for p in parts[:depth]))
+                for depth in range(len(parts))]
+    out = []
+    folder = place.root
+    while (parent := os.path.dirname(folder)) != folder:
+        out.append(LocalTarget(parent))
+        folder = parent
+    return out[::-1]
+
+
 def is_bare_name(text: str) -> bool:
     """A word that can only be meant as the name of a configured target: no '/', no '.',
     no scheme (a local folder is written ./name)."""

@@ -16,6 +16,7 @@ from planner.cli.common import (
 from planner.cli.common import errors as _errors
 from planner.lock import unlock as remove_lock
 from planner.movestate import move_state as move
+from planner.plan.build import check_surroundings
 from planner.plan.journal import JOURNAL_NAME
 
 
@@ -77,6 +78,7 @@ def move_state(target: str, state: str, source: str | None, **aws: Any) -> None:
     clients = clients_of(aws)
     old = make_target_backend(target, source, clients)
     new = make_target_backend(target, state, clients)
+    check_surroundings(new)  # the new place: apart from every site, empty or this one's
     moved = move(old.store, new.store, new.target.uri, fence=new.fence)
     click.echo(f"moved {len(moved)} state objects of {new.target.uri} from {old.store.location} "
                f"to {new.store.location}; from now on, pass --state {state}")

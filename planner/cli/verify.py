@@ -21,7 +21,7 @@ from planner.cli.common import (
 from planner.cli.common import errors as _errors
 from planner.core.words import plural
 from planner.lock import DeployLock
-from planner.plan.build import url_groups_for
+from planner.plan.build import check_surroundings, url_groups_for
 from planner.plan.compute import Options
 from planner.verify import DRIFT_EXIT, refuse_pending, repair
 from planner.verify import verify as check_target
@@ -63,7 +63,11 @@ def to_text(v, repairing: bool) -> str:
     out = [f"Verify {v.target} (deploy {v.deploy_id or '-'}): {plural(v.checked, 'key')} in the manifest"
            + ("; headers compared" if v.deep else "")]
     for prefix in v.nested:
-        out.append(f"{prefix} holds another target (its own state folder): left out")
+        if prefix in v.states:
+            out.append(f"{prefix} holds the state of another target (its manifest, ledger "
+                       "and lock): left out")
+        else:
+            out.append(f"{prefix} holds another target (its own state folder): left out")
     if not v.drift:
         out.append("no drift: the target holds exactly what the manifest records")
         return "\n".join(out) + "\n"
@@ -140,7 +144,9 @@ def verify(target: str, site: str | None, delete_extra: bool, distributions: tup
     else:
         options = Options(url_prefix=url_prefix,
                           distribution_ids=distribution_ids(backend, distributions))
-        # Refuse bad input before the lock is taken, so a refused repair writes nothing.
+        # Refuse bad input before the lock is taken, so a refused repair writes nothing: a
+        # target inside another one or a state place, a state place inside a site...
+        check_surroundings(backend)
         _, found = check_target(backend, deep)
         refuse_pending(backend)
         if found.drift and options.distribution_ids:

@@ -18,10 +18,20 @@ from manifests.scan import scan_meanwhile
 from manifests.stores import MANIFEST_NAME
 from planner import ledger
 from planner.backends import Backend
+from planner.backends.places import SITE_MARK_NAME
 from planner.core.adopt import Listing, Takeover, candidates, takeover
 from planner.core.headers import compress, headers_for
 from planner.core.origins import Distribution
 from planner.core.pacing import month_of
+from planner.core.places import (
+    LEDGER_DIR,
+    SITE_MARK,
+    check_nested,
+    check_places,
+    check_touched,
+    folders_of,
+)
+from planner.core.words import plural
 from planner.errors import BadTarget
 from planner.plan.compute import (
     Cdn,
@@ -117,13 +127,15 @@ def _build_plan(
     state: dict[str, object] = {}
 
     def read_state() -> None:
+        check_surroundings(backend)
         state["previous"], state["version"] = load_manifest(backend.store, target)
         state["journal"], state["journal_version"] = _read_journal(backend)
-        state["outer"] = backend.enclosing_targets()
-        if state["previous"] is None and not state["outer"]:
+        if state["previous"] is None:
+            check_state_given(backend)
             # No manifest: what the target holds is the previous deploy (a takeover).
             state["listing"] = backend.list_site()
-            state["recorded"] = len(backend.store.list("ledger/"))
+            state["recorded"] = sum(
+                ledger.is_deploy_record(n) for n in backend.store.list(f"{LEDGER_DIR}/"))
 
     prefix = getattr(backend.target, "prefix", "")
     # The stored state is read while helper processes hash the build (same result, same
@@ -138,7 +150,9 @@ def _build_plan(
         key_prefix=prefix,
     )
     previous, version, journal = state["previous"], state["version"], state["journal"]
-    check_alone(target, state["outer"], state.get("listing"))  # type: ignore[arg-type]
+    listing = state.get("listing")
+    if listing is not None:
+        check_nested(target, listing.kinds, listing.itself)  # type: ignore[attr-defined]
     seen = backend.distributions(options.distribution_ids)
     url_groups = url_groups_for(backend, options, seen)
     warnings = []
@@ -153,7 +167,7 @@ def _build_plan(
     if previous is None and entries:
         adopted = survey(backend, site, entries, state["listing"],  # type: ignore[arg-type]
                          takeover_reason(state["recorded"], journal), target)  # type: ignore[arg-type]
-    return compute_plan(
+    plan = compute_plan(
         site=os.path.abspath(site),
         target=target,
         state=TargetState(
@@ -173,30 +187,63 @@ def _build_plan(
             backend.store, options.now or _dt.datetime.now(_dt.UTC)
         ),
     )
+    if plan.takeover is None:  # (a takeover's listing found every nested place already)
+        check_untouched(backend, plan)
+    return plan
 
 
-def check_alone(target: str, outer: list[str], listing: Listing | None) -> None:
-    """A target may neither lie inside another target nor hold one: the outer one's deploys
-    treat every key under its prefix as its own (they would adopt, overwrite or delete the
-    inner one's site, and its state as site objects). Pure."""
-    if outer:
-        raise BadTarget(
-            f"{target} lies inside the target {outer[-1]} (its state is in {outer[-1]}/"
-            f"{STATE_DIR}/), whose deploys own every key under it; deploy to a place outside it"
-        )
-    if listing is not None and listing.nested:
-        raise BadTarget(
-            f"{target} holds another target at {listing.nested[0]} (its state is in "
-            f"{listing.nested[0]}{STATE_DIR}/); a target may not contain another one: deploy the "
-            "two to places apart (sibling prefixes, served by origin paths or behaviors)"
-        )
+def check_surroundings(backend: Backend) -> None:
+    """Refuse, before anything is written, a target that lies inside another target or a
+    state place, or is one; a state place apart that lies inside either, is a target, holds
+    another target's state or anything but state (see :func:`planner.core.places.check_places`).
+    A target may not hold one either: its takeover listing, or :func:`check_untouched`,
+    tells."""
+    state = backend.state.uri if backend.state_apart else None  # type: ignore[union-attr]
+    check_places(backend.target.uri, state, backend.surroundings())
+
+
+def check_state_given(backend: Backend) -> None:
+    """A target without a manifest in the state place given: refused when its state is in
+    fact elsewhere, rather than taken over with a second state. Without ``--state``, a target
+    whose ``.planner/`` holds only the marker of a state kept apart (a new state there would
+    be in the site, where ``--state`` was meant to keep it out of); with ``--state``, a target
+    whose manifest is still in its own ``.planner/`` (not moved there yet)."""
+    uri = backend.target.uri
+    own = getattr(backend.store, "site", None)  # with --state: the target's own .planner/
+    if own is not None:
+        if own.read(MANIFEST_NAME)[0] is not None:
+            there = backend.state.uri  # type: ignore[union-attr]
+            raise BadTarget(
+                f"{uri} keeps its state in {uri}/{STATE_DIR}/ (its manifest is there), not in "
+                f"--state {there}: move it there first with `planner move-state --target {uri} "
+                f"--state {there}`"
+            )
+        return
+    if backend.state_apart or backend.store.read(SITE_MARK_NAME)[0] is None:
+        return
+    raise BadTarget(
+        f"{uri} keeps its state in a place of its own ({uri}/{SITE_MARK} says so): give it "
+        "with --state (or state = ... in the target's table of planner.toml)"
+    )
+
+
+def check_untouched(backend: Backend, plan: Plan) -> None:
+    """A deploy never writes or deletes under a folder of the target that belongs to another
+    target or a state place (made inside it by an older version, or by hand): it looks at
+    each folder it would write or delete in (see :meth:`Backend.owned`) and is refused."""
+    writes = [u.key for u in plan.uploads]
+    deletes = [*plan.deletes, *(plan.resume.deletes if plan.resume is not None else ())]
+    folders = folders_of([*writes, *deletes])
+    if folders:
+        check_touched(backend.target.uri, writes, deletes, backend.owned(folders))
 
 
 def takeover_reason(recorded: int, journal: Journal | None) -> str:
-    """Why the target is taken over: no manifest yet, or a lost one. Pure."""
+    """Why the target is taken over: no manifest yet, or a lost one (``recorded``: the
+    deploys the ledger records, repairs left out). Pure."""
     if recorded:
-        return (f"the manifest is missing although the ledger records {recorded} earlier "
-                "deploys: taking over what the target holds")
+        return (f"the manifest is missing although the ledger records "
+                f"{plural(recorded, 'earlier deploy')}: taking over what the target holds")
     if journal is not None:
         return (f"the manifest is missing although deploy {journal.deploy_id} left a pending "
                 "record: taking over what the target holds")
