@@ -425,6 +425,66 @@ def state_of_another_kind(ctx: Ctx) -> None:
     ctx.extra += ["--state", str(ctx.tmp / "state")]
 
 
+def _deploy_apart(ctx: Ctx, target: str, state: str) -> None:
+    """Another target, deployed with its state apart (markers written), before the case."""
+    proc = run(["deploy", str(ctx.build), "-t", target, "--state", state, "-q"], ctx.env,
+               ctx.moto.cwd)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _put(ctx: Ctx, objects: dict[str, bytes]) -> None:
+    for key, data in objects.items():
+        ctx.moto.s3.put_object(Bucket=ctx.site.bucket, Key=key, Body=data)
+
+
+def state_inside_another_target(ctx: Ctx) -> None:
+    # The good deploy went to a/; this one keeps the state of b/ inside a/'s site.
+    ctx.target = f"s3://{ctx.site.bucket}/b"
+    ctx.extra += ["--state", f"s3://{ctx.site.bucket}/a/state"]
+
+
+def target_on_another_targets_state_place(ctx: Ctx) -> None:
+    _deploy_apart(ctx, f"s3://{ctx.site.bucket}/b", f"s3://{ctx.site.bucket}/ops/b")
+    ctx.target = f"s3://{ctx.site.bucket}/ops/b"
+
+
+def target_holding_a_state_place(ctx: Ctx) -> None:
+    ctx.target = f"s3://{ctx.site.bucket}/b"  # b/stateX/ holds the state of another target
+    _put(ctx, {"b/stateX/.planner/state.json": b'{"planner": "state", "target": "s3://x"}',
+               "b/stateX/manifest.json.gz": b"x", "b/index.html": b"x"})
+
+
+def state_of_another_target(ctx: Ctx) -> None:
+    _deploy_apart(ctx, f"s3://{ctx.site.bucket}/b", f"s3://{ctx.site.bucket}/ops/b")
+    ctx.extra += ["--state", f"s3://{ctx.site.bucket}/ops/b"]
+
+
+def state_that_is_another_target(ctx: Ctx) -> None:
+    _put(ctx, {"b/.planner/manifest.json.gz": b"x", "b/index.html": b"x"})
+    ctx.extra += ["--state", f"s3://{ctx.site.bucket}/b"]
+
+
+def state_holding_other_objects(ctx: Ctx) -> None:
+    _put(ctx, {"notes/readme.txt": b"mine"})
+    ctx.extra += ["--state", f"s3://{ctx.site.bucket}/notes"]
+
+
+def state_not_moved_yet(ctx: Ctx) -> None:
+    ctx.extra += ["--state", f"s3://{ctx.site.bucket}/ops/new"]  # its manifest is in .planner/
+
+
+def state_forgotten(ctx: Ctx) -> None:
+    _deploy_apart(ctx, f"s3://{ctx.site.bucket}/b", f"s3://{ctx.site.bucket}/ops/b")
+    ctx.target = f"s3://{ctx.site.bucket}/b"
+
+
+def deploy_writing_under_a_nested_target(ctx: Ctx) -> None:
+    # A target made inside this one by an older version, which did not look; the build
+    # changes a page of this target inside it.
+    _put(ctx, {"docs/.planner/manifest.json.gz": b"theirs"})
+    write_site(ctx.build, {"docs/café menu.html": "<h1>Menu, v2</h1>\n"})
+
+
 def lost_manifest_with_more_orphans_than_max_deletes(ctx: Ctx) -> None:
     ctx.moto.s3.delete_object(Bucket=ctx.site.bucket, Key=MANIFEST)
     (ctx.build / "about" / "index.html").unlink()  # the bucket's copy is an orphan now
@@ -707,6 +767,30 @@ REFUSED = [
     Case("state-overlapping-the-target", state_overlapping_the_target,
          "overlaps the target s3://planner-e2e-site"),
     Case("state-of-another-kind", state_of_another_kind, "must be an s3:// place"),
+    Case("state-inside-another-target", state_inside_another_target,
+         "--state s3://planner-e2e-site/a/state lies inside the target s3://planner-e2e-site/a,",
+         prefix="a"),
+    Case("target-on-another-targets-state-place", target_on_another_targets_state_place,
+         "s3://planner-e2e-site/ops/b is the state place of s3://planner-e2e-site/b", prefix="a"),
+    Case("target-holding-a-state-place", target_holding_a_state_place,
+         "s3://planner-e2e-site/b holds the state place of another target at stateX/",
+         prefix="a"),
+    Case("state-of-another-target", state_of_another_target,
+         "--state s3://planner-e2e-site/ops/b holds the state of s3://planner-e2e-site/b, not of "
+         "s3://planner-e2e-site/a", prefix="a"),
+    Case("state-that-is-another-target", state_that_is_another_target,
+         "--state s3://planner-e2e-site/b is the target s3://planner-e2e-site/b", prefix="a"),
+    Case("state-holding-other-objects", state_holding_other_objects,
+         "--state s3://planner-e2e-site/notes holds readme.txt, which is not state of",
+         prefix="a"),
+    Case("state-not-moved-yet", state_not_moved_yet,
+         "keeps its state in s3://planner-e2e-site/a/.planner/ (its manifest is there)",
+         prefix="a"),
+    Case("state-forgotten", state_forgotten,
+         "s3://planner-e2e-site/b keeps its state in a place of its own", prefix="a"),
+    Case("deploy-writing-under-a-nested-target", deploy_writing_under_a_nested_target,
+         "holds another target at docs/ (marked by docs/.planner/), and this deploy would "
+         "write docs/café menu.html there"),
     Case("takeover-orphans-over-max-deletes", lost_manifest_with_more_orphans_than_max_deletes,
          "more than --max-deletes 0"),
     # AWS access.
