@@ -290,12 +290,20 @@ class _Search:
         self.miss_k = model.miss * self.k  # dollars per needless miss, all distributions
         self.W = max(0, problem.max_wildcards)
         self.M = max(0, problem.max_paths)
+        self._parents: dict[int, _Node] | None = None
         if same:
             self.roots, self.order = like.roots, like.order  # type: ignore[union-attr]
+            self._parents = like._parents  # type: ignore[union-attr]
             return
         leaves = self.m > self.M
         self.roots = build_candidates(self.changed, self.universe, leaves) if self.W else []
         self.order = _postorder(self.roots)
+
+    def parents(self) -> dict[int, _Node]:
+        """Each node's parent (roots have none), by id."""
+        if self._parents is None:
+            self._parents = {id(c): n for n in self.order for c in n.children}
+        return self._parents
 
     # --- cost ------------------------------------------------------------------------------
 
@@ -317,6 +325,8 @@ class _Search:
         best: dict[int, list[float]] = {}
         pres: dict[int, list[list[float]]] = {}
         for node in self.order:
+            if node.changed == 1:
+                continue  # a one-URL wildcard saves nothing: never a negative value
             acc = [0.0]
             pre = [acc]
             for child in node.children:
@@ -386,7 +396,7 @@ class _Search:
 
     def exact(self, incumbent: float, budget: int, slope: float = 0.0, alpha: float = -1e300,
               inside: dict[int, list[float]] | None = None,
-              outside: dict[int, list[float]] | None = None, rests: tuple | None = None):
+              outside: "_Outside | None" = None, rests: tuple | None = None):
         """Exact search: per node and wildcard count, the Pareto frontier of (savings g,
         collateral u). A partial point is dropped when even the best completion cannot beat
         the incumbent: cost >= alpha + sum over S of (miss_k*u - slope*g) (the Lagrangian
@@ -396,8 +406,8 @@ class _Search:
         valid. ``self.work``: the work it took (or had taken when it ran out)."""
         if inside is None:
             inside = self.lagrange(slope)[2]
-        if outside is None:
-            outside = self._outside(inside)
+        if outside is None or outside.inside is not inside:
+            outside = _Outside(self, inside)
         if rests is None or rests[0] is not inside:
             rests = (inside, {})
         self.rests = rests[1]  # per parent: the bound on the rest when merging each child
@@ -413,7 +423,8 @@ class _Search:
         wild = self.W >= 1
         cost_ok, m = fronts.cost_ok, self.m
         # A plan holding a node holds at most W - 1 others, whose reduced value is at least
-        # the best of any W - 1 nodes: a leaf failing that test is left out at once.
+        # the best of any W - 1 nodes: a node's own wildcard failing that test is left out at
+        # once (before the finer test with the best outside the node).
         best_rest = _suffixes(self.roots, inside, self.W)[0]
         room = fronts.limit - fronts.alpha - best_rest[min(self.W - 1, len(best_rest) - 1)]
         miss_k, slope = self.miss_k, fronts.slope
@@ -421,43 +432,20 @@ class _Search:
             if not node.children:
                 # A leaf: its own wildcard or nothing (its full Lagrangian test comes with
                 # its parent's merge).
-                if (node.prefix and wild
+                if (node.prefix and wild and (fronts.single or node.changed > 1)
                         and miss_k * node.collateral - slope * node.saving <= room
                         and cost_ok(node.saving, node.collateral, m - node.changed)):
                     frontier[id(node)] = [[(0, 0, None)],
                                           [(node.saving, node.collateral, node)]]
                 continue
-            up = outside.get(id(node))
-            acc = fronts.merge_siblings(node, frontier, inside, up)
-            if node.prefix and wild:
-                acc = fronts.with_wildcard(acc, node, up)
+            acc = fronts.merge_siblings(node, frontier, inside, outside)
+            if (node.prefix and wild
+                    and miss_k * node.collateral - slope * node.saving <= room):
+                acc = fronts.with_wildcard(acc, node, outside.get(node))
             if len(acc) > 1:
                 frontier[id(node)] = acc
-        return self._cheapest(fronts.merge_siblings(None, frontier, inside, [0.0]),
+        return self._cheapest(fronts.merge_siblings(None, frontier, inside, outside),
                               fronts.limit)
-
-    def _outside(self, inside: dict[int, list[float]]) -> dict[int, list[float]]:
-        """Per node with children: the best reduced value of an antichain of at most t
-        wildcards outside its subtree, its ancestors excluded (a lower bound of what the rest
-        of a plan adds)."""
-        W = self.W
-        out: dict[int, list[float]] = {}
-        stack: list[tuple[list[_Node], list[float]]] = [(self.roots, [0.0])]
-        while stack:
-            kids, up = stack.pop()
-            if not any(c.children for c in kids):
-                continue
-            suf = _suffixes(kids, inside, W)
-            pre = [0.0]
-            for i, c in enumerate(kids):
-                if c.children:
-                    o = _min_plus(_min_plus(up, pre, W), suf[i + 1], W)
-                    out[id(c)] = o
-                    stack.append((c.children, o))
-                a = inside.get(id(c))
-                if a is not None:
-                    pre = _min_plus(pre, a, W)
-        return out
 
     def _cheapest(self, acc: list[list[tuple]], limit: float) -> list[_Node] | None:
         """The valid plan of least cost key among the points of ``acc`` (per wildcard count)
@@ -475,6 +463,47 @@ class _Search:
         return _collect(best[1])
 
 
+class _Outside:
+    """Per node with children: the best reduced value of an antichain of at most t wildcards
+    outside its subtree, its ancestors excluded (a lower bound of what the rest of a plan
+    adds), under the Lagrangian values ``inside``. Worked out top down on first use, for all
+    the children of a node at once (prefix and suffix min-plus sums of their siblings)."""
+
+    def __init__(self, search: "_Search", inside: dict[int, list[float]]) -> None:
+        self.search, self.inside = search, inside
+        self.out: dict[int, list[float]] = {}
+        self.parent = search.parents()
+
+    def get(self, node: _Node | None) -> list[float]:
+        if node is None:
+            return [0.0]
+        out = self.out.get(id(node))
+        if out is not None:
+            return out
+        chain = [node]
+        parent = self.parent.get(id(node))
+        while parent is not None and id(parent) not in self.out:
+            chain.append(parent)
+            parent = self.parent.get(id(parent))
+        for n in reversed(chain):
+            self._fill(self.parent.get(id(n)))
+        return self.out[id(node)]
+
+    def _fill(self, parent: _Node | None) -> None:
+        """The outside of every child with children of ``parent`` (None: of the roots)."""
+        search, inside, W = self.search, self.inside, self.search.W
+        kids = search.roots if parent is None else parent.children
+        up = self.get(parent)
+        suf = _suffixes(kids, inside, W)
+        pre = [0.0]
+        for i, c in enumerate(kids):
+            if c.children:
+                self.out[id(c)] = _min_plus(_min_plus(up, pre, W), suf[i + 1], W)
+            a = inside.get(id(c))
+            if a is not None:
+                pre = _min_plus(pre, a, W)
+
+
 class _Frontiers:
     """The exact search's frontiers: per wildcard count, a list of points (g, u, ref), ref
     naming the chosen nodes (a node, a pair of refs, or None). Merging two counts the work
@@ -487,7 +516,11 @@ class _Frontiers:
         self.search, self.rests = search, search.rests
         self.work, self.budget = 0, budget
         # Across wildcard counts only when the exact-path limit cannot bind (see pareto()).
-        self.cross = search.m <= search.M
+        # It cannot bind either when every plan of at most M paths costs more than the limit
+        # (then a plan under the limit has fewer than M paths, exact ones fewer still), and
+        # then a one-URL wildcard is never needed: its URL as an exact path does as well.
+        self.cross = search.m <= search.M or search.cost(search.M, 0) > limit
+        self.single = not self.cross
         miss_k, m, cost = search.miss_k, search.m, search.cost
 
         self.miss_k, self.slope, self.alpha, self.limit = miss_k, slope, alpha, limit
@@ -511,11 +544,11 @@ class _Frontiers:
         self.keep = keep
 
     def merge_siblings(self, parent: _Node | None, frontier: dict[int, list[list[tuple]]],
-                       inside: dict[int, list[float]], up: list[float] | None
+                       inside: dict[int, list[float]], outside: _Outside
                        ) -> list[list[tuple]]:
         """The frontier of the children of ``parent`` (None: the roots), taken out of
-        ``frontier``, combined, under a parent whose outside is bounded by ``up`` (per count
-        of wildcards left; None: no bound)."""
+        ``frontier``, combined, the rest of a plan bounded by the best outside ``parent``
+        and its other children (per count of wildcards left)."""
         acc: list[list[tuple]] = [[(0, 0, None)]]
         kids = self.search.roots if parent is None else parent.children
         W = self.W
@@ -526,19 +559,19 @@ class _Frontiers:
             if fc is None or len(fc) == 1:
                 continue
             merged += child.changed
-            rest = None
-            if up is not None:
+            if rests is None:
+                # per parent, kept for the searches to come: the bound on the rest of a
+                # plan when merging each child
+                rests = self.rests.get(id(parent))
                 if rests is None:
-                    key = id(parent)
-                    rests = self.rests.get(key)
-                    if rests is None:
-                        rests = self.rests[key] = [None] * len(kids)
-                    suf = None
-                rest = rests[i]
-                if rest is None:
-                    if suf is None:
-                        suf = _suffixes(kids, inside, W)
-                    rest = rests[i] = _min_plus(up, suf[i + 1], W)
+                    rests = self.rests[id(parent)] = [None] * len(kids)
+                suf = None
+            rest = rests[i]
+            if rest is None:
+                if suf is None:
+                    up = outside.get(parent)
+                    suf = _suffixes(kids, inside, W)
+                rest = rests[i] = _min_plus(up, suf[i + 1], W)
             acc = self.merge(acc, fc, rest, self.m - merged)
         return acc
 
@@ -761,7 +794,7 @@ def minimize(problem: Problem, work_budget: int = WORK_BUDGET,
     # incumbent, rising from just above the bound. Every plan that costs no more than the
     # limit survives the pruning, so a search that finds one has found the optimum, and one
     # that finds none proves the limit a lower bound. The work budget is for all of them.
-    outside = search._outside(inside)
+    outside = _Outside(search, inside)
     rests = (inside, {})  # bounds shared by the searches
     left = work_budget
     limits = []
