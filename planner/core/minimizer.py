@@ -44,8 +44,9 @@ How (and why it is exact):
    every completion of the first completes as well. So the search keeps every plan of cost
    at most L: if it finds one, the cheapest it finds is optimal; if it finds none, the
    optimum is above L, and L is a proven lower bound. It is run with limits rising from just
-   above the Lagrangian bound (``_DEEPEN_FIRST``, doubling the distance) to the best plan
-   known: the first that finds a plan ends it, exact. The limits before it raise the bound.
+   above the Lagrangian bound (``_DEEPEN_FIRST``, the distance growing by sqrt(2), or 2
+   after a search that did little work) to the best plan known: the first that finds a plan
+   ends it, exact. The limits before it raise the bound.
 
 When the searches together would exceed the work budget (very large, adversarial inputs), the
 best plan met (improved by hill-climbing) is returned with ``exact=False`` and, as
@@ -74,9 +75,10 @@ _TOP = "\x7f"  # sorts after every character of an encoded URL path
 # here.
 WORK_BUDGET = 1_000_000
 # The deepening exact searches: the first limit this far above the Lagrangian bound (relative;
-# at least one needless miss), each next one twice as far, the last the incumbent itself.
+# at least one needless miss), each next one sqrt(2) times as far, the last the incumbent.
 _DEEPEN_FIRST = 2 ** -10
-_DEEPEN_RATIO = 2 ** 0.5
+_DEEPEN_RATIO = 2 ** 0.5  # twice as far when the search before did less work than this:
+_DEEPEN_CHEAP = 50_000
 
 
 @dataclass(frozen=True)
@@ -797,13 +799,10 @@ def minimize(problem: Problem, work_budget: int = WORK_BUDGET,
     outside = _Outside(search, inside)
     rests = (inside, {})  # bounds shared by the searches
     left = work_budget
-    limits = []
+    base = bound
     step = max(bound * _DEEPEN_FIRST, search.miss_k, 1e-12)
-    while best and bound + step < incumbent - 1e-9:
-        limits.append(bound + step)
-        step *= _DEEPEN_RATIO
-    limits.append(incumbent)
-    for limit in limits:
+    while True:
+        limit = base + step if best and base + step < incumbent - 1e-9 else incumbent
         try:
             nodes = search.exact(limit, left, slope, alpha, inside, outside, rests)
         except _Budget:
@@ -823,6 +822,10 @@ def minimize(problem: Problem, work_budget: int = WORK_BUDGET,
         if nodes is not None:
             return _solution(search, nodes, bound, True)
         bound = max(bound, limit)
+        if limit >= incumbent:
+            break
+        # Cheap searches (little work under the limit) step on faster.
+        step *= 2 if search.work < _DEEPEN_CHEAP else _DEEPEN_RATIO
     if not best:
         raise InvalidationError(_no_plan(search))
     return _solution(search, best[0][1], bound, True)
