@@ -41,7 +41,7 @@ from planner.core.pacing import is_completed
 from planner.core.urls import repair_batch, valid_path
 from planner.core.words import plural
 from planner.errors import AwsError, InvalidationError, InvalidationNotFinished
-from planner.lock import LEASE_SECONDS, MARGIN_SECONDS, DeployLock, clear_stale
+from planner.lock import LEASE_SECONDS, LOCK_NAME, MARGIN_SECONDS, DeployLock, clear_stale
 from planner.plan.build import build_plan, state_unchanged
 from planner.plan.compute import Options, Plan, Upload, journal_invalidations
 from planner.plan.journal import JOURNAL_NAME, Journal
@@ -518,11 +518,16 @@ def deploy_site(
     :func:`check_finished`)."""
     accept = accept or (lambda p: p)
     waiting = waiting or Waiting()
-    plan = plan_deploy(site, backend, options, tool_version, accept, hash_progress)
+    with ThreadPoolExecutor(1) as pool:
+        # The lock, read while planning (one round trip less after it): a deploy with nothing
+        # to do clears a stale one left by a deploy killed as it ended.
+        lock_read = pool.submit(lambda: backend.store.read(LOCK_NAME)[0])
+        plan = plan_deploy(site, backend, options, tool_version, accept, hash_progress)
+        held = lock_read.result()
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
-        clear_stale(backend.store, log, backend.fence)  # left by a deploy killed as it ended
+        clear_stale(backend.store, log, backend.fence, held)
         result = Result()
     else:
         backend.check_distributions(plan.distribution_ids)

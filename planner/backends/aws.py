@@ -9,12 +9,35 @@ are honoured by botocore itself.
 from __future__ import annotations
 
 import contextlib
+import functools
+import threading
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from planner.backends.fence import Fence, attach
 from planner.errors import AwsError
+
+
+MAKING = threading.RLock()  # what Clients makes is made once, even if threads ask at once
+
+
+def once(make: Callable[[Any], Any]) -> Any:
+    """A property made on first use and kept (``functools.cached_property``, which Python
+    3.12 no longer makes under a lock): a deploy reads the lock in a thread while it plans."""
+    name = make.__name__
+
+    @functools.wraps(make)
+    def get(self: Any) -> Any:
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            pass
+        with MAKING:
+            if name not in self.__dict__:
+                self.__dict__[name] = make(self)
+            return self.__dict__[name]
+
+    return property(get)
 
 
 @dataclass
@@ -26,7 +49,7 @@ class Clients:
     max_attempts: int = 5  # botocore's retries: every attempt, the first included
     retry_mode: str = "standard"  # or "adaptive" (client-side rate limiting too)
 
-    @cached_property
+    @once
     def session(self) -> Any:
         """botocore's session (profiles, regions, credentials, ``AWS_ENDPOINT_URL*``): boto3's
         layer on top of it is not loaded (about a tenth of a second at every start), only
@@ -49,13 +72,13 @@ class Clients:
             max_pool_connections=64,
         )
 
-    @cached_property
+    @once
     def fence(self) -> Any:
         """S3's clock and the lease that bounds every write (see :mod:`planner.backends.fence`)."""
 
         return Fence()
 
-    @cached_property
+    @once
     def s3(self) -> Any:
 
         with aws_errors("S3 client"):
@@ -63,7 +86,7 @@ class Clients:
         attach(client, self.fence)
         return client
 
-    @cached_property
+    @once
     def cloudfront(self) -> Any:
         # CloudFront is a global service; its API lives in us-east-1.
         with aws_errors("CloudFront client"):

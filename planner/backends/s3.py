@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from typing import Any, BinaryIO, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Sequence
 
 from manifests import S3Store
 from manifests.etags import normal
 from manifests.model import STATE_DIR
 from manifests.stores import ANY
 from planner.backends import cloudfront
-from planner.backends.aws import Clients, aws_errors
+from planner.backends.aws import MAKING, Clients, aws_errors
 from planner.backends.base import MULTIPART_THRESHOLD, Distribution
-from planner.backends.fastput import FastPut, Redirected, open_fast_put
 from planner.backends.fence import Fence
 from planner.backends.places import MarkingStore, read_surroundings
 from planner.backends.targets import S3Target
@@ -42,6 +41,9 @@ from planner.core.places import (
 )
 from planner.core.words import plural
 from planner.errors import AwsError, BadTarget, InvalidationError
+
+if TYPE_CHECKING:
+    from planner.backends.fastput import FastPut
 
 HEAD_WORKERS = 32  # HeadObject requests at once (a takeover, verify --deep)
 OWNED_PROBES = 64  # folders looked at one by one before a deploy; more: the target is listed
@@ -92,16 +94,20 @@ class S3Backend:
     @property
     def store(self) -> S3Store:  # created on first use so `plan` makes no client it needs not
         if self._store is None:
-            if self.state is None:
-                self._store = _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
-            else:  # marked, with the target, on its first write (see planner.backends.places)
-                self._store = MarkingStore(  # type: ignore[assignment]
-                    _GuardedS3Store(self.clients.s3, self.state.bucket, self.state.prefix,
-                                    folder=""),
-                    _GuardedS3Store(self.clients.s3, self.bucket, self.prefix),
-                    self.target.uri,
-                )
+            with MAKING:  # once, though a deploy reads the lock in a thread while planning
+                if self._store is None:
+                    self._store = self._make_store()
         return self._store
+
+    def _make_store(self) -> S3Store:
+        if self.state is None:
+            return _GuardedS3Store(self.clients.s3, self.bucket, self.prefix)
+        # marked, with the target, on its first write (see planner.backends.places)
+        return MarkingStore(  # type: ignore[return-value]
+            _GuardedS3Store(self.clients.s3, self.state.bucket, self.state.prefix, folder=""),
+            _GuardedS3Store(self.clients.s3, self.bucket, self.prefix),
+            self.target.uri,
+        )
 
     def put_bytes(
         self, key: str, data: bytes, content_type: str, cache_control: str,
@@ -115,6 +121,8 @@ class S3Backend:
                 headers["content-encoding"] = content_encoding
             if "ACL" in self.site_args:
                 headers["x-amz-acl"] = self.site_args["ACL"]
+            from planner.backends.fastput import Redirected  # loaded with fast (below)
+
             try:
                 return normal(fast.put(self.prefix + key, data, headers, what))
             except Redirected:
@@ -140,6 +148,10 @@ class S3Backend:
             if not isinstance(clients, Clients):  # a caller's own clients: botocore sends
                 self._fast = None
                 return None
+            # Imported here: the lean path is work a run that uploads nothing (a plan, a
+            # deploy with nothing changed) need not do at start-up.
+            from planner.backends.fastput import open_fast_put
+
             with aws_errors("S3 client"):
                 self._fast = open_fast_put(
                     clients.s3, clients.session, self.bucket, clients.fence,

@@ -127,9 +127,16 @@ def _build_plan(
     state: dict[str, object] = {}
 
     def read_state() -> None:
-        check_surroundings(backend)
-        state["previous"], state["version"] = load_manifest(backend.store, target)
-        state["journal"], state["journal_version"] = _read_journal(backend)
+        # Three round trips at once (the surroundings, the manifest, the pending record);
+        # their errors come in this order, as if read one after another.
+        backend.store  # noqa: B018 - the store (and its client) made here, not in a race
+        with ThreadPoolExecutor(3) as pool:
+            around = pool.submit(check_surroundings, backend)
+            manifest = pool.submit(load_manifest, backend.store, target)
+            pending = pool.submit(_read_journal, backend)
+            around.result()
+            state["previous"], state["version"] = manifest.result()
+            state["journal"], state["journal_version"] = pending.result()
         if state["previous"] is None:
             check_state_given(backend)
             # No manifest: what the target holds is the previous deploy (a takeover).
