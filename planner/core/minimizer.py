@@ -534,7 +534,7 @@ class _Frontiers:
 
         self.cost_ok = cost_ok
 
-        # A closure, not a method: it runs for every point combined (the inner loop).
+        # A node's own wildcard (``merge`` inlines the same tests for the points it combines).
         def keep(g: int, u: int, rest: float, others: int) -> bool:
             """Whether a partial point of savings g and collateral u may still beat the
             limit: ``rest`` bounds the reduced value outside, ``others`` changed URLs are
