@@ -50,9 +50,10 @@ Log = Callable[[str], None]
 debug = logging.getLogger("planner.apply").debug
 Check = Callable[[], None]  # raises when this run may no longer write (the deploy lock)
 # Uploads in flight at once (--workers): a small PUT is a round trip of 20 to 50 ms on S3 and
-# about 0.2 ms of CPU here (planner.backends.fastput), so many at once keep the line busy;
-# 64 was the fastest on the upload bench (docs/benchmarks.md), 128 no faster.
-WORKERS = 64
+# about 0.2 ms of CPU here (planner.backends.fastput), so many at once keep the line busy:
+# on the upload bench (docs/benchmarks.md, 20 ms a request) 32 took 4.6 s, 64 3.7 s and 128
+# 3.5 s, where this process's CPU becomes the limit; S3's own latency is often longer.
+WORKERS = 128
 BIG_UPLOAD = 1 << 20  # bytes: files this big or bigger go at most BIG_AT_ONCE at a time
 BIG_AT_ONCE = 8
 
@@ -478,10 +479,12 @@ def plan_deploy(
     tool_version: str,
     accept: Callable[[Plan], Plan] | None = None,
     hash_progress: Callable[[int, int, int], None] | None = None,
+    also: Callable[[], None] | None = None,
 ) -> Plan:
     """The plan ``deploy_site`` would apply now (``deploy --dry-run``), writing nothing:
-    ``accept`` checks it, as there (a saved plan that no longer applies is refused)."""
-    plan = build_plan(site, backend, options, tool_version, hash_progress)
+    ``accept`` checks it, as there (a saved plan that no longer applies is refused). ``also``:
+    a read done together with the target's state (see :func:`build_plan`)."""
+    plan = build_plan(site, backend, options, tool_version, hash_progress, also=also)
     return accept(plan) if accept else plan
 
 
@@ -518,16 +521,18 @@ def deploy_site(
     :func:`check_finished`)."""
     accept = accept or (lambda p: p)
     waiting = waiting or Waiting()
-    with ThreadPoolExecutor(1) as pool:
-        # The lock, read while planning (one round trip less after it): a deploy with nothing
-        # to do clears a stale one left by a deploy killed as it ended.
-        lock_read = pool.submit(lambda: backend.store.read(LOCK_NAME)[0])
-        plan = plan_deploy(site, backend, options, tool_version, accept, hash_progress)
-        held = lock_read.result()
+    lock: dict[str, bytes | None] = {}
+
+    def read_lock() -> None:
+        lock["data"] = backend.store.read(LOCK_NAME)[0]
+
+    # The lock is read with the state (one round trip less after planning): a deploy with
+    # nothing to do clears a stale one left by a deploy killed as it ended.
+    plan = plan_deploy(site, backend, options, tool_version, accept, hash_progress, read_lock)
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
-        clear_stale(backend.store, log, backend.fence, held)
+        clear_stale(backend.store, log, backend.fence, lock["data"])
         result = Result()
     else:
         backend.check_distributions(plan.distribution_ids)

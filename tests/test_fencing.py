@@ -83,6 +83,20 @@ def test_the_fence_never_puts_s3_later_than_its_date_says():
     assert fence.now() == pytest.approx(c.wall + 106)
 
 
+def test_a_date_seen_again_later_teaches_nothing_and_is_not_parsed_again(monkeypatch):
+    c = Clocks()
+    fence = Fence(lambda: c.mono, lambda: c.wall)
+    date = http_date(c.wall + 50.2)
+    fence.observe(date)
+    assert fence.now() == pytest.approx(c.wall + 50)
+    parsed = []
+    monkeypatch.setattr("email.utils.parsedate_to_datetime",
+                        lambda d: parsed.append(d) or _dt.datetime.now(_dt.UTC))
+    c.mono += 0.5
+    fence.observe(date)  # the same second, half a second later: a smaller offset
+    assert parsed == [] and fence.now() == pytest.approx(c.wall + 50.5)
+
+
 def test_a_write_is_valid_until_the_earliest_lease_held_and_refused_once_it_is_over():
     c = Clocks()
     fence = Fence(lambda: c.mono, lambda: c.wall)

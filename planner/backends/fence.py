@@ -65,6 +65,7 @@ class Fence:
     ) -> None:
         self.monotonic, self.wall = monotonic, wall
         self._offset: float | None = None
+        self._last_date = ""  # the last Date header observed (a deploy sees each second often)
         self._deadlines: dict[str, float] = {}
         self._mutex = threading.Lock()
 
@@ -72,6 +73,9 @@ class Fence:
 
     def observe(self, date: str, arrived: float | None = None) -> None:
         """A response's ``Date`` header, received at monotonic time ``arrived`` (now)."""
+        if date == self._last_date and arrived is None:
+            return  # the same second arriving later gives a smaller offset: nothing to learn
+        self._last_date = date
         try:
             server = email.utils.parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError, IndexError):

@@ -80,10 +80,11 @@ def state_unchanged(backend: Backend, plan: Plan) -> bool:
     """The manifest and the pending record are still those ``plan`` was made against (read
     again once the deploy lock is held: another deploy may have finished meanwhile)."""
 
-    return (
-        backend.store.read(MANIFEST_NAME)[1] == plan.previous_version
-        and backend.store.read(JOURNAL_NAME)[1] == plan.journal_version
-    )
+    with ThreadPoolExecutor(2) as pool:  # two round trips at once
+        manifest = pool.submit(backend.store.read, MANIFEST_NAME)
+        journal = pool.submit(backend.store.read, JOURNAL_NAME)
+        return (manifest.result()[1] == plan.previous_version
+                and journal.result()[1] == plan.journal_version)
 
 
 @contextlib.contextmanager
@@ -107,12 +108,14 @@ def build_plan(
     tool_version: str,
     progress: Callable[[int, int, int], None] | None = None,
     suspects: frozenset[str] = frozenset(),
+    also: Callable[[], None] | None = None,
 ) -> Plan:
     """Read the target's state, scan the build, and compute the plan. Writes nothing.
     ``progress(files_hashed, bytes_hashed, files_in_all)`` follows the hashing of the build
-    (see :func:`manifests.scan.scan`); ``suspects``: see :func:`compute_plan`."""
+    (see :func:`manifests.scan.scan`); ``suspects``: see :func:`compute_plan`; ``also()``: one
+    more read sent with those of the state (a deploy's lock), its errors after theirs."""
     with paused_gc():
-        return _build_plan(site, backend, options, tool_version, progress, suspects)
+        return _build_plan(site, backend, options, tool_version, progress, suspects, also)
 
 
 def _build_plan(
@@ -122,21 +125,27 @@ def _build_plan(
     tool_version: str,
     progress: Callable[[int, int, int], None] | None = None,
     suspects: frozenset[str] = frozenset(),
+    also: Callable[[], None] | None = None,
 ) -> Plan:
     target = backend.target.uri
     state: dict[str, object] = {}
 
     def read_state() -> None:
-        # Three round trips at once (the surroundings, the manifest, the pending record);
-        # their errors come in this order, as if read one after another.
+        # The round trips at once (the surroundings, the manifest, the pending record, and
+        # ``also``), after the walk: botocore made in a thread during it would hold the GIL
+        # that each of the walk's system calls gives up and takes again. Their errors come in
+        # this order, as if read one after another.
         backend.store  # noqa: B018 - the store (and its client) made here, not in a race
-        with ThreadPoolExecutor(3) as pool:
+        with ThreadPoolExecutor(4) as pool:
             around = pool.submit(check_surroundings, backend)
             manifest = pool.submit(load_manifest, backend.store, target)
             pending = pool.submit(_read_journal, backend)
+            more = pool.submit(also) if also is not None else None
             around.result()
             state["previous"], state["version"] = manifest.result()
             state["journal"], state["journal_version"] = pending.result()
+            if more is not None:
+                more.result()
         if state["previous"] is None:
             check_state_given(backend)
             # No manifest: what the target holds is the previous deploy (a takeover).
