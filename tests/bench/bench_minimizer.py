@@ -78,6 +78,10 @@ from planner.core.cost import CostModel  # noqa: E402
 from planner.core.minimizer import WORK_BUDGET, Problem, evaluate, minimize  # noqa: E402
 from planner.core.urls import covers, key_urls  # noqa: E402
 
+# The planner runs keep their bytecode, as a tool installed by pip has it (with this
+# machine's PYTHONDONTWRITEBYTECODE each start would compile the tool's modules again).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 TARGET_S = 2.0
 TARGET_GAP = 0.005  # within 0.5 % of the exact optimum
 EXACT_BELOW = 3000  # proven exact whenever fewer URLs than this changed

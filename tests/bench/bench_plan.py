@@ -55,6 +55,10 @@ import subprocess
 import sys
 import time
 
+# The planner runs keep their bytecode, as a tool installed by pip has it (with this
+# machine's PYTHONDONTWRITEBYTECODE each start would compile the tool's modules again).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 SEED = 20_000
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 GENERATOR_VERSION = 1  # bump when the generated site changes
