@@ -72,3 +72,39 @@ def test_every_relative_link_resolves_to_a_file(doc: Path) -> None:
 def test_readme_stays_under_20_kb() -> None:
     size = len((ROOT / "README.md").read_bytes())
     assert size <= 20_000, f"README.md is {size} bytes: move detail to docs/"
+
+
+def _bench_table_module():
+    spec = importlib.util.spec_from_file_location("bench_table", ROOT / "scripts" / "bench_table.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_benchmark_table_is_made_from_the_recorded_json_lines() -> None:
+    table = _bench_table_module()
+    readme = table.README.read_text(encoding="utf-8")
+    assert table.render(readme, table.read_results()) == readme, (
+        "README.md's benchmark table is stale: run scripts/bench_table.py"
+    )
+    assert table.read_results(), "docs/bench/results.jsonl records no benchmark run"
+
+
+def test_a_benchmark_run_replaces_its_earlier_record(tmp_path, monkeypatch) -> None:
+    table = _bench_table_module()
+    monkeypatch.setattr(table, "RESULTS", tmp_path / "results.jsonl")
+    line = {"bench": "takeover", "files": 10, "bytes": 1, "repeat": 1, "anchor_median_s": 2.0,
+            "planner_median_s": 1.0, "planner_cpu_s": 1.0, "anchor_cpu_s": 1.0,
+            "ratio_median": 0.5}
+    import io
+    import json
+
+    monkeypatch.setattr("sys.stdout", io.StringIO())
+    table.add("takeover", io.StringIO("a table\n" + json.dumps(line) + "\n"))
+    table.add("takeover", io.StringIO(json.dumps(dict(line, planner_median_s=3.0)) + "\n"))
+    (record,) = table.read_results(tmp_path / "results.jsonl").values()
+    assert record["lines"][0]["planner_median_s"] == 3.0
+    assert "| 3.00 s |" in table.table({"takeover": record})
+    with pytest.raises(SystemExit):
+        table.add("takeover", io.StringIO("no json here\n"))
