@@ -15,14 +15,17 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 NOT_YET: set[str] = set()  # links to documents still to be written (none)
 
 
-def _reference_module():
-    spec = importlib.util.spec_from_file_location(
-        "command_reference", ROOT / "scripts" / "command_reference.py"
-    )
+def _script(name: str):
+    """``scripts/NAME.py``, loaded as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _reference_module():
+    return _script("command_reference")
 
 
 def test_command_reference_is_generated_from_the_current_cli() -> None:
@@ -75,11 +78,7 @@ def test_readme_stays_under_20_kb() -> None:
 
 
 def _bench_table_module():
-    spec = importlib.util.spec_from_file_location("bench_table", ROOT / "scripts" / "bench_table.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _script("bench_table")
 
 
 def test_readme_benchmark_table_is_made_from_the_recorded_json_lines() -> None:
