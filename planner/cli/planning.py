@@ -159,8 +159,11 @@ def _hashing(people: bool) -> Any:
 
 
 def _show(plan, fmt: str, verbose: bool, result=None) -> None:
-    if fmt == "json":
-        click.echo(render.to_json(plan, result))
+    if fmt == "json":  # streamed: a first deploy of a million files lists a million uploads
+        out = click.get_text_stream("stdout")
+        render.write_json(plan, out.write, result)
+        out.write("\n")
+        out.flush()
     elif result is None:
         click.echo(render.to_text(plan, fmt, verbose), nl=False)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from planner.core.minimizer import Covered
 from planner.core.pacing import is_completed
@@ -26,8 +26,13 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def plan_dict(plan: Plan) -> dict[str, Any]:
-    """The stable JSON shape (documented in docs/json.md)."""
+# Markers standing for the lists write_json streams (one JSON string each, never a key).
+STREAMED = {name: f"\u0000planner:{name}\u0000" for name in ("uploads", "deletes", "kept")}
+
+
+def plan_dict(plan: Plan, lists: bool = True) -> dict[str, Any]:
+    """The stable JSON shape (documented in docs/json.md); ``lists=False`` puts a marker
+    (STREAMED) in place of the lists of uploads, deletes and kept keys (see write_json)."""
     invalidations = [invalidation_dict(inv) for inv in plan.invalidations]
     d = plan.diff
     return {
@@ -42,9 +47,9 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
         "uploads": [
             {"key": u.key, "reason": u.reason, "size": u.size, "in_place": u.in_place}
             for u in plan.uploads
-        ],
-        "deletes": [{"key": k} for k in plan.deletes],
-        "kept": [{"key": k} for k in plan.kept],
+        ] if lists else STREAMED["uploads"],
+        "deletes": [{"key": k} for k in plan.deletes] if lists else STREAMED["deletes"],
+        "kept": [{"key": k} for k in plan.kept] if lists else STREAMED["kept"],
         "unchanged": len(d.unchanged),
         "fingerprinted_new": plan.fingerprinted_new,
         # One per group of distributions serving the target under the same URLs;
@@ -206,6 +211,45 @@ def to_json(plan: Plan, result: Result | None = None) -> str:
     if result is not None:
         doc["result"] = result_dict(result)
     return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def write_json(plan: Plan, write: Callable[[str], Any], result: Result | None = None) -> None:
+    """``to_json(plan, result)``, the same text, handed to ``write`` in pieces: the lists of
+    uploads, deletes and kept keys (a million items on a first deploy of a million files) are
+    written item by item, a few thousand at a time, never held as dicts or as one string."""
+    doc = plan_dict(plan, lists=False)
+    if result is not None:
+        doc["result"] = result_dict(result)
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    quote = json.encoder.encode_basestring  # what json.dumps writes for a str, quotes and all
+    items = {
+        "uploads": (
+            f'    {{\n      "key": {quote(u.key)},\n      "reason": {quote(u.reason)},\n'
+            f'      "size": {u.size},\n      "in_place": {"true" if u.in_place else "false"}\n'
+            "    }"
+            for u in plan.uploads
+        ),
+        "deletes": (f'    {{\n      "key": {quote(k)}\n    }}' for k in plan.deletes),
+        "kept": (f'    {{\n      "key": {quote(k)}\n    }}' for k in plan.kept),
+    }
+    for name, marker in STREAMED.items():
+        before, _, text = text.partition(quote(marker))
+        write(before)
+        first = next(items[name], None)
+        if first is None:
+            write("[]")
+            continue
+        write("[\n" + first)
+        chunk: list[str] = []
+        for item in items[name]:
+            chunk.append(item)
+            if len(chunk) == 4096:
+                write(",\n" + ",\n".join(chunk))
+                chunk.clear()
+        if chunk:
+            write(",\n" + ",\n".join(chunk))
+        write("\n  ]")
+    write(text)
 
 
 def _cut(rows: list[Any], verbose: bool) -> tuple[list[Any], str]:
