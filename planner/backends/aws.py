@@ -23,7 +23,7 @@ MAKING = threading.RLock()  # what Clients makes is made once, even if threads a
 
 def once(make: Callable[[Any], Any]) -> Any:
     """A property made on first use and kept (``functools.cached_property``, which Python
-    3.12 no longer makes under a lock): a deploy reads the lock in a thread while it plans."""
+    3.12 no longer makes under a lock): the state's reads and HeadObject pools run on threads."""
     name = make.__name__
 
     @functools.wraps(make)

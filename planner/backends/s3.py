@@ -94,7 +94,7 @@ class S3Backend:
     @property
     def store(self) -> S3Store:  # created on first use so `plan` makes no client it needs not
         if self._store is None:
-            with MAKING:  # once, though a deploy reads the lock in a thread while planning
+            with MAKING:  # once, though threads ask (the state's reads go out on a pool)
                 if self._store is None:
                     self._store = self._make_store()
         return self._store
