@@ -322,3 +322,30 @@ def test_a_deploy_sends_its_pages_on_the_lean_path_unless_botocore_must(
     lean_puts = ["authorization" not in e.headers and "content-md5" in e.headers for e in pages]
     assert all(lean_puts) if retry_mode == "standard" else not any(lean_puts)
 
+
+
+def test_a_redirect_hands_this_put_and_the_rest_to_botocore(moto, monkeypatch):
+    """The backend, not only the lean path: S3 answers the first lean PUT with a redirect
+    (the bucket in another region); botocore sends that object and every later one."""
+    from planner.backends.aws import Clients
+    from planner.backends.s3 import S3Backend
+    from planner.backends.targets import S3Target
+
+    moto.s3.create_bucket(Bucket=BUCKET)
+    with FaultProxy(moto.endpoint) as proxy:
+        for name, value in proxy.env(moto.env).items():
+            if name.startswith("AWS_") or name.lower().endswith("_proxy"):
+                monkeypatch.setenv(name, value)
+        clients = Clients()
+        for handler in clients.s3.meta.events._emitter._handlers.prefix_search("before-send.s3"):
+            clients.s3.meta.events.unregister("before-send", handler)  # moto's stubber, as above
+        backend = S3Backend(S3Target(BUCKET, ""), clients)
+        proxy.add(Rule(Error(301, "PermanentRedirect", "elsewhere"), method="PUT", times=1))
+        for key in ("a.html", "b.html"):
+            backend.put_bytes(key, key.encode(), "text/html", "max-age=60")
+        proxy.wait_idle()
+        puts = proxy.requests(method="PUT")
+    assert [("authorization" in e.headers, e.status) for e in puts] == [
+        (False, 301), (True, 200), (True, 200)]
+    for key in ("a.html", "b.html"):
+        assert moto.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == key.encode()
