@@ -532,7 +532,7 @@ def deploy_site(
     if not (plan.has_work or plan.resume is not None):
         if show:
             show(plan)
-        clear_stale(backend.store, log, backend.fence, lock["data"])
+        clear_stale(backend.store, lock["data"], log, backend.fence)
         result = Result()
     else:
         backend.check_distributions(plan.distribution_ids)

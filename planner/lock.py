@@ -342,19 +342,14 @@ class DeployLock:
             # Already failing: keep that error; the lease lets the next run take the lock.
 
 
-UNREAD = object()  # clear_stale: the lock was not read beforehand
-
-
 def clear_stale(
-    store: Store, log: Callable[[str], None] = lambda _: None, fence: Fence | None = None,
-    data: bytes | None | object = UNREAD,
+    store: Store, data: bytes | None, log: Callable[[str], None] = lambda _: None,
+    fence: Fence | None = None,
 ) -> None:
     """Remove a lock left by a deploy that is gone (lease and margin past, or a dead process
     of this machine), as taking it over and giving it back would; a live lock is left alone.
-    ``fence``: the target's (its clock judges the lease). ``data``: the lock as read earlier
-    (None: there was none), if it was: taking it over reads it again, conditionally."""
-    if data is UNREAD:
-        data, _ = store.read(LOCK_NAME)
+    ``data``: the lock as read (None: there was none; taking it over reads it again,
+    conditionally). ``fence``: the target's (its clock judges the lease)."""
     if data is None:
         return
     lock = DeployLock(store, "cleanup", log=log, fence=fence)
