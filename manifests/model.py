@@ -7,16 +7,23 @@ the same site (and the same metadata) gives the same bytes, byte for byte.
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
+import operator
 import posixpath
 import zlib
+from array import array
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Iterable, Iterator, Mapping
 
+from .columns import HASH_WIDTH, Entries, Head, entries_from
+from .entry import Entry, _new_entry
 from .errors import CorruptManifest
 
-FORMAT_VERSION = 1
+# Written: 2 (columns). Read: 1 (an object per entry) and 2.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 # Folder, relative to the target root, that holds the tool's own state (manifest, logs).
 STATE_DIR = ".planner"
@@ -25,77 +32,17 @@ STATE_DIR = ".planner"
 CONTENT_ENCODINGS = ("", "gzip", "br")
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One file of the site: its content hash and the headers it is served with.
-
-    ``hash`` and ``size`` are those of the built file, also when it is stored compressed
-    (``content_encoding`` "gzip" or "br"): a build is diffed by its own content."""
-
-    hash: str  # xxh3-128, 32 lowercase hex digits
-    size: int
-    content_type: str
-    cache_control: str
-    content_encoding: str = ""  # one of CONTENT_ENCODINGS
-
-    def __eq__(self, other: object) -> bool:
-        # What dataclass would generate (field tuples compared), without building the tuples:
-        # a diff compares every entry of a site.
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return (
-            self.hash == other.hash  # type: ignore[attr-defined]
-            and self.size == other.size  # type: ignore[attr-defined]
-            and self.content_type == other.content_type  # type: ignore[attr-defined]
-            and self.cache_control == other.cache_control  # type: ignore[attr-defined]
-            and self.content_encoding == other.content_encoding  # type: ignore[attr-defined]
-        )
-
-    def same_content(self, other: "Entry") -> bool:
-        return self.hash == other.hash and self.size == other.size
-
-    def same_headers(self, other: "Entry") -> bool:
-        return (
-            self.content_type == other.content_type
-            and self.cache_control == other.cache_control
-            and self.content_encoding == other.content_encoding
-        )
-
-
-def _new_entry(
-    hash: str,
-    size: int,
-    content_type: str,
-    cache_control: str,
-    content_encoding: str = "",
-    _new=object.__new__,
-    _set_hash=Entry.hash.__set__,  # type: ignore[attr-defined]
-    _set_size=Entry.size.__set__,  # type: ignore[attr-defined]
-    _set_type=Entry.content_type.__set__,  # type: ignore[attr-defined]
-    _set_cc=Entry.cache_control.__set__,  # type: ignore[attr-defined]
-    _set_enc=Entry.content_encoding.__set__,  # type: ignore[attr-defined]
-) -> Entry:
-    """``Entry(hash, size, content_type, cache_control, content_encoding)`` in half the time
-    (the slots are set directly instead of through the frozen ``__setattr__``), for bulk use."""
-    e = _new(Entry)
-    _set_hash(e, hash)
-    _set_size(e, size)
-    _set_type(e, content_type)
-    _set_cc(e, cache_control)
-    _set_enc(e, content_encoding)
-    return e
-
-
 @dataclass(frozen=True)
 class Manifest:
-    """A deployed (or about to be deployed) site: entries keyed by POSIX relative path."""
+    """A deployed (or about to be deployed) site: entries keyed by POSIX relative path, held
+    in columns (:class:`~manifests.columns.Entries`; any mapping given is turned into one)."""
 
     entries: Mapping[str, Entry]
     target: str = ""
     deploy_id: str = ""
     previous_deploy_id: str | None = None
     tool_version: str = ""
-    format_version: int = FORMAT_VERSION
+    format_version: int = FORMAT_VERSION  # as read (a new manifest is always written as 2)
     # key -> the object's ETag as the store returned it on write (quotes removed), for the
     # keys it is known of. Not part of an entry: a build's entries have none, and entries
     # compare (and deploy ids derive) by content and headers alone.
@@ -103,21 +50,25 @@ class Manifest:
     _sorted: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.entries, MappingProxyType):
-            object.__setattr__(self, "entries", MappingProxyType(dict(self.entries)))
+        if not isinstance(self.entries, Entries):
+            object.__setattr__(self, "entries", entries_from(self.entries))
         if not isinstance(self.etags, MappingProxyType):
             object.__setattr__(self, "etags", MappingProxyType(dict(self.etags)))
+
+    @property
+    def columns(self) -> Entries:
+        return self.entries  # type: ignore[return-value]
 
     @property
     def keys(self) -> tuple[str, ...]:
         """Entry keys in sorted order."""
         if not self._sorted and self.entries:
-            object.__setattr__(self, "_sorted", tuple(sorted(self.entries)))
+            object.__setattr__(self, "_sorted", tuple(self.columns.names))
         return self._sorted
 
     @property
     def total_size(self) -> int:
-        return sum(e.size for e in self.entries.values())
+        return self.columns.total_size()
 
     def replace(self, **changes: object) -> "Manifest":
         values = {
@@ -135,38 +86,51 @@ class Manifest:
     # --- serialisation -------------------------------------------------------------------
 
     def to_json_bytes(self) -> bytes:
-        doc = {
-            "format_version": self.format_version,
+        """Format 2: the entries as columns (keys; hashes as one text; sizes; the distinct
+        header rows and each key's row), so that a million entries load without an object
+        per entry. Header rows are numbered by first use in key order: equal manifests give
+        equal bytes."""
+        cols = self.columns
+        table, heads = _first_use_order(cols.table, cols.heads)
+        doc: dict[str, object] = {
+            "format_version": FORMAT_VERSION,
             "tool_version": self.tool_version,
             "target": self.target,
             "deploy_id": self.deploy_id,
             "previous_deploy_id": self.previous_deploy_id,
-            # [hash, size, content type, cache control], and the content encoding as a fifth
-            # element only when there is one: a site without encodings gives the bytes (and
-            # the deploy ids) it gave before encodings existed.
-            "entries": {
-                key: [e.hash, e.size, e.content_type, e.cache_control]
-                if not e.content_encoding
-                else [e.hash, e.size, e.content_type, e.cache_control, e.content_encoding]
-                for key in self.keys
-                for e in (self.entries[key],)
-            },
+            "keys": cols.names,
+            "hashes": cols.hashes,
+            "sizes": cols.sizes.tolist(),
+            "headers": [list(row) for row in table],
+            "header_of": heads.tolist(),
         }
         if self.etags:
-            # Only when known, so a manifest without them has the bytes it had before; a
-            # version of the tool that does not know them ignores them. One per entry, in the
-            # entries' order ("" where unknown): the keys are not written twice.
+            # Only when known; one per key, in the keys' order ("" where unknown).
             get = self.etags.get
-            doc["etags"] = [get(key, "") for key in self.keys]
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=False).encode()
+            doc["etags"] = [get(key, "") for key in cols.names]
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def content_digest_chunks(self) -> Iterator[bytes]:
+        """The bytes that identify the site itself (entries only, no ids), in pieces: the
+        JSON list of ``[key, hash, size, content type, cache control(, encoding)]`` rows,
+        as format 1 wrote its entries (so deploy ids did not change with format 2)."""
+        dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+        yield b"["
+        first = True
+        batch: list[str] = []
+        for key, e in self.columns.rows():
+            batch.append(dumps([key, *_entry_list(e)]))
+            if len(batch) == 4096:
+                yield ((",".join(batch)) if first else ("," + ",".join(batch))).encode()
+                first = False
+                batch = []
+        if batch:
+            yield ((",".join(batch)) if first else ("," + ",".join(batch))).encode()
+        yield b"]"
 
     def content_digest_input(self) -> bytes:
         """The bytes that identify the site itself (entries only, no ids)."""
-        return json.dumps(
-            [[k, *_entry_list(self.entries[k])] for k in self.keys],
-            ensure_ascii=False,
-            separators=(",", ":"),
-        ).encode()
+        return b"".join(self.content_digest_chunks())
 
     def dumps(self) -> bytes:
         """Gzipped JSON; mtime 0 and no file name, so equal manifests give equal bytes."""
@@ -182,48 +146,48 @@ class Manifest:
             doc = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise CorruptManifest(f"manifest is not valid JSON ({exc})") from None
+        del raw
         if not isinstance(doc, dict):
             raise CorruptManifest("manifest is not a JSON object")
         version = doc.get("format_version")
-        if type(version) is not int or version != FORMAT_VERSION:
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise CorruptManifest(
-                f"manifest format version {version!r} is not supported (expected {FORMAT_VERSION})"
+                f"manifest format version {version!r} is not supported (expected "
+                f"{' or '.join(map(str, READABLE_VERSIONS))})"
             )
         try:
-            raw_entries = doc["entries"]
-            entries = _fast_entries(raw_entries)
-            if entries is None:  # something is off: the careful loop finds the first fault
-                entries = {}
-                for key, value in raw_entries.items():
-                    check_key(key)
-                    if type(value) is not list or len(value) not in (4, 5):
-                        raise CorruptManifest(f"manifest entry {key!r} is malformed")
-                    h, size, ctype, cc = value[:4]
-                    enc = value[4] if len(value) == 5 else ""
-                    if not (
-                        type(h) is str and type(size) is int and size >= 0
-                        and type(ctype) is str and type(cc) is str
-                    ):
-                        raise CorruptManifest(f"manifest entry {key!r} is malformed")
-                    if type(enc) is not str or enc not in CONTENT_ENCODINGS:
-                        raise CorruptManifest(
-                            f"manifest entry {key!r} has an unknown content encoding {enc!r}"
-                        )
-                    entries[key] = Entry(h, size, ctype, cc, enc)
+            entries = _v1_entries(doc["entries"]) if version == 1 else _v2_entries(doc)
             return cls(
-                # Read-only already: this dict is ours alone, no need for the defensive copy.
-                entries=MappingProxyType(entries),
+                entries=entries,
                 target=_text(doc, "target"),
                 deploy_id=_text(doc, "deploy_id"),
                 previous_deploy_id=_text(doc, "previous_deploy_id", optional=True),
                 tool_version=_text(doc, "tool_version"),
                 format_version=version,
-                etags=_etags(doc.get("etags"), raw_entries),
+                etags=_etags(doc.get("etags"), entries.names),
             )
         except CorruptManifest:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CorruptManifest(f"manifest is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _first_use_order(table: tuple[Head, ...], heads: array) -> tuple[tuple[Head, ...], array]:
+    """``table`` numbered by first use in ``heads`` (rows no key uses dropped), and ``heads``
+    renumbered so: the same entries give the same columns, however they were built."""
+    firsts = []
+    for n in range(len(table)):
+        try:
+            firsts.append((heads.index(n), n))
+        except ValueError:
+            pass
+    order = [n for _, n in sorted(firsts)]
+    if order == list(range(len(table))):
+        return table, heads
+    renumber = [0] * len(table)
+    for new, old in enumerate(order):
+        renumber[old] = new
+    return tuple(table[n] for n in order), array("I", map(renumber.__getitem__, heads))
 
 
 def _text(doc: dict, name: str, optional: bool = False) -> str:
@@ -235,24 +199,101 @@ def _text(doc: dict, name: str, optional: bool = False) -> str:
     return value
 
 
-def _etags(raw: object, entries: dict) -> MappingProxyType:
+def _etags(raw: object, names: list[str]) -> MappingProxyType:
     """The optional ``etags``: a list of text, one per entry in the entries' order, ""
     where none is known."""
     if raw is None:
         return MappingProxyType({})
     if (
         type(raw) is not list
-        or len(raw) != len(entries)
+        or len(raw) != len(names)
         or not all(type(e) is str for e in raw)
     ):
         raise CorruptManifest("manifest field 'etags' is not a list of text, one per entry")
-    return MappingProxyType({k: e for k, e in zip(entries, raw) if e})
+    return MappingProxyType({k: e for k, e in zip(names, raw) if e})
 
 
 def _entry_list(e: Entry) -> list[object]:
     if e.content_encoding:
         return [e.hash, e.size, e.content_type, e.cache_control, e.content_encoding]
     return [e.hash, e.size, e.content_type, e.cache_control]
+
+
+def _strictly_increasing(names: list[str]) -> bool:
+    return all(map(operator.lt, names, itertools.islice(names, 1, None)))
+
+
+def _v2_entries(doc: dict) -> Entries:
+    """The columns of a format 2 manifest, checked column by column."""
+    names, hashes, sizes = doc["keys"], doc["hashes"], doc["sizes"]
+    table_raw, heads_raw = doc["headers"], doc["header_of"]
+    n = len(names) if type(names) is list else -1
+    if n < 0 or not all(type(k) is str for k in names):
+        raise CorruptManifest("manifest field 'keys' is not a list of text")
+    if not _keys_ok(names):
+        for key in names:
+            check_key(key)  # names the first bad key
+    if not _strictly_increasing(names):
+        raise CorruptManifest("manifest keys are not sorted, or repeat")
+    if type(hashes) is str:
+        if len(hashes) != HASH_WIDTH * n:
+            raise CorruptManifest(f"manifest field 'hashes' is not {n} hashes of {HASH_WIDTH}")
+    elif type(hashes) is not list or len(hashes) != n or not all(type(h) is str for h in hashes):
+        raise CorruptManifest("manifest field 'hashes' is not one hash per key")
+    if type(sizes) is not list or len(sizes) != n or not all(type(s) is int for s in sizes):
+        raise CorruptManifest("manifest field 'sizes' is not one whole number per key")
+    try:
+        size_col = array("q", sizes)
+    except OverflowError:
+        raise CorruptManifest("manifest field 'sizes' has a size too large") from None
+    if n and min(size_col) < 0:
+        raise CorruptManifest("manifest field 'sizes' has a negative size")
+    if type(table_raw) is not list or not all(
+        type(r) is list and len(r) == 3 and all(type(x) is str for x in r) for r in table_raw
+    ):
+        raise CorruptManifest("manifest field 'headers' is not a list of [type, cache, encoding]")
+    for row in table_raw:
+        if row[2] not in CONTENT_ENCODINGS:
+            raise CorruptManifest(f"manifest has an unknown content encoding {row[2]!r}")
+    if (
+        type(heads_raw) is not list or len(heads_raw) != n
+        or not all(type(h) is int for h in heads_raw)
+    ):
+        raise CorruptManifest("manifest field 'header_of' is not one number per key")
+    try:
+        heads = array("I", heads_raw)
+    except OverflowError:
+        raise CorruptManifest("manifest field 'header_of' has a negative or too large number") from None
+    if n and max(heads) >= len(table_raw):
+        raise CorruptManifest("manifest field 'header_of' points past 'headers'")
+    return Entries(names, hashes, size_col, heads, tuple(tuple(r) for r in table_raw))
+
+
+def _v1_entries(raw_entries: object) -> Entries:
+    """The entries of a format 1 manifest (an object of key -> [hash, size, type, cache(,
+    encoding)]), checked, in columns."""
+    if not isinstance(raw_entries, dict):
+        raise CorruptManifest("manifest field 'entries' is malformed")
+    rows = _fast_entries(raw_entries)
+    if rows is None:  # something is off: the careful loop finds the first fault
+        rows = {}
+        for key, value in raw_entries.items():
+            check_key(key)
+            if type(value) is not list or len(value) not in (4, 5):
+                raise CorruptManifest(f"manifest entry {key!r} is malformed")
+            h, size, ctype, cc = value[:4]
+            enc = value[4] if len(value) == 5 else ""
+            if not (
+                type(h) is str and type(size) is int and size >= 0
+                and type(ctype) is str and type(cc) is str
+            ):
+                raise CorruptManifest(f"manifest entry {key!r} is malformed")
+            if type(enc) is not str or enc not in CONTENT_ENCODINGS:
+                raise CorruptManifest(
+                    f"manifest entry {key!r} has an unknown content encoding {enc!r}"
+                )
+            rows[key] = Entry(h, size, ctype, cc, enc)
+    return entries_from(rows)
 
 
 # What makes ``check_key`` refuse a key, as text to look for in all keys at once, each key
@@ -267,21 +308,27 @@ _BAD_DOT_KEY_TEXT = (  # only looked for when some part starts with a dot
 )
 
 
-def _fast_entries(raw: dict) -> dict[str, Entry] | None:
-    """The entries of a well-formed manifest, checked in bulk; None if anything is unusual
-    (the caller then runs the entry-by-entry checks, which name the first fault). An entry
-    with a content encoding (a fifth element) is unusual too: the careful loop reads it."""
-    if not isinstance(raw, dict) or not all(type(k) is str for k in raw):
-        return None
-    keys = "\x00" + "\x00".join(raw) + "\x00"
-    if keys.count("\x00") != len(raw) + 1 or any(bad in keys for bad in _BAD_KEY_TEXT):
-        return None
+def _keys_ok(names: Iterable[str]) -> bool:
+    """Whether every key (text, each) passes :func:`check_key`, checked in bulk; False: some
+    key may not (the caller checks them one by one, to name it)."""
+    keys = "\x00" + "\x00".join(names) + "\x00"
+    if keys.count("\x00") != len(names) + 1 or any(bad in keys for bad in _BAD_KEY_TEXT):
+        return False
     if not keys.isascii():
         try:
             keys.encode("utf-8")
         except UnicodeEncodeError:  # a lone surrogate (a \udXXX escape in the JSON)
-            return None
-    if ("\x00." in keys or "/." in keys) and any(bad in keys for bad in _BAD_DOT_KEY_TEXT):
+            return False
+    return not (
+        ("\x00." in keys or "/." in keys) and any(bad in keys for bad in _BAD_DOT_KEY_TEXT)
+    )
+
+
+def _fast_entries(raw: dict) -> dict[str, Entry] | None:
+    """The entries of a well-formed manifest, checked in bulk; None if anything is unusual
+    (the caller then runs the entry-by-entry checks, which name the first fault). An entry
+    with a content encoding (a fifth element) is unusual too: the careful loop reads it."""
+    if not isinstance(raw, dict) or not all(type(k) is str for k in raw) or not _keys_ok(raw):
         return None
     entries: dict[str, Entry] = {}
     new = _new_entry

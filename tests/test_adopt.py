@@ -239,8 +239,9 @@ def test_manifest_etags_are_one_per_entry_in_order_and_bad_ones_refused():
 
     m = Manifest({"b.html": entry(b"b"), "a.html": entry(b"a")}).replace(etags={"b.html": "bb"})
     doc = json.loads(m.to_json_bytes())
-    assert list(doc["entries"]) == ["a.html", "b.html"] and doc["etags"] == ["", "bb"]
-    for bad in ({"a.html": "x"}, ["x"], ["x", 5], "xx"):
+    assert doc["keys"] == ["a.html", "b.html"] and doc["etags"] == ["", "bb"]
+    assert Manifest.loads(gzip.compress(json.dumps(doc).encode())).etags == {"b.html": "bb"}
+    for bad in ({"a.html": "x"}, ["x"], ["x", "y", "z"], ["x", 5], "xx"):
         doc["etags"] = bad
         with pytest.raises(CorruptManifest, match="'etags' is not a list of text, one per entry"):
             Manifest.loads(gzip.compress(json.dumps(doc).encode()))

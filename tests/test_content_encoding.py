@@ -69,9 +69,11 @@ def _gz_json(doc: Any) -> bytes:
     return gzip.compress(json.dumps(doc).encode())
 
 
-def _doc(entries: dict[str, Any]) -> dict[str, Any]:
+def _v1_doc(entries: dict[str, Any]) -> dict[str, Any]:
+    """A manifest of format 1, where an entry is [hash, size, type, cache(, encoding)]: no
+    longer written, still read (manifests written before format 2 exist)."""
     return {
-        "format_version": FORMAT_VERSION,
+        "format_version": 1,
         "tool_version": "0.1.0",
         "target": "t",
         "deploy_id": "d",
@@ -112,14 +114,28 @@ def test_an_encoding_change_is_a_header_change():
     assert d.modified == ("a.css",) and d.header_only == {"a.css"} and d.unchanged == ("b.css",)
 
 
-def test_round_trip_with_encodings_writes_a_fifth_element_only_when_set():
+def _rows(m: Manifest) -> list[list[Any]]:
+    """The deploy-id input of ``m``, parsed: one [key, hash, size, type, cache(, enc)] row per key."""
+    return json.loads(m.content_digest_input())
+
+
+def test_round_trip_with_encodings_writes_them_in_the_header_rows():
     m = Manifest(_encoded(), target="t", deploy_id="d", tool_version="0.1.0")
     doc = json.loads(gzip.decompress(m.dumps()))
-    assert doc["entries"] == {
-        "css/site.css": [H2, 3400, CSS, "no-cache", "gzip"],
-        "index.html": [H1, 120, HTML, "max-age=60"],
-        "js/app.js": [H1, 77, JS, "no-cache", "br"],
-    }
+    assert doc["keys"] == ["css/site.css", "index.html", "js/app.js"]
+    assert doc["hashes"] == H2 + H1 + H1 and doc["sizes"] == [3400, 120, 77]
+    assert doc["headers"] == [
+        [CSS, "no-cache", "gzip"],
+        [HTML, "max-age=60", ""],
+        [JS, "no-cache", "br"],
+    ]
+    assert doc["header_of"] == [0, 1, 2]
+    # The deploy id's input keeps format 1's rows: a fifth element only when set.
+    assert _rows(m) == [
+        ["css/site.css", H2, 3400, CSS, "no-cache", "gzip"],
+        ["index.html", H1, 120, HTML, "max-age=60"],
+        ["js/app.js", H1, 77, JS, "no-cache", "br"],
+    ]
     back = Manifest.loads(m.dumps())
     assert back == m and back.dumps() == m.dumps()
     assert {k: e.content_encoding for k, e in back.entries.items()} == {
@@ -127,22 +143,33 @@ def test_round_trip_with_encodings_writes_a_fifth_element_only_when_set():
     }
 
 
-def test_a_site_without_encodings_serialises_as_before():
-    # The bytes and the deploy id of a site without encodings are those the tool made before
-    # encodings existed (this id was computed by the previous version).
+def test_a_site_without_encodings_keeps_its_deploy_id_input_and_its_old_manifest_reads():
+    # The deploy id of a site without encodings is the one the tool made before encodings
+    # (and before format 2) existed: its input is byte for byte format 1's entry rows (this
+    # id was computed by that version).
     m = Manifest(_plain(), target="file:///srv/site", deploy_id="abc", tool_version="0.1.0")
-    assert m.to_json_bytes() == (
+    assert m.content_digest_input() == (
+        b'[["css/site.css","fedcba9876543210fedcba9876543210",3400,"text/css; charset=utf-8",'
+        b'"no-cache"],["index.html","0123456789abcdef0123456789abcdef",120,'
+        b'"text/html; charset=utf-8","max-age=60"]]'
+    )
+    assert deploy_id_for("prev", "file:///srv/site", m) == "a8e19bb3502ab97606a4"
+    # The manifest that version wrote (format 1, these bytes) reads as the same manifest...
+    v1 = (
         b'{"format_version":1,"tool_version":"0.1.0","target":"file:///srv/site",'
         b'"deploy_id":"abc","previous_deploy_id":null,"entries":{"css/site.css":'
         b'["fedcba9876543210fedcba9876543210",3400,"text/css; charset=utf-8","no-cache"],'
         b'"index.html":["0123456789abcdef0123456789abcdef",120,"text/html; charset=utf-8",'
         b'"max-age=60"]}}'
     )
-    assert m.content_digest_input() == json.dumps(
-        [["css/site.css", H2, 3400, CSS, "no-cache"], ["index.html", H1, 120, HTML, "max-age=60"]],
-        separators=(",", ":"),
-    ).encode()
-    assert deploy_id_for("prev", "file:///srv/site", m) == "a8e19bb3502ab97606a4"
+    old = Manifest.loads(gzip.compress(v1))
+    assert old.format_version == 1
+    assert old.replace(format_version=FORMAT_VERSION) == m
+    assert old.entries == _plain() and old.content_digest_input() == m.content_digest_input()
+    assert deploy_id_for("prev", "file:///srv/site", old) == "a8e19bb3502ab97606a4"
+    # ...and is written again as format 2, as a new one is.
+    assert old.dumps() == m.dumps()
+    assert json.loads(old.to_json_bytes())["format_version"] == FORMAT_VERSION == 2
 
 
 def test_an_encoding_changes_the_deploy_id():
@@ -159,7 +186,7 @@ def test_old_four_element_manifests_load_unchanged_through_the_fast_path():
     raw = {"index.html": [H1, 10, HTML, "max-age=60"], "a.css": [H2, 3, CSS, "x"]}
     fast = _fast_entries(raw)
     assert fast == {"index.html": Entry(H1, 10, HTML, "max-age=60"), "a.css": Entry(H2, 3, CSS, "x")}
-    m = Manifest.loads(_gz_json(_doc(raw)))
+    m = Manifest.loads(_gz_json(_v1_doc(raw)))
     assert dict(m.entries) == fast
     assert all(e.content_encoding == "" for e in m.entries.values())
 
@@ -167,15 +194,16 @@ def test_old_four_element_manifests_load_unchanged_through_the_fast_path():
 def test_five_element_entries_fall_back_to_the_careful_loop():
     raw = {"index.html": [H1, 10, HTML, "cc"], "a.css": [H2, 3, CSS, "x", "br"]}
     assert _fast_entries(raw) is None
-    m = Manifest.loads(_gz_json(_doc(raw)))
+    m = Manifest.loads(_gz_json(_v1_doc(raw)))
     assert m.entries["a.css"] == Entry(H2, 3, CSS, "x", "br")
     assert m.entries["index.html"] == Entry(H1, 10, HTML, "cc")
 
 
 def test_an_empty_fifth_element_means_no_encoding():
-    m = Manifest.loads(_gz_json(_doc({"a.css": [H2, 3, CSS, "x", ""]})))
+    m = Manifest.loads(_gz_json(_v1_doc({"a.css": [H2, 3, CSS, "x", ""]})))
     assert m.entries["a.css"] == Entry(H2, 3, CSS, "x")
-    assert json.loads(gzip.decompress(m.dumps()))["entries"]["a.css"] == [H2, 3, CSS, "x"]
+    assert json.loads(gzip.decompress(m.dumps()))["headers"] == [[CSS, "x", ""]]
+    assert _rows(m) == [["a.css", H2, 3, CSS, "x"]]  # no fifth element in the deploy id's input
 
 
 @pytest.mark.parametrize(
@@ -198,7 +226,7 @@ def test_an_empty_fifth_element_means_no_encoding():
 )
 def test_bad_entries_and_encodings_are_refused(value, message):
     with pytest.raises(CorruptManifest, match=message):
-        Manifest.loads(_gz_json(_doc({"index.html": [H1, 1, HTML, "cc"], "a.css": value})))
+        Manifest.loads(_gz_json(_v1_doc({"index.html": [H1, 1, HTML, "cc"], "a.css": value})))
 
 
 _hash = st.text("0123456789abcdef", min_size=32, max_size=32)
@@ -216,8 +244,20 @@ def test_any_manifest_with_encodings_round_trips_byte_for_byte(entries):
     back = Manifest.loads(m.dumps())
     assert back == m and back.dumps() == m.dumps()
     doc = json.loads(m.to_json_bytes())
-    for key, e in entries.items():
-        assert len(doc["entries"][key]) == (5 if e.content_encoding else 4)
+    assert doc["keys"] == sorted(entries)
+    for i, key in enumerate(doc["keys"]):
+        e = entries[key]
+        assert doc["headers"][doc["header_of"][i]] == [
+            e.content_type, e.cache_control, e.content_encoding
+        ]
+    # distinct header rows, numbered by first use in key order
+    assert len({tuple(r) for r in doc["headers"]}) == len(doc["headers"])
+    assert list(dict.fromkeys(doc["header_of"])) == list(range(len(doc["headers"])))
+    # the deploy id's input: a fifth element only when set
+    for key, *row in _rows(m):
+        e = entries[key]
+        assert len(row) == (5 if e.content_encoding else 4)
+        assert row[4:] == ([e.content_encoding] if e.content_encoding else [])
 
 
 # --- headers_for and compress ----------------------------------------------------------------

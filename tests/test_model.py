@@ -41,9 +41,11 @@ def _gz_json(doc: Any) -> bytes:
     return gzip.compress(json.dumps(doc).encode())
 
 
-def _doc(**changes: Any) -> dict[str, Any]:
+def _v1_doc(**changes: Any) -> dict[str, Any]:
+    """A manifest of format 1 (an object of key -> [hash, size, type, cache]): no longer
+    written, still read, with all its checks (manifests written before format 2 exist)."""
     doc: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
+        "format_version": 1,
         "tool_version": "0.1.0",
         "target": "t",
         "deploy_id": "d",
@@ -103,9 +105,61 @@ def test_dumps_has_no_timestamp_or_file_name_in_the_gzip_header() -> None:
 
 
 def test_serialised_entries_are_sorted_by_key() -> None:
+    # Format 2: columns, one row per key in sorted key order; the header rows are numbered
+    # by first use in that order.
     doc = json.loads(gzip.decompress(_manifest().dumps()))
-    assert list(doc["entries"]) == sorted(_entries())
-    assert doc["entries"]["index.html"] == [H1, 120, "text/html; charset=utf-8", "max-age=60"]
+    assert doc["format_version"] == 2
+    keys = sorted(_entries())
+    assert doc["keys"] == keys
+    assert doc["hashes"] == "".join(_entries()[k].hash for k in keys)
+    assert doc["sizes"] == [_entries()[k].size for k in keys]
+    assert doc["headers"] == [
+        ["text/plain", "", ""],  # "a b/100%.txt"
+        ["text/css", "max-age=31536000, immutable", ""],  # "css/site.css"
+        ["image/png", "no-cache", ""],  # "img/café #1.png"
+        ["text/html; charset=utf-8", "max-age=60", ""],  # "index.html"
+    ]
+    assert doc["header_of"] == [0, 1, 2, 3]
+    assert "entries" not in doc and "etags" not in doc
+    i = keys.index("index.html")
+    assert (doc["hashes"][32 * i : 32 * i + 32], doc["sizes"][i]) == (H1, 120)
+    assert doc["headers"][doc["header_of"][i]] == ["text/html; charset=utf-8", "max-age=60", ""]
+
+
+def test_shared_header_rows_are_written_once_numbered_by_first_use() -> None:
+    entries = {
+        "z.html": Entry(H1, 1, "text/html", "a"),
+        "b.css": Entry(H2, 2, "text/css", "b", "gzip"),
+        "a.html": Entry(H2, 3, "text/html", "a"),
+        "c.html": Entry(H1, 4, "text/html", "a"),
+    }
+    doc = json.loads(_manifest(entries).to_json_bytes())
+    assert doc["keys"] == ["a.html", "b.css", "c.html", "z.html"]
+    assert doc["headers"] == [["text/html", "a", ""], ["text/css", "b", "gzip"]]
+    assert doc["header_of"] == [0, 1, 0, 0]
+
+
+def test_equal_entries_in_columns_built_differently_give_the_same_bytes() -> None:
+    """Two Entries of the same rows whose header tables are in other orders (one with a row
+    no key uses) are equal, and their manifests are byte-identical."""
+    from array import array
+
+    from manifests.columns import Entries
+
+    names = ["a.html", "b.css", "c.html"]
+    html, css, unused = ("text/html", "x", ""), ("text/css", "y", "br"), ("image/png", "z", "")
+    one = Entries(names, H1 + H2 + H1, array("q", [1, 2, 3]), array("I", [0, 1, 0]), (html, css))
+    two = Entries(
+        list(names), H1 + H2 + H1, array("q", [1, 2, 3]), array("I", [2, 0, 2]), (css, unused, html)
+    )
+    assert one == two and dict(one) == dict(two)
+    assert _manifest(one) == _manifest(two)
+    data = _manifest(one).dumps()
+    assert _manifest(two).dumps() == data
+    assert _manifest(dict(two)).dumps() == data  # and the same as from a dict of Entry
+    doc = json.loads(gzip.decompress(data))
+    assert doc["headers"] == [list(html), list(css)] and doc["header_of"] == [0, 1, 0]
+    assert Manifest.loads(data) == _manifest(one)
 
 
 def test_non_ascii_keys_are_stored_as_utf8_not_escapes() -> None:
@@ -153,11 +207,11 @@ def test_content_digest_input_ignores_ids_but_not_entries() -> None:
     ("data", "message"),
     [
         # Not gzip at all (e.g. someone stored plain JSON).
-        (json.dumps(_doc()).encode(), "not valid gzip"),
+        (json.dumps(_v1_doc()).encode(), "not valid gzip"),
         # Empty object body (gzip.decompress(b"") is b"", so it fails as JSON).
         (b"", "manifest is not valid"),
         # A gzip stream cut short (interrupted upload).
-        (_gz_json(_doc())[:-6], "not valid gzip"),
+        (_gz_json(_v1_doc())[:-6], "not valid gzip"),
         # Gzip of text that is not JSON.
         (gzip.compress(b"<html>not json</html>"), "not valid JSON"),
         # Gzip of bytes that are not UTF-8.
@@ -167,28 +221,33 @@ def test_content_digest_input_ignores_ids_but_not_entries() -> None:
         # JSON null.
         (_gz_json(None), "not a JSON object"),
         # A newer tool's manifest.
-        (_gz_json(_doc(format_version=2)), r"format version 2 is not supported \(expected 1\)"),
+        (
+            _gz_json(_v1_doc(format_version=99)),
+            r"format version 99 is not supported \(expected 1 or 2\)",
+        ),
+        # An older (or made-up) version below those read.
+        (_gz_json(_v1_doc(format_version=0)), r"format version 0 is not supported"),
         # No version at all.
         (
-            _gz_json({k: v for k, v in _doc().items() if k != "format_version"}),
+            _gz_json({k: v for k, v in _v1_doc().items() if k != "format_version"}),
             "format version None",
         ),
         # Version as a string.
-        (_gz_json(_doc(format_version="1")), "format version '1'"),
+        (_gz_json(_v1_doc(format_version="1")), "format version '1'"),
         # No entries.
-        (_gz_json({k: v for k, v in _doc().items() if k != "entries"}), "malformed.*entries"),
+        (_gz_json({k: v for k, v in _v1_doc().items() if k != "entries"}), "malformed.*entries"),
         # Entries as a list instead of an object.
-        (_gz_json(_doc(entries=[["index.html", H1, 1, "a", "b"]])), "malformed"),
+        (_gz_json(_v1_doc(entries=[["index.html", H1, 1, "a", "b"]])), "malformed"),
         # An entry with three fields instead of four.
-        (_gz_json(_doc(entries={"a.html": [H1, 1, "text/html"]})), "malformed"),
+        (_gz_json(_v1_doc(entries={"a.html": [H1, 1, "text/html"]})), "malformed"),
         # An entry that is a number.
-        (_gz_json(_doc(entries={"a.html": 5})), "malformed"),
+        (_gz_json(_v1_doc(entries={"a.html": 5})), "malformed"),
         # A size that is text.
-        (_gz_json(_doc(entries={"a.html": [H1, "10", "t", "c"]})), "entry 'a.html' is malformed"),
+        (_gz_json(_v1_doc(entries={"a.html": [H1, "10", "t", "c"]})), "entry 'a.html' is malformed"),
         # A negative size.
-        (_gz_json(_doc(entries={"a.html": [H1, -1, "t", "c"]})), "entry 'a.html' is malformed"),
+        (_gz_json(_v1_doc(entries={"a.html": [H1, -1, "t", "c"]})), "entry 'a.html' is malformed"),
         # A hash that is not text.
-        (_gz_json(_doc(entries={"a.html": [123, 1, "t", "c"]})), "entry 'a.html' is malformed"),
+        (_gz_json(_v1_doc(entries={"a.html": [123, 1, "t", "c"]})), "entry 'a.html' is malformed"),
     ],
     ids=[
         "plain-json",
@@ -199,6 +258,7 @@ def test_content_digest_input_ignores_ids_but_not_entries() -> None:
         "json-list",
         "json-null",
         "future-version",
+        "version-zero",
         "missing-version",
         "string-version",
         "missing-entries",
@@ -243,7 +303,7 @@ def test_loads_refuses_gzip_with_a_corrupt_body() -> None:
     ],
 )
 def test_loads_refuses_unsafe_keys(key: str, message: str) -> None:
-    data = _gz_json(_doc(entries={key: [H1, 1, "t", "c"]}))
+    data = _gz_json(_v1_doc(entries={key: [H1, 1, "t", "c"]}))
     with pytest.raises(CorruptManifest, match=message) as info:
         Manifest.loads(data)
     assert repr(key) in str(info.value)  # the message names the key
@@ -269,19 +329,19 @@ def test_loads_refuses_unsafe_keys(key: str, message: str) -> None:
 )
 def test_check_key_accepts_keys_that_stay_inside_the_target(key: str) -> None:
     check_key(key)
-    data = _gz_json(_doc(entries={key: [H1, 1, "t", "c"]}))
+    data = _gz_json(_v1_doc(entries={key: [H1, 1, "t", "c"]}))
     assert list(Manifest.loads(data).entries) == [key]
 
 
 def test_unknown_extra_fields_are_ignored() -> None:
-    m = Manifest.loads(_gz_json(_doc(comment="written by hand")))
+    m = Manifest.loads(_gz_json(_v1_doc(comment="written by hand")))
     assert m.keys == ("index.html",)
 
 
-@pytest.mark.parametrize("version", [True, 1.0])
-def test_loads_refuses_a_format_version_that_is_not_the_integer_1(version: Any) -> None:
+@pytest.mark.parametrize("version", [True, 1.0, 2.0])
+def test_loads_refuses_a_format_version_that_is_not_an_integer(version: Any) -> None:
     with pytest.raises(CorruptManifest, match="format version"):
-        Manifest.loads(_gz_json(_doc(format_version=version)))
+        Manifest.loads(_gz_json(_v1_doc(format_version=version)))
 
 
 @pytest.mark.parametrize(
@@ -295,7 +355,7 @@ def test_loads_refuses_a_format_version_that_is_not_the_integer_1(version: Any) 
 )
 def test_loads_refuses_entries_with_wrongly_typed_fields(value: list[Any]) -> None:
     with pytest.raises(CorruptManifest, match="malformed"):
-        Manifest.loads(_gz_json(_doc(entries={"a.html": value})))
+        Manifest.loads(_gz_json(_v1_doc(entries={"a.html": value})))
 
 
 # --- property: round trip --------------------------------------------------------------------
@@ -345,7 +405,7 @@ def test_any_valid_manifest_round_trips_byte_for_byte(
 )
 def test_loads_refuses_metadata_that_is_not_text(field: str, value: Any) -> None:
     with pytest.raises(CorruptManifest):
-        Manifest.loads(_gz_json(_doc(**{field: value})))
+        Manifest.loads(_gz_json(_v1_doc(**{field: value})))
 
 
 # --- property: loads accepts a key exactly when check_key does -------------------------------
@@ -371,7 +431,7 @@ def _key_ok(key: str) -> bool:
 @settings(max_examples=500)
 @given(keys=st.lists(_tricky_key, min_size=1, max_size=4, unique=True))
 def test_loads_accepts_a_set_of_keys_exactly_when_each_key_is_valid(keys: list[str]) -> None:
-    data = _gz_json(_doc(entries={k: [H1, 1, "t", "c"] for k in keys}))
+    data = _gz_json(_v1_doc(entries={k: [H1, 1, "t", "c"] for k in keys}))
     if all(_key_ok(k) for k in keys):
         assert sorted(Manifest.loads(data).entries) == sorted(keys)
     else:
