@@ -144,7 +144,8 @@ class Tally:
     hashing thread must not die of it)."""
 
     __slots__ = (
-        "report", "files", "bytes", "total", "error", "_step", "_next", "_told", "_last", "_lock"
+        "report", "files", "bytes", "total", "error", "_step", "_next", "_told", "_last",
+        "_lock", "_walking",
     )
 
     def __init__(self, report: Progress) -> None:
@@ -155,9 +156,18 @@ class Tally:
         self._told = -1  # files at the last report
         self._last = 0.0
         self._lock = threading.Lock()
+        self._walking = False
+
+    def walking(self) -> None:
+        """The walk goes on while files are hashed (a large build walked in parts): until
+        :meth:`start`, report every REPORT_SECONDS with 0 files in all (not known yet)."""
+        with self._lock:
+            self._walking = True
+            self._last = time.monotonic()
 
     def start(self, total: int) -> None:
         with self._lock:
+            self._walking = False
             self.total = total
             self._step = max(1, total // 100)
             if total:
@@ -170,6 +180,8 @@ class Tally:
             if self.total and (
                 self.files >= self._next or time.monotonic() - self._last >= REPORT_SECONDS
             ):
+                self._tell()
+            elif self._walking and time.monotonic() - self._last >= REPORT_SECONDS:
                 self._tell()
 
     def finish(self) -> None:

@@ -20,17 +20,19 @@ from typing import Callable, Iterable, Sequence
 from .errors import ScanError, show
 from .hashing import (  # CHUNK and hash_file: also this module's, for its callers
     BATCH,
-    CHUNK,
+    CHUNK,  # noqa: F401
     Progress,
     Tally,
     batches,
     default_workers,
     first_error,
     hash_batches,
-    hash_file,
+    hash_file,  # noqa: F401
     hash_in_threads,
 )
-from .model import STATE_DIR, Entry, _new_entry
+from . import parts
+from .columns import Entries, build
+from .model import STATE_DIR
 from .pool import Helpers, can_fork
 
 # Names skipped at any depth unless the caller passes its own list.
@@ -101,30 +103,56 @@ def _walk(
     """Append the key and the path of every file below ``root`` to ``keys`` and ``paths``,
     in walk order (not sorted); ``progress()`` is called after each folder. Raises ScanError.
 
-    This one walk serves every scan (the hashing helpers only hash the paths it found), so
-    its refusals hold for every way of scanning."""
-    try:
-        st = os.stat(root)
-    except FileNotFoundError:
-        raise ScanError(f"build folder {root} does not exist") from None
-    except OSError as exc:
-        raise ScanError(f"build folder {root} cannot be read: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise ScanError(f"build folder {root} is not a folder")
-    real_root = os.path.realpath(root)
-    literal, name_match, path_match = _compile(list(excludes))
-    add_key = keys.append
-    add_path = paths.append
-    # Bytes left for the key once the target's prefix is put before it.
-    room = MAX_KEY_BYTES - len(key_prefix.encode("utf-8"))
-    scandir = os.scandir
-    # A folder whose identity (device, inode) repeats one on its descent path is a loop. Only
-    # a symlink or a mount can make one: with no mount below the root, plain folders need no
-    # stat call, and the identities of a path's folders are looked up when a symlink needs them.
-    stat_folders = _mounts_below(real_root)
-    idents: dict[str, tuple[int, int]] = {root: (st.st_dev, st.st_ino)}
+    This one walk (:class:`_Walker`) serves every scan (the hashing helpers only hash the
+    paths it found, and the parallel walk's parts list folders with it), so its refusals hold
+    for every way of scanning."""
+    walker = _Walker(root, excludes, key_prefix)
+    stack = walker.start()
+    add_key, add_path = keys.append, paths.append
+    while stack:
+        walker.folder(*stack.pop(), add_key, add_path, stack)
+        if progress is not None:
+            progress()
 
-    def loops(ident: tuple[int, int], chain: tuple[str, ...]) -> bool:
+
+# A folder still to walk: (its path, its key prefix, the paths of the folders from the root
+# down to it).
+Folder = tuple[str, str, tuple[str, ...]]
+
+
+class _Walker:
+    """The walk of one build folder: its rules (excludes, names, links, special files, key
+    length), and one folder listed by them. Folders are pushed on the walk's stack in
+    descending key order, so that they come off it ascending: a walk that stops part way
+    (a part of the parallel walk) has found keys all below those of the folders left."""
+
+    def __init__(self, root: str, excludes: Iterable[str], key_prefix: str) -> None:
+        try:
+            st = os.stat(root)
+        except FileNotFoundError:
+            raise ScanError(f"build folder {root} does not exist") from None
+        except OSError as exc:
+            raise ScanError(f"build folder {root} cannot be read: {exc.strerror}") from None
+        if not stat.S_ISDIR(st.st_mode):
+            raise ScanError(f"build folder {root} is not a folder")
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.literal, self.name_match, self.path_match = _compile(list(excludes))
+        self.key_prefix = key_prefix
+        # Bytes left for the key once the target's prefix is put before it.
+        self.room = MAX_KEY_BYTES - len(key_prefix.encode("utf-8"))
+        # A folder whose identity (device, inode) repeats one on its descent path is a loop.
+        # Only a symlink or a mount can make one: with no mount below the root, plain folders
+        # need no stat call, and the identities of a path's folders are looked up when a
+        # symlink needs them.
+        self.stat_folders = _mounts_below(self.real_root)
+        self.idents: dict[str, tuple[int, int]] = {root: (st.st_dev, st.st_ino)}
+
+    def start(self) -> list[Folder]:
+        return [(self.root, "", (self.root,))]
+
+    def _loops(self, ident: tuple[int, int], chain: tuple[str, ...]) -> bool:
+        idents = self.idents
         for folder in chain:
             known = idents.get(folder)
             if known is None:
@@ -134,15 +162,25 @@ def _walk(
                 return True
         return False
 
-    # (folder path, its key prefix, the paths of the folders from the root down to it)
-    stack: list[tuple[str, str, tuple[str, ...]]] = [(root, "", (root,))]
-    while stack:
-        path, rel_dir, chain = stack.pop()
+    def folder(
+        self,
+        path: str,
+        rel_dir: str,
+        chain: tuple[str, ...],
+        add_key: Callable[[str], None],
+        add_path: Callable[[str], None],
+        stack: list[Folder],
+    ) -> None:
+        """List one folder: its files to ``add_key``/``add_path``, its folders onto
+        ``stack``. Raises ScanError."""
         try:
-            with scandir(path) as it:
+            with os.scandir(path) as it:
                 items = list(it)
         except OSError as exc:
             raise ScanError(f"cannot read folder {show(path)}: {exc.strerror}") from None
+        literal, name_match, path_match = self.literal, self.name_match, self.path_match
+        room, key_prefix = self.room, self.key_prefix
+        folders: list[Folder] = []
         for item in items:
             name = item.name
             rel = rel_dir + name
@@ -167,7 +205,7 @@ def _walk(
                     continue
                 if item.is_symlink():
                     target = os.path.realpath(item.path)
-                    if os.path.commonpath([real_root, target]) != real_root:
+                    if os.path.commonpath([self.real_root, target]) != self.real_root:
                         raise ScanError(
                             f"symlink {show(rel)} points outside the build folder; refusing it"
                         )
@@ -186,20 +224,25 @@ def _walk(
                     # A FIFO, a socket, a device. Skipping it would deploy the build without
                     # it, deleting the live page of that name: refused by name instead.
                     raise ScanError(_not_a_file(rel, item.stat(follow_symlinks=False).st_mode))
-                elif not stat_folders:
-                    stack.append((item.path, rel + "/", chain + (item.path,)))
+                elif not self.stat_folders:
+                    folders.append((item.path, rel + "/", chain + (item.path,)))
                     continue
                 else:
                     ist = item.stat()
                 ident = (ist.st_dev, ist.st_ino)
-                if loops(ident, chain):
+                if self._loops(ident, chain):
                     raise ScanError(f"symlink loop at {show(rel)}; refusing it")
             except OSError as exc:
                 raise ScanError(f"cannot stat {show(rel)}: {exc.strerror}") from None
-            idents[item.path] = ident
-            stack.append((item.path, rel + "/", chain + (item.path,)))
-        if progress is not None:
-            progress()
+            self.idents[item.path] = ident
+            folders.append((item.path, rel + "/", chain + (item.path,)))
+        if len(folders) > 1:
+            folders.sort(key=_folder_key, reverse=True)
+        stack.extend(folders)
+
+
+def _folder_key(folder: Folder) -> str:
+    return folder[1]
 
 
 def _mounts_below(real_root: str) -> bool:
@@ -364,8 +407,8 @@ def scan(
     workers: int | None = None,
     progress: Progress | None = None,
     key_prefix: str = "",
-) -> dict[str, Entry]:
-    """Entries of every file below ``root``; ``headers(key)`` gives (Content-Type,
+) -> Entries:
+    """Entries of every file below ``root`` (in columns: a ``Mapping[str, Entry]``); ``headers(key)`` gives (Content-Type,
     Cache-Control, Content-Encoding). Refuses what :func:`walk` refuses, ``key_prefix`` being
     the target's (keys are counted with it against S3's limit).
 
@@ -390,32 +433,45 @@ def scan_meanwhile(
     meanwhile: Callable[[], object] | None = None,
     progress: Progress | None = None,
     key_prefix: str = "",
-) -> dict[str, Entry]:
+) -> Entries:
     """:func:`scan`, also calling ``meanwhile()`` once: while helper processes hash, if there
     are any, else first. Its errors come before any of the scan's, as if it ran before."""
     job = _Scan(max(1, workers or default_workers()), progress)
     try:
-        job.walk(root, excludes, key_prefix, meanwhile)
-        if job.tally is not None:
-            job.tally.start(len(job.paths))
-        if job.helpers is not None:
+        job.walk(root, excludes, key_prefix, meanwhile, headers)
+        if job.walk_parts is not None:
+            pass  # the parallel walk ran ``meanwhile`` and hashed everything
+        elif job.helpers is not None:
+            if job.tally is not None:
+                job.tally.start(len(job.paths))
             job.finish_with_helpers(headers, meanwhile)
         else:
+            if job.tally is not None:
+                job.tally.start(len(job.paths))
             if meanwhile is not None:
                 meanwhile()
             job.out = _hash_all(job.paths, job.keys, job.workers, job.tally)
     finally:
         job.stop_helpers()
     if job.tally is not None:
+        if job.walk_parts is not None:
+            job.tally.start(job.tally.files)
         job.tally.finish()
     return job.entries(headers)
+
+
+# A build that has this many files once the walk has found them all... is walked in parts by
+# the helpers once the walk in this process has found this many (manifests.parts). Below it,
+# the walk stays here, where hashing progress can tell the number of files from the start.
+PARALLEL_WALK_MIN_FILES = 20_000
 
 
 class _Scan:
     """One scan: the files its walk finds (``keys[i]`` at ``paths[i]``, in walk order), their
     (hash, size) in ``out[i]`` as they come, and the helper processes, if any, which start
     once the walk has found PROCESS_MIN_FILES files and hash batches of them as they are
-    found. With helpers, the headers are asked for and the entries made while they hash."""
+    found. With helpers, the headers are asked for while they hash. A build of more than
+    PARALLEL_WALK_MIN_FILES files is walked in parts by the helpers (``walk_parts``)."""
 
     def __init__(self, workers: int, progress: Progress | None) -> None:
         self.workers = workers
@@ -426,11 +482,13 @@ class _Scan:
         self.errors: list[tuple[int, ScanError]] = []
         self.helpers: Helpers | None = None
         self.in_process = False  # decided: no helper processes for this scan
-        # With helpers: the indexes in key order, the headers of the first keys, their entries
-        # (None for a file not hashed yet when its entry was due).
+        # With helpers: the indexes in key order, the headers of the keys in that order.
         self.order: list[int] | None = None
         self.heads: list[tuple[str, str, str]] = []
-        self.made: list[Entry | None] = []
+        self.head_error: Exception | None = None
+        self.walk_parts: list[parts.Part] | None = None
+        self.token = 0
+        self.meanwhile_done = False  # by the parallel walk, in a thread
 
     def walk(
         self,
@@ -438,19 +496,66 @@ class _Scan:
         excludes: Iterable[str],
         key_prefix: str,
         meanwhile: Callable[[], object] | None,
+        headers: HeadersFor,
     ) -> None:
-        """Walk ``root``, handing files to helpers as they are found. On a refusal, stop the
-        helpers, call ``meanwhile()`` and raise the refusal."""
+        """Walk ``root``, handing files to helpers as they are found, and the rest of a large
+        build to them in parts. On a refusal, stop the helpers, call ``meanwhile()`` and raise
+        the refusal."""
         try:
-            _walk(root, excludes, self.keys, self.paths, self._folder_done, key_prefix)
+            walker = _Walker(root, excludes, key_prefix)
+            self.token = parts.register(walker, headers)  # before the helpers fork
+            stack = walker.start()
+            add_key, add_path = self.keys.append, self.paths.append
+            while stack:
+                walker.folder(*stack.pop(), add_key, add_path, stack)
+                self._folder_done()
+                if (
+                    stack and self.helpers is not None
+                    and len(self.keys) >= PARALLEL_WALK_MIN_FILES
+                ):
+                    self._walk_in_parts(stack, meanwhile)
+                    return
         except ScanError as exc:
             walk_error = exc
         else:
             return
+        finally:
+            parts.unregister(self.token)
         self.stop_helpers()
-        if meanwhile is not None:
+        if meanwhile is not None and not self.meanwhile_done:
             meanwhile()
         raise walk_error
+
+    def _walk_in_parts(
+        self, stack: list[Folder], meanwhile: Callable[[], object] | None
+    ) -> None:
+        """The rest of the walk in parts (manifests.parts), ``meanwhile()`` in a thread of
+        this process meanwhile; then the files found here are hashed."""
+        helpers = self.helpers
+        assert helpers is not None
+        helpers.add(len(self.paths), last=True)
+        if self.tally is not None:
+            self.tally.walking()
+        walk = parts.Walk(helpers.executor, self.token, self.workers, self.tally)
+        walk.submit(stack)  # the helpers exist (forked): a thread may start now
+        join = parts.in_thread(meanwhile) if meanwhile is not None else None
+        try:
+            walk.run(stack, helpers.pump)
+        except BaseException:
+            walk.abort()
+            self.meanwhile_done = True
+            first = join() if join is not None else None
+            if first is not None:
+                raise first from None
+            raise
+        self.meanwhile_done = True
+        if join is not None:
+            first = join()
+            if first is not None:
+                raise first
+        helpers.finish()
+        self.helpers = None
+        self.walk_parts = walk.parts
 
     def _folder_done(self) -> None:
         """The walk's callback after each folder: start the helpers once there are files
@@ -471,7 +576,7 @@ class _Scan:
         if self.in_process:
             return None
         try:
-            return Helpers(self.workers - 1, self.paths, self.keys, self.out, self.errors,
+            return Helpers(self.workers, self.paths, self.keys, self.out, self.errors,
                            self.tally)
         except OSError:  # no pipes or processes to spare: hash here after the walk
             self.in_process = True
@@ -480,8 +585,8 @@ class _Scan:
     def finish_with_helpers(
         self, headers: HeadersFor, meanwhile: Callable[[], object] | None
     ) -> None:
-        """Hand the helpers the rest, call ``meanwhile()`` while they hash, make what entries
-        can be made, join in the hashing, and raise the first error: of a file (in key order),
+        """Hand the helpers the rest, call ``meanwhile()`` while they hash, ask the headers
+        meanwhile, join in the hashing, and raise the first error: of a file (in key order),
         else of ``headers``."""
         helpers = self.helpers
         assert helpers is not None
@@ -489,29 +594,27 @@ class _Scan:
         if meanwhile is not None:
             meanwhile()  # the workers go on meanwhile: the executor hands out every chunk
         helpers.pump()
-        head_error = self._entries_so_far(headers, helpers)
+        self.head_error = self._heads_so_far(headers, helpers)
         helpers.finish()
         self.helpers = None
         if self.errors:
             raise first_error(self.errors, self.keys)
-        if head_error is not None:
-            raise head_error
+        if self.head_error is not None:
+            raise self.head_error
 
-    def _entries_so_far(self, headers: HeadersFor, helpers: Helpers) -> Exception | None:
-        """While the helpers hash: sort, ask for the headers in key order, and make the
-        entries of the files already hashed. Stops at the error of ``headers``, returned."""
-        keys, out, new = self.keys, self.out, _new_entry
+    def _heads_so_far(self, headers: HeadersFor, helpers: Helpers) -> Exception | None:
+        """While the helpers hash: sort, and ask for the headers in key order. Stops at the
+        error of ``headers``, returned."""
+        keys = self.keys
         self.order = sorted(range(len(keys)), key=keys.__getitem__)
+        add = self.heads.append
         for n, i in enumerate(self.order):
             if not n % 256:
                 helpers.pump()
             try:
-                ctype, cc, enc = headers(keys[i])
+                add(headers(keys[i]))
             except Exception as exc:
                 return exc
-            self.heads.append((ctype, cc, enc))
-            done = out[i]
-            self.made.append(None if done is None else new(done[0], done[1], ctype, cc, enc))
         return None
 
     def stop_helpers(self) -> None:
@@ -520,22 +623,22 @@ class _Scan:
             self.helpers.abort()
             self.helpers = None
 
-    def entries(self, headers: HeadersFor) -> dict[str, Entry]:
-        """Every entry, in key order, once every file is hashed: the ones made while the
-        helpers hashed, the others now."""
-        keys, out, new = self.keys, self.out, _new_entry
-        if self.order is None:
-            entries: dict[str, Entry] = {}
-            for i in sorted(range(len(keys)), key=keys.__getitem__):
-                key = keys[i]
-                digest, size = out[i]
-                ctype, cc, enc = headers(key)
-                entries[key] = new(digest, size, ctype, cc, enc)
-            return entries
-        order, heads, made = self.order, self.heads, self.made
-        for n, entry in enumerate(made):
-            if entry is None:
-                digest, size = out[order[n]]
-                ctype, cc, enc = heads[n]
-                made[n] = new(digest, size, ctype, cc, enc)
-        return dict(zip([keys[i] for i in order], made))
+    def entries(self, headers: HeadersFor) -> Entries:
+        """Every entry, in key order and in columns, once every file is hashed; raises the
+        first error of a part walked by the helpers (a file, else the headers)."""
+        keys, out = self.keys, self.out
+        if self.walk_parts is not None:
+            here = parts.make_part(keys, out, [(keys[i], e) for i, e in self.errors], headers)
+            every = [*self.walk_parts, here]
+            problem = parts.first_problem(every)
+            if problem is not None:
+                raise problem
+            return parts.assemble(every)
+        order = self.order
+        if order is None:
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            heads: Iterable[tuple[str, str, str]] = (headers(keys[i]) for i in order)
+        else:
+            heads = self.heads
+        return build([keys[i] for i in order], [out[i][0] for i in order],
+                     [out[i][1] for i in order], heads)

@@ -91,6 +91,7 @@ class HashProgress:
     def _start(self) -> None:
         self.files = self.bytes = self.total = 0
         self._finished = False
+        self._walking = False
         self._next_tenth = 1
         self._last_line = self.clock()
 
@@ -100,6 +101,13 @@ class HashProgress:
     def __call__(self, files: int, nbytes: int, total: int) -> None:
         if self._finished:
             self._start()
+        if not total:  # a large build, still being walked: the number of files is not known
+            self._so_far(files, nbytes)
+            return
+        if self._walking:
+            self._walking = False
+            if self.tty:
+                self.stream.write("\n")
         step, self.files, self.bytes, self.total = files - self.files, files, nbytes, total
         if self.tty:
             if self._bar is None:
@@ -120,7 +128,25 @@ class HashProgress:
             self._finished = True
             self._close()
 
+    def _so_far(self, files: int, nbytes: int) -> None:
+        """While a large build is walked in parts (0 files in all): on a terminal one line
+        written over; in CI logs a line every LINE_EVERY_SECONDS."""
+        self.files, self.bytes = files, nbytes
+        now = self.clock()
+        if self.tty:
+            self._walking = True
+            self.stream.write(f"\rhashed {files:,} files ({human_bytes(nbytes)}), still walking")
+            self.stream.flush()
+        elif now - self._last_line >= LINE_EVERY_SECONDS:
+            self._walking = True
+            self._last_line = now
+            print(f"hashed {files:,} files so far ({human_bytes(nbytes)}), still walking",
+                  file=self.stream, flush=True)
+
     def _close(self) -> None:
+        if self._walking and self.tty:
+            self._walking = False
+            self.stream.write("\n")
         if self._bar is not None:
             bar, self._bar = self._bar, None
             bar.__exit__(None, None, None)
