@@ -23,7 +23,6 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -184,14 +183,39 @@ def _upload_all(
             etags[up.key] = _upload_one(plan, backend, up, check)
         progress(0 if up.in_place else up.size)
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(one, u) for u in ups]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        for fut in pending:
-            fut.cancel()
-        for fut in futures:
-            if fut.done() and not fut.cancelled() and fut.exception() is not None:
-                raise fut.exception()  # type: ignore[misc]
+    _each_on_threads(one, ups, workers)
+
+
+def _each_on_threads(work: Callable[[Upload], None], ups: list[Upload], workers: int) -> None:
+    """``work(up)`` for every upload on ``workers`` threads, which take the next one as they
+    are free (a million uploads make no million futures: memory stays flat). At the first
+    error no more are started; once the ones under way are done, the error of the first
+    failing upload (in list order) is raised."""
+    todo = iter(enumerate(ups))  # next() on it is atomic under the GIL
+    errors: list[tuple[int, BaseException]] = []
+
+    def run() -> None:
+        for i, up in todo:
+            if errors:
+                return
+            try:
+                work(up)
+            except BaseException as exc:  # raised by the caller's thread, below
+                errors.append((i, exc))
+                return
+
+    threads = [threading.Thread(target=run, name=f"planner-upload-{n}")
+               for n in range(max(1, min(workers, len(ups))))]
+    for t in threads:
+        t.start()
+    try:
+        for t in threads:
+            t.join()
+    except BaseException as exc:  # Ctrl-C: start no more uploads
+        errors.append((-1, exc))
+        raise
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
 
 
 # CloudFront's answers that mean "not now": too many invalidations in progress (15 wildcard

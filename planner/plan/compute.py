@@ -15,6 +15,7 @@ from typing import Callable, Iterable, Mapping
 import xxhash
 
 from manifests import Diff, Entry, Manifest, diff
+from manifests.columns import Entries, entries_from
 from manifests.model import STATE_DIR
 from planner.core.adopt import Takeover
 from planner.core.cost import (
@@ -78,7 +79,7 @@ class Options:
     pace_history: tuple[PastDeploy, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a first deploy of a million files makes a million
 class Upload:
     key: str
     reason: str  # "new", "changed", "headers", "unconfirmed"
@@ -241,7 +242,7 @@ def compute_plan(
     site: str,
     target: str,
     state: TargetState,
-    entries: dict[str, Entry],
+    entries: Mapping[str, Entry],
     options: Options,
     tool_version: str,
     usage: Usage | Callable[[], Usage] | None = None,
@@ -257,6 +258,7 @@ def compute_plan(
     deploys for ``--pace price`` (else ``options.pace_history``; a function is called only
     when there is something to invalidate, like ``usage``)."""
     _refuse_empty(site, entries)
+    entries = entries_from(entries)
     if pace_history is not None and not callable(pace_history):
         options = dataclasses.replace(options, pace_history=tuple(pace_history))
     previous, takeover = state.previous, state.takeover
@@ -309,7 +311,7 @@ def compute_plan(
     return plan
 
 
-def _refuse_empty(site: str, entries: dict[str, Entry]) -> None:
+def _refuse_empty(site: str, entries: Mapping[str, Entry]) -> None:
     if not entries:
         raise BadSite(
             f"build folder {site} has no files to deploy; refusing (an empty build would "
@@ -360,10 +362,13 @@ def _deletes_and_kept(
 
 
 def _uploads(
-    d: Diff, entries: dict[str, Entry], dirty: set[str], in_place: frozenset[str]
+    d: Diff, entries: Entries, dirty: set[str], in_place: frozenset[str]
 ) -> list[Upload]:
-    """Each key to write, with its reason, in upload order (assets, then pages); headers of
-    proven objects (``in_place``, a takeover) are set without sending bytes."""
+    """Each key to write, with its reason, in upload order (assets, then pages, each in key
+    order); headers of proven objects (``in_place``, a takeover) are set without sending
+    bytes. A first deploy (every key new) is read off the columns, row by row."""
+    if len(d.added) == len(entries) and not d.modified and not d.unchanged:
+        return _all_new(entries)
     reasons: dict[str, str] = {k: "new" for k in d.added}
     reasons.update({k: ("headers" if k in d.header_only else "changed") for k in d.modified})
     if dirty:
@@ -376,6 +381,20 @@ def _uploads(
     ]
     uploads.sort(key=lambda u: (is_page(u.content_type), u.key))
     return uploads
+
+
+def _all_new(entries: Entries) -> list[Upload]:
+    """Every row of ``entries`` as a new upload, assets first, then pages."""
+    pages = [is_page(row[0]) for row in entries.table]
+    sizes, heads, table, hash_at = entries.sizes, entries.heads, entries.table, entries.hash_at
+    assets: list[Upload] = []
+    later: list[Upload] = []
+    for i, key in enumerate(entries.names):
+        head = heads[i]
+        ctype, cc, enc = table[head]
+        (later if pages[head] else assets).append(
+            Upload(key, "new", sizes[i], hash_at(i), ctype, cc, enc))
+    return assets + later
 
 
 def _keys_to_invalidate(
@@ -409,7 +428,7 @@ def _groups_given(
     return url_groups
 
 
-def _sizes(d: Diff, entries: dict[str, Entry], old_entries: Mapping[str, Entry]) -> dict[str, int]:
+def _sizes(d: Diff, entries: Entries, old_entries: Mapping[str, Entry]) -> dict[str, int]:
     """Bytes per diff group."""
     added_bytes = sum(entries[k].size for k in d.added)
     modified_bytes = sum(entries[k].size for k in d.modified)
@@ -418,7 +437,7 @@ def _sizes(d: Diff, entries: dict[str, Entry], old_entries: Mapping[str, Entry])
         "modified": modified_bytes,
         "deleted": sum(old_entries[k].size for k in d.deleted),
         # Every key of the build is added, modified or unchanged.
-        "unchanged": sum(e.size for e in entries.values()) - added_bytes - modified_bytes,
+        "unchanged": entries.total_size() - added_bytes - modified_bytes,
     }
 
 
