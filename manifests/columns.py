@@ -13,37 +13,63 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import ItemsView, Mapping, ValuesView
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .entry import Entry, _new_entry
 
 HASH_WIDTH = 32  # xxh3-128 as lowercase hex
+SEP = "\x00"  # between keys in a text of keys: no key holds it (manifests.model.check_key)
 
 Head = tuple[str, str, str]  # (Content-Type, Cache-Control, Content-Encoding)
 
 
 class Entries(Mapping):
-    """Entries sorted by key, in columns: ``names`` (the keys, sorted, unique), ``hashes``
-    (every hash, HASH_WIDTH characters each, one after another; or, when some hash is not
-    that wide, a list of them), ``sizes`` (``array('q')``), ``heads`` (``array('I')``, each
-    an index into ``table``, the distinct header rows). Built by :func:`entries_from` or by
-    those who hold columns already (the scan, the manifest loader); never changed after."""
+    """Entries sorted by key, in columns: the keys (sorted, unique: ``names``, a list, or
+    ``text``, the same keys joined by NUL, which no key holds; each made from the other when
+    first asked for), ``hashes`` (every hash, HASH_WIDTH characters each, one after another;
+    or, when some hash is not that wide, a list of them), ``sizes`` (``array('q')``),
+    ``heads`` (``array('I')``, each an index into ``table``, the distinct header rows). Built
+    by :func:`entries_from` or by those who hold columns already (the scan, the manifest
+    loader); never changed after. A build compared with a manifest and found the same never
+    makes an object per key: both sides' keys stay one text."""
 
-    __slots__ = ("names", "hashes", "sizes", "heads", "table")
+    __slots__ = ("_names", "_text", "hashes", "sizes", "heads", "table", "_check")
 
     def __init__(
         self,
-        names: list[str],
+        names: list[str] | None,
         hashes: str | list[str],
         sizes: array,
         heads: array,
         table: tuple[Head, ...],
+        text: str | None = None,
+        check: "Callable[[list[str]], None] | None" = None,
     ) -> None:
-        self.names = names
+        self._check = check  # of the keys once split from ``text`` (a manifest's: in order?)
+        self._names = names
+        self._text = text
         self.hashes = hashes
         self.sizes = sizes
         self.heads = heads
         self.table = table
+
+    @property
+    def names(self) -> list[str]:
+        """The keys, sorted."""
+        if self._names is None:
+            names = self._text.split(SEP) if self.sizes else []  # type: ignore[union-attr]
+            if self._check is not None:
+                self._check(names)
+                self._check = None
+            self._names = names
+        return self._names
+
+    @property
+    def text(self) -> str:
+        """The keys joined by NUL."""
+        if self._text is None:
+            self._text = SEP.join(self._names)  # type: ignore[arg-type]
+        return self._text
 
     # --- one entry -----------------------------------------------------------------------
 
@@ -79,7 +105,7 @@ class Entries(Mapping):
         return iter(self.names)
 
     def __len__(self) -> int:
-        return len(self.names)
+        return len(self.sizes)
 
     def items(self) -> "_Items":  # type: ignore[override]
         return _Items(self)
@@ -110,7 +136,12 @@ class Entries(Mapping):
 
     def same_as(self, other: "Entries") -> bool:
         """Every key, hash, size and header row equal: column against column."""
-        if self.names != other.names or self.sizes != other.sizes:
+        if self.sizes != other.sizes:
+            return False
+        if self._text is not None and other._text is not None:
+            if self._text != other._text:
+                return False
+        elif self.names != other.names:
             return False
         if self.hashes != other.hashes and _hash_list(self) != _hash_list(other):
             return False
@@ -135,7 +166,7 @@ class Entries(Mapping):
         return f"Entries({{{shown}{more}}})"
 
     def __reduce__(self):  # pickled as its columns (a saved plan, a helper's result)
-        return (Entries, (self.names, self.hashes, self.sizes, self.heads, self.table))
+        return (Entries, (None, self.hashes, self.sizes, self.heads, self.table, self.text))
 
 
 def _first(it: Iterable, n: int) -> list:
@@ -186,7 +217,7 @@ class Tabler:
         return n
 
 
-EMPTY = Entries([], "", array("q"), array("I"), ())
+EMPTY = Entries([], "", array("q"), array("I"), (), "")
 
 
 def entries_from(mapping: Mapping[str, Entry]) -> Entries:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Iterator, Mapping
 
-from .columns import HASH_WIDTH, Entries, Head, entries_from
+from .columns import HASH_WIDTH, SEP, Entries, Head, entries_from
 from .entry import Entry, _new_entry
 from .errors import CorruptManifest
 
@@ -52,7 +52,7 @@ class Manifest:
     def __post_init__(self) -> None:
         if not isinstance(self.entries, Entries):
             object.__setattr__(self, "entries", entries_from(self.entries))
-        if not isinstance(self.etags, MappingProxyType):
+        if not isinstance(self.etags, (MappingProxyType, Etags)):
             object.__setattr__(self, "etags", MappingProxyType(dict(self.etags)))
 
     @property
@@ -98,16 +98,20 @@ class Manifest:
             "target": self.target,
             "deploy_id": self.deploy_id,
             "previous_deploy_id": self.previous_deploy_id,
-            "keys": cols.names,
+            "keys": cols.text,
             "hashes": cols.hashes,
             "sizes": cols.sizes.tolist(),
             "headers": [list(row) for row in table],
             "header_of": heads.tolist(),
         }
         if self.etags:
-            # Only when known; one per key, in the keys' order ("" where unknown).
-            get = self.etags.get
-            doc["etags"] = [get(key, "") for key in cols.names]
+            # Only when known; one per key, in the keys' order ("" where unknown), joined.
+            etags = self.etags
+            if isinstance(etags, Etags) and etags.names_text == cols.text:
+                doc["etags"] = etags.text  # as read, for the same keys
+            else:
+                get = etags.get
+                doc["etags"] = SEP.join([get(key, "") for key in cols.names])
         return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
     def content_digest_chunks(self) -> Iterator[bytes]:
@@ -164,7 +168,8 @@ class Manifest:
                 previous_deploy_id=_text(doc, "previous_deploy_id", optional=True),
                 tool_version=_text(doc, "tool_version"),
                 format_version=version,
-                etags=_etags(doc.get("etags"), entries.names),
+                etags=(_etags(doc.get("etags"), entries.names) if version == 1
+                       else _etags_text(doc.get("etags"), entries)),
             )
         except CorruptManifest:
             raise
@@ -224,24 +229,25 @@ def _strictly_increasing(names: list[str]) -> bool:
 
 
 def _v2_entries(doc: dict) -> Entries:
-    """The columns of a format 2 manifest, checked column by column."""
-    names, hashes, sizes = doc["keys"], doc["hashes"], doc["sizes"]
+    """The columns of a format 2 manifest, checked column by column. The keys stay one text
+    (checked in bulk: no object per key); their order is checked when they are first split
+    (a build found the same as the manifest never splits them: equal to the build's own
+    keys, they are in order)."""
+    text, hashes, sizes = doc["keys"], doc["hashes"], doc["sizes"]
     table_raw, heads_raw = doc["headers"], doc["header_of"]
-    n = len(names) if type(names) is list else -1
-    if n < 0 or not all(type(k) is str for k in names):
-        raise CorruptManifest("manifest field 'keys' is not a list of text")
-    if not _keys_ok(names):
-        for key in names:
+    if type(sizes) is not list or not all(type(s) is int for s in sizes):
+        raise CorruptManifest("manifest field 'sizes' is not a list of whole numbers")
+    n = len(sizes)
+    if type(text) is not str or (text.count(SEP) + 1 if text else 0) != n:
+        raise CorruptManifest(f"manifest field 'keys' is not {n} keys joined by NUL")
+    if n and not _keys_ok_text(text):
+        for key in text.split(SEP):
             check_key(key)  # names the first bad key
-    if not _strictly_increasing(names):
-        raise CorruptManifest("manifest keys are not sorted, or repeat")
     if type(hashes) is str:
         if len(hashes) != HASH_WIDTH * n:
             raise CorruptManifest(f"manifest field 'hashes' is not {n} hashes of {HASH_WIDTH}")
     elif type(hashes) is not list or len(hashes) != n or not all(type(h) is str for h in hashes):
         raise CorruptManifest("manifest field 'hashes' is not one hash per key")
-    if type(sizes) is not list or len(sizes) != n or not all(type(s) is int for s in sizes):
-        raise CorruptManifest("manifest field 'sizes' is not one whole number per key")
     try:
         size_col = array("q", sizes)
     except OverflowError:
@@ -266,7 +272,58 @@ def _v2_entries(doc: dict) -> Entries:
         raise CorruptManifest("manifest field 'header_of' has a negative or too large number") from None
     if n and max(heads) >= len(table_raw):
         raise CorruptManifest("manifest field 'header_of' points past 'headers'")
-    return Entries(names, hashes, size_col, heads, tuple(tuple(r) for r in table_raw))
+    return Entries(None, hashes, size_col, heads, tuple(tuple(r) for r in table_raw), text,
+                   check=_check_order)
+
+
+def _check_order(names: list[str]) -> None:
+    if not _strictly_increasing(names):
+        raise CorruptManifest("manifest keys are not sorted, or repeat")
+
+
+def _etags_text(raw: object, entries: Entries) -> "Etags | MappingProxyType":
+    """Format 2's optional ``etags``: one text, an ETag per key in the keys' order ("" where
+    none is known) joined by NUL; read into a mapping when first used."""
+    if raw is None:
+        return MappingProxyType({})
+    if type(raw) is not str or (raw.count(SEP) + 1 if len(entries) else 0) != len(entries) \
+            or (not len(entries) and raw):
+        raise CorruptManifest("manifest field 'etags' is not one ETag per key joined by NUL")
+    return Etags(entries, raw)
+
+
+class Etags(Mapping):
+    """key -> ETag, read from format 2's text of ETags when first used (a plan with nothing
+    to deploy never does)."""
+
+    def __init__(self, entries: Entries, text: str) -> None:
+        self._entries = entries
+        self.text = text
+        self._map: dict[str, str] | None = None
+
+    @property
+    def names_text(self) -> str:
+        return self._entries.text
+
+    def _mapping(self) -> dict[str, str]:
+        if self._map is None:
+            self._map = {k: e for k, e in zip(self._entries.names, self.text.split(SEP)) if e}
+        return self._map
+
+    def __getitem__(self, key: str) -> str:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __bool__(self) -> bool:
+        return bool(self.text.replace(SEP, ""))  # without reading every one
+
+    def __repr__(self) -> str:
+        return f"Etags({len(self)} known)"
 
 
 def _v1_entries(raw_entries: object) -> Entries:
@@ -311,8 +368,16 @@ _BAD_DOT_KEY_TEXT = (  # only looked for when some part starts with a dot
 def _keys_ok(names: Iterable[str]) -> bool:
     """Whether every key (text, each) passes :func:`check_key`, checked in bulk; False: some
     key may not (the caller checks them one by one, to name it)."""
-    keys = "\x00" + "\x00".join(names) + "\x00"
-    if keys.count("\x00") != len(names) + 1 or any(bad in keys for bad in _BAD_KEY_TEXT):
+    joined = "\x00".join(names)
+    if joined.count("\x00") != max(0, len(names) - 1):  # type: ignore[arg-type]
+        return False  # a key holds a NUL
+    return _keys_ok_text(joined)
+
+
+def _keys_ok_text(joined: str) -> bool:
+    """:func:`_keys_ok` of keys joined by NUL (none of them empty: that is "\\x00\\x00")."""
+    keys = "\x00" + joined + "\x00"
+    if any(bad in keys for bad in _BAD_KEY_TEXT):
         return False
     if not keys.isascii():
         try:

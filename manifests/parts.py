@@ -20,7 +20,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .columns import HASH_WIDTH, Entries, Head, Tabler
+from .columns import HASH_WIDTH, SEP, Entries, Head, Tabler
 from .errors import ScanError
 from .hashing import CHUNK, Tally, hash_batches
 
@@ -36,7 +36,10 @@ class Part:
     """Files of a part in key order, in columns (see :class:`~manifests.columns.Entries`),
     what went wrong, and the folders it left."""
 
-    keys: list[str]
+    text: str  # the keys, sorted, joined by SEP (one object to send back, not one per key)
+    count: int
+    first: str  # the first key and the last ("" when none)
+    last: str
     hashes: str
     sizes: array
     heads: array
@@ -72,8 +75,9 @@ def make_part(
             head_error = (key, exc)
             break
         add(tabler(row))
-    return Part(keys, hashes, sizes, heads, tuple(tabler.rows), sum(sizes), errors,
-                head_error, left if left is not None else [])
+    return Part(SEP.join(keys), len(keys), keys[0] if keys else "", keys[-1] if keys else "",
+                hashes, sizes, heads, tuple(tabler.rows), sum(sizes), errors, head_error,
+                left if left is not None else [])
 
 
 def walk_part(walker: Any, headers: HeadersFor, stack: list[Folder], buf: bytearray,
@@ -159,7 +163,7 @@ class Walk:
                     _put_back(pending, part.left)
                     part.left = []
                 if self.tally is not None:
-                    self.tally.add(len(part.keys), part.nbytes)
+                    self.tally.add(part.count, part.nbytes)
             self.submit(pending)
 
     def _result(self, future: Future, items: list[Folder]) -> Part:
@@ -198,14 +202,12 @@ def _folder_key(folder: Folder) -> str:
 
 def assemble(parts: list[Part]) -> Entries:
     """Every part's files in key order, in columns: the parts' runs put end to end when they
-    do not overlap (the usual case), else one sort."""
-    parts = sorted((p for p in parts if p.keys), key=lambda p: p.keys[0])
+    do not overlap (the usual case: the keys stay one text), else one sort."""
+    parts = sorted((p for p in parts if p.count), key=lambda p: p.first)
     tabler = Tabler()
-    names: list[str] = []
     sizes = array("q")
     heads = array("I")
     for p in parts:
-        names += p.keys
         sizes += p.sizes
         number = [tabler(row) for row in p.table]
         if number == list(range(len(number))):
@@ -213,14 +215,20 @@ def assemble(parts: list[Part]) -> Entries:
         else:
             heads += array("I", map(number.__getitem__, p.heads))
     hashes = "".join([p.hashes for p in parts])
-    if any(a.keys[-1] >= b.keys[0] for a, b in zip(parts, parts[1:])):
-        order = sorted(range(len(names)), key=names.__getitem__)
-        names = [names[i] for i in order]
-        w = HASH_WIDTH
-        hashes = "".join([hashes[i * w : i * w + w] for i in order])
-        sizes = array("q", [sizes[i] for i in order])
-        heads = array("I", [heads[i] for i in order])
-    return Entries(names, hashes, sizes, heads, tuple(tabler.rows))
+    text = SEP.join([p.text for p in parts])
+    table = tuple(tabler.rows)
+    if all(a.last < b.first for a, b in zip(parts, parts[1:])):
+        return Entries(None, hashes, sizes, heads, table, text)
+    names = text.split(SEP) if parts else []
+    order = sorted(range(len(names)), key=names.__getitem__)
+    w = HASH_WIDTH
+    return Entries(
+        [names[i] for i in order],
+        "".join([hashes[i * w : i * w + w] for i in order]),
+        array("q", [sizes[i] for i in order]),
+        array("I", [heads[i] for i in order]),
+        table,
+    )
 
 
 def first_problem(parts: list[Part]) -> Exception | None:

@@ -239,9 +239,23 @@ def test_manifest_etags_are_one_per_entry_in_order_and_bad_ones_refused():
 
     m = Manifest({"b.html": entry(b"b"), "a.html": entry(b"a")}).replace(etags={"b.html": "bb"})
     doc = json.loads(m.to_json_bytes())
-    assert doc["keys"] == ["a.html", "b.html"] and doc["etags"] == ["", "bb"]
+    # Format 2: one text each, the keys and their ETags ("" where unknown) joined by NUL.
+    assert doc["keys"].split("\x00") == ["a.html", "b.html"]
+    assert doc["etags"] == "\x00bb" and doc["etags"].split("\x00") == ["", "bb"]
     assert Manifest.loads(gzip.compress(json.dumps(doc).encode())).etags == {"b.html": "bb"}
-    for bad in ({"a.html": "x"}, ["x"], ["x", "y", "z"], ["x", 5], "xx"):
+    for bad in ({"a.html": "x"}, ["", "bb"], "x", "x\x00y\x00z", "", 5):
         doc["etags"] = bad
-        with pytest.raises(CorruptManifest, match="'etags' is not a list of text, one per entry"):
+        with pytest.raises(CorruptManifest, match="'etags' is not one ETag per key joined by NUL"):
             Manifest.loads(gzip.compress(json.dumps(doc).encode()))
+    # Format 1 still has a list of ETags, one per entry in key order.
+    v1 = {k: v for k, v in doc.items() if k not in ("keys", "hashes", "sizes", "headers",
+                                                    "header_of", "etags")}
+    v1["format_version"] = 1
+    v1["entries"] = {k: [e.hash, e.size, e.content_type, e.cache_control]
+                     for k, e in m.entries.items()}
+    v1["etags"] = ["", "bb"]
+    assert Manifest.loads(gzip.compress(json.dumps(v1).encode())).etags == {"b.html": "bb"}
+    for bad in ({"a.html": "x"}, ["x"], ["x", "y", "z"], ["x", 5], "\x00bb"):
+        v1["etags"] = bad
+        with pytest.raises(CorruptManifest, match="'etags' is not a list of text, one per entry"):
+            Manifest.loads(gzip.compress(json.dumps(v1).encode()))
