@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import ItemsView, Mapping, ValuesView
+from collections.abc import ItemsView, Mapping, Sequence, ValuesView
 from typing import Callable, Iterable, Iterator
 
 from .entry import Entry, _new_entry
@@ -198,6 +198,39 @@ class _Values(ValuesView):
 
     def __iter__(self):
         return (e for _, e in self._mapping.rows())  # type: ignore[attr-defined]
+
+
+class KeyList(Sequence):
+    """The keys of an :class:`Entries`, as a read-only sequence that splits them from their
+    text only when one is asked for (a plan with nothing to deploy only counts them). Equal
+    to a tuple or list of the same keys."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: Entries) -> None:
+        self.entries = entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.entries.names[i]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries.names)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, KeyList):
+            return self.entries.text == other.entries.text
+        if isinstance(other, (tuple, list)):
+            return len(other) == len(self) and list(other) == self.entries.names
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.entries.names))
+
+    def __repr__(self) -> str:
+        return f"KeyList({len(self):,} keys)"
 
 
 class Tabler:
