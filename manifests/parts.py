@@ -14,6 +14,7 @@ together by concatenation (else by one sort).
 from __future__ import annotations
 
 import itertools
+import operator
 import threading
 from array import array
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -59,25 +60,31 @@ def make_part(
 ) -> Part:
     """A part of the files ``keys`` (any order) with ``out[i]`` = (hash, size) of
     ``keys[i]`` (None: not hashed, with its error among ``errors``)."""
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    keys = [keys[i] for i in order]
-    rows = [out[i] for i in order]
-    hashes = "".join([r[0] if r is not None else _FAILED for r in rows])
-    sizes = array("q", [r[1] if r is not None else 0 for r in rows])
+    if not _increasing(keys):  # (a part's keys mostly come in order: folders do)
+        order = sorted(range(len(keys)), key=keys.__getitem__)
+        keys = [keys[i] for i in order]
+        out = [out[i] for i in order]
+    hashes = "".join([r[0] if r is not None else _FAILED for r in out])
+    sizes = array("q", [r[1] if r is not None else 0 for r in out])
     tabler = Tabler()
-    heads = array("I")
     head_error = None
-    add = heads.append
-    for key in keys:
-        try:
-            row = headers(key)
-        except Exception as exc:
-            head_error = (key, exc)
-            break
-        add(tabler(row))
+    try:
+        heads = array("I", map(tabler, map(headers, keys)))
+    except Exception:  # again key by key, to know the first that fails
+        heads = array("I")
+        for key in keys:
+            try:
+                heads.append(tabler(headers(key)))
+            except Exception as exc:
+                head_error = (key, exc)
+                break
     return Part(SEP.join(keys), len(keys), keys[0] if keys else "", keys[-1] if keys else "",
                 hashes, sizes, heads, tuple(tabler.rows), sum(sizes), errors, head_error,
                 left if left is not None else [])
+
+
+def _increasing(keys: list[str]) -> bool:
+    return all(map(operator.lt, keys, itertools.islice(keys, 1, None)))
 
 
 def walk_part(walker: Any, headers: HeadersFor, stack: list[Folder], buf: bytearray,
@@ -87,8 +94,12 @@ def walk_part(walker: Any, headers: HeadersFor, stack: list[Folder], buf: bytear
     keys: list[str] = []
     paths: list[str] = []
     add_key, add_path = keys.append, paths.append
-    while stack and len(keys) < budget:
-        walker.folder(*stack.pop(), add_key, add_path, stack)
+
+    def found(path: str, key: str) -> None:
+        add_key(key)
+        add_path(path)
+
+    walker.walk_in_order(stack, found, lambda: len(keys) < budget)
     out: list = [None] * len(keys)
     failed: list[tuple[int, ScanError]] = []
     hash_batches(paths, keys, out, failed, [(0, len(keys))], buf)
@@ -138,20 +149,34 @@ class Walk:
         self.workers = max(1, workers)
         self.tally = tally
         self.parts: list[Part] = []
+        self.runs: list[list[Folder]] = []
         self.inflight: dict[Future, list[Folder]] = {}
         self.buf: bytearray | None = None
 
-    def submit(self, pending: list[Folder]) -> None:
-        while pending and len(self.inflight) < 2 * self.workers:
-            k = max(1, min(len(pending) // (2 * self.workers), SLICE))
-            items = pending[-k:]
-            del pending[-k:]
+    def submit(self) -> None:
+        """Hand out folders while fewer than two parts a worker are under way: from one run
+        at a time (a run: folders next to each other in key order, with nothing under way
+        between them), its first ones, so that every part walks a range of keys of its own."""
+        runs = self.runs
+        while runs and len(self.inflight) < 2 * self.workers:
+            waiting = sum(len(r) for r in runs)
+            run = runs[-1]
+            k = max(1, min(waiting // (2 * self.workers), SLICE, len(run)))
+            items = run[-k:]
+            del run[-k:]
+            if not run:
+                runs.pop()
             self.inflight[self.executor.submit(_part_task, self.token, items)] = items
 
-    def run(self, pending: list[Folder], pump: Callable[[], None]) -> None:
-        """Walk every folder of ``pending`` and below. ``pump()`` is called between parts
-        (the helpers' hashing of the files the walk found before)."""
-        self.submit(pending)
+    def start(self, pending: list[Folder]) -> None:
+        """The first parts, of ``pending`` (a stack: its last folder first)."""
+        if pending:
+            self.runs.append(pending)
+        self.submit()
+
+    def run(self, pump: Callable[[], None]) -> None:
+        """Walk every folder handed out or left, and below. ``pump()`` is called between
+        parts (the helpers' hashing of the files the walk found before)."""
         while self.inflight:
             done, _ = wait(list(self.inflight), timeout=0.05, return_when=FIRST_COMPLETED)
             pump()
@@ -159,12 +184,12 @@ class Walk:
                 items = self.inflight.pop(future)
                 part = self._result(future, items)
                 self.parts.append(part)
-                if part.left:
-                    _put_back(pending, part.left)
+                if part.left:  # a run of its own: they lie between its keys and the next
+                    self.runs.append(part.left)
                     part.left = []
                 if self.tally is not None:
                     self.tally.add(part.count, part.nbytes)
-            self.submit(pending)
+            self.submit()
 
     def _result(self, future: Future, items: list[Folder]) -> Part:
         try:
@@ -184,20 +209,6 @@ class Walk:
         for future in self.inflight:
             future.cancel()
         self.inflight = {}
-
-
-def _put_back(pending: list[Folder], left: list[Folder]) -> None:
-    """Folders a part left, onto ``pending``, which stays in stack order (descending keys)
-    so that the next parts take runs of keys."""
-    if not pending or left[0][1] < pending[-1][1]:
-        pending.extend(left)
-    else:
-        pending.extend(left)
-        pending.sort(key=_folder_key, reverse=True)
-
-
-def _folder_key(folder: Folder) -> str:
-    return folder[1]
 
 
 def assemble(parts: list[Part]) -> Entries:

@@ -151,6 +151,18 @@ class _Walker:
     def start(self) -> list[Folder]:
         return [(self.root, "", (self.root,))]
 
+    def walk_in_order(self, stack: list[Folder], found: Callable[[str, str], None],
+                      more: Callable[[], bool]) -> None:
+        """Pop ``stack`` while ``more()``: folders are listed (their first files to
+        ``found``), file items given to ``found``. Keys come in order: each is below every key
+        the stack still holds."""
+        while stack and more():
+            path, rel, chain = stack.pop()
+            if chain is None:
+                found(path, rel)
+            else:
+                self.folder(path, rel, chain, _nothing, _nothing, stack, found)
+
     def _loops(self, ident: tuple[int, int], chain: tuple[str, ...]) -> bool:
         idents = self.idents
         for folder in chain:
@@ -170,9 +182,16 @@ class _Walker:
         add_key: Callable[[str], None],
         add_path: Callable[[str], None],
         stack: list[Folder],
+        found: Callable[[str, str], None] | None = None,
     ) -> None:
         """List one folder: its files to ``add_key``/``add_path``, its folders onto
-        ``stack``. Raises ScanError."""
+        ``stack``. Raises ScanError.
+
+        With ``found(path, key)`` instead (the walk in key order, see :meth:`walk_in_order`),
+        the files that sort before every folder listed here are given to it, and the others
+        go onto ``stack`` as file items (their chain None), among the folders: a walk that
+        pops its stack meets every key in order."""
+        in_order = found is not None
         try:
             with os.scandir(path) as it:
                 items = list(it)
@@ -181,6 +200,10 @@ class _Walker:
         literal, name_match, path_match = self.literal, self.name_match, self.path_match
         room, key_prefix = self.room, self.key_prefix
         folders: list[Folder] = []
+        files: list[tuple[str, str]] | None = [] if in_order else None
+        if files is not None:
+            add_key = add_path = _nothing  # type: ignore[assignment]
+            keep = files.append
         for item in items:
             name = item.name
             rel = rel_dir + name
@@ -200,6 +223,9 @@ class _Walker:
                     # An ASCII key has as many UTF-8 bytes as characters.
                     if len(rel) > room or not rel.isascii():
                         _check_length(rel, key_prefix)
+                    if files is not None:
+                        keep((item.path, rel))
+                        continue
                     add_key(rel)
                     add_path(item.path)
                     continue
@@ -215,6 +241,9 @@ class _Walker:
                         raise ScanError(f"symlink {show(rel)} is broken or loops") from None
                     if stat.S_ISREG(ist.st_mode):
                         _check_length(rel, key_prefix)
+                        if files is not None:
+                            keep((item.path, rel))
+                            continue
                         add_key(rel)
                         add_path(item.path)
                         continue
@@ -236,6 +265,8 @@ class _Walker:
                 raise ScanError(f"cannot stat {show(rel)}: {exc.strerror}") from None
             self.idents[item.path] = ident
             folders.append((item.path, rel + "/", chain + (item.path,)))
+        if files:
+            _in_order(files, folders, found)
         if len(folders) > 1:
             folders.sort(key=_folder_key, reverse=True)
         stack.extend(folders)
@@ -243,6 +274,28 @@ class _Walker:
 
 def _folder_key(folder: Folder) -> str:
     return folder[1]
+
+
+def _nothing(_: str) -> None:
+    raise AssertionError("a walk in key order hands its files to found()")
+
+
+def _in_order(files: list[tuple[str, str]], folders: list[Folder],
+              found: Callable[[str, str], None]) -> None:
+    """The files of one folder: to ``found`` those before its first folder (all of them when
+    it has none), onto ``folders`` (as file items) the others."""
+    if len(files) > 1:
+        files.sort(key=_file_key)
+    first = min(f[1] for f in folders) if folders else None
+    for path, key in files:
+        if first is None or key < first:
+            found(path, key)
+        else:
+            folders.append((path, key, None))  # type: ignore[arg-type]
+
+
+def _file_key(file: tuple[str, str]) -> str:
+    return file[1]
 
 
 def _mounts_below(real_root: str) -> bool:
@@ -463,7 +516,7 @@ def scan_meanwhile(
 # A build that has this many files once the walk has found them all... is walked in parts by
 # the helpers once the walk in this process has found this many (manifests.parts). Below it,
 # the walk stays here, where hashing progress can tell the number of files from the start.
-PARALLEL_WALK_MIN_FILES = 20_000
+PARALLEL_WALK_MIN_FILES = 5_000
 
 
 class _Scan:
@@ -506,8 +559,18 @@ class _Scan:
             self.token = parts.register(walker, headers)  # before the helpers fork
             stack = walker.start()
             add_key, add_path = self.keys.append, self.paths.append
+
+            def found(path: str, key: str) -> None:
+                add_key(key)
+                add_path(path)
+
+            # In key order (see _Walker.walk_in_order): what is left for the parts lies past it.
             while stack:
-                walker.folder(*stack.pop(), add_key, add_path, stack)
+                path, rel, chain = stack.pop()
+                if chain is None:  # a file item
+                    found(path, rel)
+                    continue
+                walker.folder(path, rel, chain, _nothing, _nothing, stack, found)
                 self._folder_done()
                 if (
                     stack and self.helpers is not None
@@ -537,10 +600,10 @@ class _Scan:
         if self.tally is not None:
             self.tally.walking()
         walk = parts.Walk(helpers.executor, self.token, self.workers, self.tally)
-        walk.submit(stack)  # the helpers exist (forked): a thread may start now
+        walk.start(stack)  # the helpers exist (forked): a thread may start now
         join = parts.in_thread(meanwhile) if meanwhile is not None else None
         try:
-            walk.run(stack, helpers.pump)
+            walk.run(helpers.pump)
         except BaseException:
             walk.abort()
             self.meanwhile_done = True

@@ -151,7 +151,7 @@ def headers_for(
         return ctype, cache_control, ""
 
     if not rules:
-        return default
+        return _by_name(default)
     specs = [(compile_pattern(r.pattern), r) for r in rules]
 
     def headers(key: str) -> tuple[str, str, str]:
@@ -161,6 +161,27 @@ def headers_for(
                 enc = rule.content_encoding or ""
                 return rule.content_type or ctype, rule.cache_control or cc, enc
         return default(key)
+
+    return headers
+
+
+NAMES_REMEMBERED = 65_536  # distinct file names whose default headers are kept
+
+
+def _by_name(default: Callable[[str], tuple[str, str, str]]) -> Callable[[str], tuple[str, str, str]]:
+    """``default``, remembered by file name: without rules a key's headers depend on its
+    last part alone (the extension, and a fingerprint searched from the start of the name),
+    and a large site repeats a few names (index.html) a million times."""
+    known: dict[str, tuple[str, str, str]] = {}
+
+    def headers(key: str) -> tuple[str, str, str]:
+        name = key[key.rfind("/") + 1 :]
+        got = known.get(name)
+        if got is None:
+            got = default(name)
+            if len(known) < NAMES_REMEMBERED:
+                known[name] = got
+        return got
 
     return headers
 
