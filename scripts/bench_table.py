@@ -36,6 +36,7 @@ COMMANDS = {
     "pool": "tests/bench/bench_pool.py",
     "fence": "tests/bench/bench_fence.py",
     "groups": "tests/bench/bench_groups.py",
+    "million": "tests/bench/bench_million.py",
 }
 Row = tuple[str, str, str, str, str]  # benchmark, planner, anchor, ratio, goal
 
@@ -144,10 +145,25 @@ def groups_rows(lines: list[dict]) -> list[Row]:
              _x(worst["shared_s"] / worst["one_group_s"]), "")]
 
 
+def million_rows(lines: list[dict]) -> list[Row]:
+    d = lines[-1]
+    rows: list[Row] = [
+        (f"`plan`, {d['files']:,} files, nothing changed", _s(d["planner_median_s"]),
+         f"xxh128sum {_s(d['xxh128sum_median_s'])}", _x(d["ratio_median"]), "<= 1.2x"),
+        (f"`plan`, {d['files']:,} files, nothing changed: peak RSS (process tree)",
+         f"{d['no_change_peak_mb']:,} MB", "", "", "<= 600 MB"),
+    ]
+    if "first_deploy_peak_mb" in d:
+        rows.append((f"first `deploy`, {d['files']:,} files (local target): peak RSS",
+                     f"{d['first_deploy_peak_mb']:,} MB ({d['first_deploy_s']:.0f} s)", "", "",
+                     "<= 1 GB"))
+    return rows
+
+
 FORMATS: dict[str, Callable[[list[dict]], list[Row]]] = {
     "plan": plan_rows, "takeover": takeover_rows, "upload": upload_rows,
     "minimizer": minimizer_rows, "month": month_rows, "pool": pool_rows, "fence": fence_rows,
-    "groups": groups_rows,
+    "groups": groups_rows, "million": million_rows,
 }
 
 
