@@ -297,10 +297,19 @@ def test_headers_for_with_encoding_rules(rules, key, expected):
 
 
 def test_without_rules_headers_for_is_the_plain_default():
-    # The default path (no rules) is the default function itself, with no rule loop.
+    # The default path (no rules) has no rule loop, and remembers headers by file name: the
+    # same name in any folder (even one that looks like a fingerprint or has an extension)
+    # gets what content_type and is_fingerprinted give for the whole key.
+    from planner.core.headers import IMMUTABLE_CACHE_CONTROL, content_type, is_fingerprinted
+
     h = headers_for(DEF)
-    assert h is not None and h.__name__ == "default"
     assert h("index.html") == (HTML, DEF, "")
+    keys = ["index.html", "a1b2c3d4e5/index.html", "x.css/index.html", "app.3f9a8b7c.js",
+            "v1/app.3f9a8b7c.js", "deadbeef12/app.js", "a/.htaccess", ".htaccess", "b/README",
+            "app.3f9a8b7c.js/index.html", "img/logo.PNG", "img/x/logo.PNG"]
+    for key in keys * 2:  # the second time from what was remembered
+        want_cc = IMMUTABLE_CACHE_CONTROL if is_fingerprinted(key) else DEF
+        assert h(key) == (content_type(key), want_cc, ""), key
 
 
 DATA = (b"body { font-family: sans-serif; color: #222; }\n" * 40) + bytes(range(256))
