@@ -2,9 +2,10 @@
 
 The walk and its refusals (names, links, special files) are here; hashing a file is in
 :mod:`.hashing`. On Linux, files are hashed by forked worker processes (:mod:`.pool`, one per
-extra core) while the walk goes on, free of this process's GIL, which serialises the many
-small reads of a site. Elsewhere, or when this process runs other threads, hashing uses
-threads.
+core) while the walk goes on, free of this process's GIL, which serialises the many small
+reads of a site; past PARALLEL_WALK_MIN_FILES files they walk the rest of the build too, in
+parts (:mod:`.parts`). Elsewhere, or when this process runs other threads, hashing uses
+threads. The entries come out in columns (:class:`~manifests.columns.Entries`).
 """
 
 from __future__ import annotations
@@ -513,9 +514,9 @@ def scan_meanwhile(
     return job.entries(headers)
 
 
-# A build that has this many files once the walk has found them all... is walked in parts by
-# the helpers once the walk in this process has found this many (manifests.parts). Below it,
-# the walk stays here, where hashing progress can tell the number of files from the start.
+# Once the walk in this process has found this many files, the rest of the build is walked in
+# parts by the helpers (manifests.parts). A smaller build is walked here, where hashing
+# progress can tell the number of files from the start.
 PARALLEL_WALK_MIN_FILES = 5_000
 
 

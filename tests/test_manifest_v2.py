@@ -18,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from manifests import FORMAT_VERSION, CorruptManifest, Entry, Manifest, diff
-from manifests.model import Etags, check_key
+from manifests.model import Etags
+
+from test_model import _key_ok, _tricky_key  # noqa: E402 - the same tricky keys as format 1's test
 
 H1 = "0123456789abcdef0123456789abcdef"
 H2 = "fedcba9876543210fedcba9876543210"
@@ -363,23 +365,6 @@ def test_the_etags_read_lazily_are_the_known_etags_of_the_keys() -> None:
 
 
 # --- property: loads accepts a set of keys exactly when each key is valid ---------------------
-
-_tricky_key = st.lists(
-    st.sampled_from(
-        ["a", "b.html", "/", ".", "..", "\\", "\x00", ".planner", "é", " ", "%2F", "\udce9", "\n"]
-    ),
-    min_size=0,
-    max_size=6,
-).map("".join)
-
-
-def _key_ok(key: str) -> bool:
-    try:
-        check_key(key)
-    except CorruptManifest:
-        return False
-    return True
-
 
 @settings(max_examples=300)
 @given(keys=st.lists(_tricky_key, min_size=1, max_size=4, unique=True))
