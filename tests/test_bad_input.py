@@ -322,7 +322,7 @@ def manifest_not_json(ctx: Ctx) -> None:
 
 
 def manifest_of_a_newer_format(ctx: Ctx) -> None:
-    _edit_manifest_doc(ctx, lambda doc: doc.update(format_version=2))
+    _edit_manifest_doc(ctx, lambda doc: doc.update(format_version=3))
 
 
 def manifest_without_a_format_version(ctx: Ctx) -> None:
@@ -334,8 +334,16 @@ def manifest_of_another_target(ctx: Ctx) -> None:
 
 
 def _add_entry(key: str) -> Callable[[dict], None]:
+    """One more key in a format 2 manifest's columns (NUL-joined keys; see docs/state.md)."""
+
     def edit(doc: dict) -> None:
-        doc["entries"][key] = ["0" * 32, 1, "text/html; charset=utf-8", "public"]
+        keys = doc["keys"].split("\x00") if doc["keys"] else []
+        doc["keys"] = "\x00".join([*keys, key])
+        doc["hashes"] += "0" * 32
+        doc["sizes"].append(1)
+        doc["header_of"].append(0)
+        if "etags" in doc:
+            doc["etags"] += "\x00"
 
     return edit
 
@@ -734,7 +742,7 @@ REFUSED = [
     Case("manifest-not-gzip", manifest_not_gzip, "manifest is not valid gzip"),
     Case("manifest-truncated", manifest_truncated, "manifest is not valid gzip"),
     Case("manifest-not-json", manifest_not_json, "manifest is not valid JSON"),
-    Case("manifest-newer-format", manifest_of_a_newer_format, "format version 2 is not supported"),
+    Case("manifest-newer-format", manifest_of_a_newer_format, "format version 3 is not supported"),
     Case("manifest-no-format-version", manifest_without_a_format_version, "format version"),
     Case("manifest-of-another-target", manifest_of_another_target,
          "belongs to s3://another-site-bucket, not s3://planner-e2e-site"),

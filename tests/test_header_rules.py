@@ -466,7 +466,9 @@ class Local:
         """key -> (Content-Type, Cache-Control) of the committed manifest."""
         with gzip.open(self.out / ".planner" / "manifest.json.gz") as f:
             doc = json.load(f)
-        return {k: (v[2], v[3]) for k, v in doc["entries"].items()}
+        keys = doc["keys"].split("\x00") if doc["keys"] else []  # format 2: columns
+        rows = doc["headers"]
+        return {k: (rows[h][0], rows[h][1]) for k, h in zip(keys, doc["header_of"])}
 
     def invalidation_log(self) -> list[dict]:
         path = self.out / ".planner" / "invalidations.jsonl"

@@ -246,7 +246,12 @@ def run_xxh(site: str) -> tuple[float, float]:
 def check_same_hashes(site: str, target: str) -> None:
     """xxh128sum's digest of every file equals the manifest's: same files, same algorithm."""
     with open(os.path.join(target, ".planner", "manifest.json.gz"), "rb") as f:
-        manifest = json.loads(gzip.decompress(f.read()))["entries"]
+        doc = json.loads(gzip.decompress(f.read()))
+    if doc["format_version"] == 1:
+        manifest = doc["entries"]
+    else:  # format 2: columns (docs/state.md)
+        keys = doc["keys"].split("\x00") if doc["keys"] else []
+        manifest = {k: [doc["hashes"][32 * i : 32 * i + 32]] for i, k in enumerate(keys)}
     out = subprocess.run(
         ["sh", "-c", 'cd "$1" && find . -type f -print0 | xargs -0 xxh128sum', "sh", site],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True,
